@@ -1,0 +1,53 @@
+"""Liveness, readiness and Prometheus metrics."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+
+from api.http import json_response
+
+__all__ = ["HealthApi"]
+
+
+class HealthApi:
+    """`/healthz` says the process serves; `/readyz` that the store answers and workers run."""
+
+    def __init__(
+        self,
+        ready: Callable[[], Awaitable[dict[str, bool]]],
+        metrics: Callable[[], Awaitable[dict[str, float]]],
+    ) -> None:
+        self._ready = ready
+        self._metrics = metrics
+
+    def routes(self) -> list[web.RouteDef]:
+        return [
+            web.get("/healthz", self.healthz),
+            web.get("/readyz", self.readyz),
+            web.get("/metrics", self.metrics),
+        ]
+
+    async def healthz(self, request: web.Request) -> web.Response:
+        return json_response({"status": "ok"})
+
+    async def readyz(self, request: web.Request) -> web.Response:
+        checks = await self._ready()
+        ok = all(checks.values())
+        return json_response(
+            {"status": "ready" if ok else "not-ready", "checks": checks}, status=200 if ok else 503
+        )
+
+    async def metrics(self, request: web.Request) -> web.Response:
+        values = await self._metrics()
+        lines: list[str] = []
+        for name, value in sorted(values.items()):
+            metric = name.split("{", 1)[0]
+            if f"# TYPE {metric}" not in "\n".join(lines):
+                kind = "counter" if metric.endswith("_total") else "gauge"
+                lines.append(f"# TYPE {metric} {kind}")
+            lines.append(f"{name} {value:g}")
+        return web.Response(
+            text="\n".join(lines) + "\n", content_type="text/plain", charset="utf-8"
+        )

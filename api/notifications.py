@@ -1,0 +1,92 @@
+"""POST /api/notifications and GET /api/notifications/{id}."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from aiohttp import web
+
+from api.http import ApiProblem, json_response, read_json
+from api.schemas import Event, content_hash
+from delivery.outbox import Outbox
+from delivery.router import Router
+from storage.protocols import NotificationStore, UserStore
+
+__all__ = ["NotificationsApi"]
+
+
+def _iso(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, UTC).isoformat().replace("+00:00", "Z")
+
+
+class NotificationsApi:
+    """Accepts events (validate, persist, 202) and reports their delivery status."""
+
+    def __init__(
+        self, notifications: NotificationStore, users: UserStore, outbox: Outbox, router: Router
+    ) -> None:
+        self._notifications = notifications
+        self._users = users
+        self._outbox = outbox
+        self._router = router
+
+    def routes(self) -> list[web.RouteDef]:
+        return [
+            web.post("/api/notifications", self.post),
+            web.get("/api/notifications/{id}", self.get),
+        ]
+
+    async def post(self, request: web.Request) -> web.Response:
+        event = Event.model_validate(await read_json(request))
+        document = event.document()
+        notification_id = event.id or uuid.uuid4().hex
+        document["id"] = notification_id
+        if event.recipients.users is not None:
+            recipients = len(dict.fromkeys(event.recipients.users))
+        else:
+            recipients = await self._users.count()
+        outcome, record = await self._notifications.put(
+            notification_id, content_hash(document), document, event.type.lower(), recipients
+        )
+        if outcome != "unchanged":
+            self._router.submit(notification_id)
+        return json_response(
+            {
+                "id": notification_id,
+                "status": "accepted",
+                "recipients": record.recipients,
+                "version": record.version,
+                "outcome": outcome,
+            },
+            status=202,
+            headers={"Location": f"/api/notifications/{notification_id}"},
+        )
+
+    async def get(self, request: web.Request) -> web.Response:
+        notification_id = request.match_info["id"]
+        record = await self._notifications.get(notification_id)
+        if record is None:
+            raise ApiProblem(404, "not_found", f"no notification with id {notification_id!r}", "id")
+        counters = await self._outbox.counters(notification_id)
+        if record.expansion_pending:
+            status = "accepted"
+        elif counters.outstanding:
+            status = "delivering"
+        else:
+            status = "completed"
+        body: dict[str, Any] = {
+            "id": record.id,
+            "type": record.event.get("type"),
+            "title": record.event.get("title"),
+            "version": record.version,
+            "status": status,
+            "recipients": record.recipients,
+            "createdAt": _iso(record.created_at),
+            "updatedAt": _iso(record.updated_at),
+            "counters": counters.totals,
+            "channels": counters.channels,
+            "reasons": counters.reasons,
+        }
+        return json_response(body)

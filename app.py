@@ -1,0 +1,282 @@
+"""Herald's composition root: settings → stores → adapter → bot → channels → workers → routes.
+
+`python app.py` starts the bot on http://localhost:3978/api/messages with embedded defaults.
+Everything is built here and passed down; nothing below reads the environment.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+
+from aiohttp import web
+from botbuilder.core import ConversationState, UserState
+from botbuilder.integration.aiohttp import ConfigurationBotFrameworkAuthentication
+
+from api.auth import ApiKeyAuth, ensure_generated_key, hash_key
+from api.health import HealthApi
+from api.http import errors_middleware
+from api.notifications import NotificationsApi
+from api.openapi import OpenApi
+from api.users import UsersApi
+from bots.endpoint import MessagesEndpoint
+from bots.herald_bot import HeraldBot
+from config import Settings
+from delivery.channel import ChannelRegistry
+from delivery.conversation import ConversationChannel
+from delivery.outbox_sqlite import SqliteOutbox
+from delivery.ratelimit import RateLimiter
+from delivery.router import Router
+from delivery.worker import Backoff, DeliveryWorker
+from dialogs.main_dialog import MainDialog
+from errors import SettingsError
+from preferences.rules import DeliveryPolicy
+from proactive.adapter import HeraldAdapter
+from proactive.connector import HttpConnectorTransport, MsalTokenProvider, NoTokens, TokenProvider
+from storage.sqlite import SqliteDatabase
+from storage.sqlite_bot_state import SqliteBotStorage
+from storage.sqlite_conversations import SqliteConversationStore
+from storage.sqlite_notifications import SqliteInboxStore, SqliteNotificationStore
+from storage.sqlite_users import SqliteUserStore
+
+__all__ = ["HERALD", "Herald", "create_app", "main"]
+
+log = logging.getLogger("herald")
+
+
+@dataclass(frozen=True, slots=True)
+class _BotConfig:
+    """The attribute names botbuilder's configuration-based authentication reads."""
+
+    APP_ID: str
+    APP_PASSWORD: str
+    APP_TYPE: str
+    APP_TENANTID: str
+
+
+@dataclass(slots=True)
+class Herald:
+    """The running parts, kept under one AppKey for handlers, tests and benchmarks."""
+
+    settings: Settings
+    db: SqliteDatabase
+    users: SqliteUserStore
+    conversations: SqliteConversationStore
+    notifications: SqliteNotificationStore
+    inbox: SqliteInboxStore
+    outbox: SqliteOutbox
+    transport: HttpConnectorTransport
+    adapter: HeraldAdapter
+    bot: HeraldBot
+    channels: ChannelRegistry
+    router: Router
+    worker: DeliveryWorker
+    generated_api_key: str | None
+
+
+HERALD = web.AppKey("herald", Herald)
+
+
+def _token_provider(settings: Settings) -> TokenProvider:
+    if settings.emulator_mode:
+        return NoTokens()
+    import msal  # only needed with an app registration
+
+    if settings.app_type == "UserAssignedMSI":
+
+        def managed() -> object:
+            import requests
+
+            return msal.ManagedIdentityClient(
+                msal.UserAssignedManagedIdentity(client_id=settings.app_id),
+                http_client=requests.Session(),
+            )
+
+        return MsalTokenProvider(managed)
+
+    tenant = settings.app_tenant_id if settings.app_type == "SingleTenant" else "botframework.com"
+
+    def confidential() -> object:
+        return msal.ConfidentialClientApplication(
+            settings.app_id,
+            client_credential=settings.app_password.get_secret_value(),
+            authority=f"https://login.microsoftonline.com/{tenant}",
+        )
+
+    return MsalTokenProvider(confidential)
+
+
+def _api_key_hashes(settings: Settings) -> tuple[list[str], str | None]:
+    if settings.api_keys:
+        return [hash_key(k.get_secret_value()) for k in settings.api_keys], None
+    return ensure_generated_key(settings.data_dir)
+
+
+def create_app(settings: Settings) -> web.Application:
+    """Build Herald. Nothing touches the network or the database until the app starts."""
+    if settings.app_type == "SingleTenant" and settings.app_id and not settings.app_tenant_id:
+        raise SettingsError("MicrosoftAppTenantId is required when MicrosoftAppType=SingleTenant")
+
+    db = SqliteDatabase(settings.database_path)
+    users = SqliteUserStore(db)
+    conversations = SqliteConversationStore(db)
+    notifications = SqliteNotificationStore(db)
+    inbox = SqliteInboxStore(db, retention_seconds=settings.history_days * 86400)
+    outbox = SqliteOutbox(db)
+    bot_storage = SqliteBotStorage(db)
+
+    transport = HttpConnectorTransport(_token_provider(settings))
+    auth = ConfigurationBotFrameworkAuthentication(
+        _BotConfig(
+            APP_ID=settings.app_id,
+            APP_PASSWORD=settings.app_password.get_secret_value(),
+            APP_TYPE=settings.app_type,
+            APP_TENANTID=settings.app_tenant_id,
+        )
+    )
+    adapter = HeraldAdapter(auth, transport, app_id=settings.app_id)
+    bot = HeraldBot(
+        users=users,
+        conversations=conversations,
+        conversation_state=ConversationState(bot_storage),
+        user_state=UserState(bot_storage),
+        dialog=MainDialog(users, conversations, inbox),
+    )
+
+    limiter = RateLimiter(settings.conversation_rate, settings.tenant_rate)
+    channels = ChannelRegistry(
+        [
+            ConversationChannel(
+                conversations,
+                adapter,
+                bot.on_turn,
+                limiter,
+                throttled_channels=frozenset(settings.throttled_channels),
+            ),
+        ]
+    )
+    worker = DeliveryWorker(
+        outbox,
+        notifications,
+        channels,
+        concurrency=settings.workers,
+        lease_seconds=settings.lease_seconds,
+        max_attempts=settings.max_attempts,
+        backoff=Backoff(settings.retry_base_seconds, settings.retry_max_seconds),
+    )
+    router = Router(
+        users,
+        notifications,
+        outbox,
+        channels,
+        DeliveryPolicy(
+            opt_in_required=settings.opt_in_required,
+            critical_types=frozenset(t.lower() for t in settings.critical_types),
+        ),
+        on_enqueued=worker.wake,
+    )
+
+    key_hashes, generated = _api_key_hashes(settings)
+    api_auth = ApiKeyAuth(key_hashes)
+    herald = Herald(
+        settings=settings,
+        db=db,
+        users=users,
+        conversations=conversations,
+        notifications=notifications,
+        inbox=inbox,
+        outbox=outbox,
+        transport=transport,
+        adapter=adapter,
+        bot=bot,
+        channels=channels,
+        router=router,
+        worker=worker,
+        generated_api_key=generated,
+    )
+
+    app = web.Application(
+        client_max_size=settings.max_body_bytes,
+        middlewares=[errors_middleware, api_auth.middleware],
+    )
+    app[HERALD] = herald
+    app.cleanup_ctx.append(_lifecycle)
+
+    async def ready() -> dict[str, bool]:
+        try:
+            await db.fetchone("SELECT 1")
+            store = True
+        except Exception:
+            store = False
+        return {"store": store, "worker": worker.running, "router": router.running}
+
+    async def metrics() -> dict[str, float]:
+        values: dict[str, float] = {
+            f'herald_deliveries_total{{result="{k}"}}': float(v) for k, v in worker.results.items()
+        }
+        values["herald_deliveries_in_flight"] = float(worker.in_flight)
+        return values
+
+    for routes in (
+        MessagesEndpoint(adapter, bot).routes(),
+        NotificationsApi(notifications, users, outbox, router).routes(),
+        UsersApi(users, inbox).routes(),
+        HealthApi(ready, metrics).routes(),
+        OpenApi().routes(),
+    ):
+        app.add_routes(routes)
+    return app
+
+
+async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
+    """Open stores and clients, start the workers; on shutdown, stop and close in reverse."""
+    herald = app[HERALD]
+    await herald.db.open()
+    await herald.transport.open()
+    await herald.worker.start()
+    await herald.router.start()
+    channel_names = ", ".join(herald.channels.names)
+    log.info("channels on: %s", channel_names)
+    try:
+        yield
+    finally:
+        await herald.router.stop()
+        await herald.worker.stop()
+        await herald.bot.aclose()
+        await herald.channels.aclose()
+        await herald.transport.aclose()
+        await herald.db.close()
+
+
+def main(environ: dict[str, str] | None = None, out: Callable[[str], None] | None = None) -> int:
+    """CLI entry point: read settings, say how to connect, serve until interrupted."""
+    write = out or (lambda line: sys.stdout.write(line + "\n"))
+    try:
+        settings = Settings.from_env(os.environ if environ is None else environ)
+    except SettingsError as exc:
+        sys.stderr.write(f"herald: {exc}\n")
+        return 2
+    logging.basicConfig(
+        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    try:
+        app = create_app(settings)
+    except SettingsError as exc:
+        sys.stderr.write(f"herald: {exc}\n")
+        return 2
+    herald = app[HERALD]
+    mode = "Emulator mode (no MicrosoftAppId)" if settings.emulator_mode else "Azure Bot mode"
+    write(f"Herald on http://{settings.host}:{settings.port}/api/messages — {mode}")
+    if herald.generated_api_key:
+        write("A backend API key was generated (stored hashed; shown only this once):")
+        write(f"    {herald.generated_api_key}")
+        write("Send it as 'Authorization: Bearer <key>', or set HERALD_API_KEYS.")
+    web.run_app(app, host=settings.host, port=settings.port, print=None)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,186 @@
+"""Settings, read once at start-up from the environment and an optional `.env` file.
+
+Names follow the Bot Framework samples (`MicrosoftAppId`, ...) so Azure App Service and Teams
+users can reuse what they already have; Herald's own settings start with `HERALD_`. Nothing
+below `app.py` reads `os.environ`: the frozen `Settings` object is passed in.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+from dotenv import dotenv_values
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+
+from errors import SettingsError
+
+__all__ = ["Settings"]
+
+
+def _csv(value: Any) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        return tuple(part.strip() for part in value.split(",") if part.strip())
+    return tuple(str(v).strip() for v in value if str(v).strip())
+
+
+class Settings(BaseModel):
+    """Every setting Herald reads. The alias is the environment variable's name."""
+
+    model_config = ConfigDict(frozen=True, populate_by_name=True, extra="ignore")
+
+    # Bot Framework (names as in the Azure Bot resource and the samples' config.py).
+    app_id: str = Field(
+        "",
+        alias="MicrosoftAppId",
+        description="Bot's Entra ID app id. Empty = Emulator mode (no auth on /api/messages).",
+    )
+    app_password: SecretStr = Field(
+        SecretStr(""),
+        alias="MicrosoftAppPassword",
+        description="Client secret of the bot's app registration.",
+    )
+    app_type: Literal["MultiTenant", "SingleTenant", "UserAssignedMSI"] = Field(
+        "MultiTenant",
+        alias="MicrosoftAppType",
+        description="MultiTenant, SingleTenant or UserAssignedMSI.",
+    )
+    app_tenant_id: str = Field(
+        "",
+        alias="MicrosoftAppTenantId",
+        description="Tenant of the app registration (SingleTenant / UserAssignedMSI).",
+    )
+
+    # Web server.
+    host: str = Field("127.0.0.1", alias="HOST", description="Address to listen on.")
+    port: int = Field(3978, alias="PORT", ge=1, le=65535, description="Port to listen on.")
+
+    # Herald.
+    data_dir: Path = Field(
+        Path("./data"),
+        alias="HERALD_DATA_DIR",
+        description="Where the embedded store (SQLite) and generated secrets live.",
+    )
+    api_keys: tuple[SecretStr, ...] = Field(
+        (),
+        alias="HERALD_API_KEYS",
+        description=(
+            "Comma-separated API keys for backends (`Authorization: Bearer <key>`). If empty, "
+            "one is generated on first start, stored hashed under the data dir and printed once."
+        ),
+    )
+    max_body_bytes: int = Field(
+        256 * 1024,
+        alias="HERALD_MAX_BODY_BYTES",
+        ge=1024,
+        description="Largest accepted request body on the API; larger bodies get 413.",
+    )
+    workers: int = Field(
+        64,
+        alias="HERALD_WORKERS",
+        ge=1,
+        le=4096,
+        description="Deliveries in flight at once in this process.",
+    )
+    lease_seconds: float = Field(
+        60.0,
+        alias="HERALD_LEASE_SECONDS",
+        gt=0,
+        description="How long a worker holds a delivery before another may take it.",
+    )
+    max_attempts: int = Field(
+        8,
+        alias="HERALD_MAX_ATTEMPTS",
+        ge=1,
+        description="Attempts per delivery before it is counted failed.",
+    )
+    retry_base_seconds: float = Field(
+        1.0,
+        alias="HERALD_RETRY_BASE_SECONDS",
+        gt=0,
+        description="First backoff delay; doubles each attempt (with jitter) up to the cap.",
+    )
+    retry_max_seconds: float = Field(
+        300.0,
+        alias="HERALD_RETRY_MAX_SECONDS",
+        gt=0,
+        description="Longest backoff delay between attempts.",
+    )
+    conversation_rate: float = Field(
+        7.0,
+        alias="HERALD_CONVERSATION_RATE",
+        gt=0,
+        description="Messages per second per conversation (Teams: 7/s per bot per thread).",
+    )
+    tenant_rate: float = Field(
+        50.0,
+        alias="HERALD_TENANT_RATE",
+        gt=0,
+        description="Messages per second per tenant (Teams: 50/s per app per tenant).",
+    )
+    throttled_channels: tuple[str, ...] = Field(
+        ("msteams",),
+        alias="HERALD_THROTTLED_CHANNELS",
+        description="Channel ids whose conversations the token buckets apply to.",
+    )
+    opt_in_required: bool = Field(
+        False,
+        alias="HERALD_OPT_IN_REQUIRED",
+        description="If true, nothing is delivered to a user until they opt in.",
+    )
+    critical_types: tuple[str, ...] = Field(
+        (),
+        alias="HERALD_CRITICAL_TYPES",
+        description="Event types nobody can mute (delivered when urgency is high).",
+    )
+    history_days: int = Field(
+        90,
+        alias="HERALD_HISTORY_DAYS",
+        ge=1,
+        description="How long history (inbox) entries are kept.",
+    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        "INFO", alias="HERALD_LOG_LEVEL", description="Log level."
+    )
+
+    @field_validator("api_keys", mode="before")
+    @classmethod
+    def _split_keys(cls, value: Any) -> tuple[str, ...]:
+        return _csv(value)
+
+    @field_validator("throttled_channels", "critical_types", mode="before")
+    @classmethod
+    def _split_list(cls, value: Any) -> tuple[str, ...]:
+        return _csv(value)
+
+    @property
+    def emulator_mode(self) -> bool:
+        """No app id: the Bot Framework Emulator's local mode, no JWTs in or out."""
+        return not self.app_id
+
+    @property
+    def database_path(self) -> Path:
+        return self.data_dir / "herald.db"
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str], env_file: Path | None = Path(".env")) -> Settings:
+        """Build settings from `environ`, falling back to `env_file` for names it lacks."""
+        merged: dict[str, Any] = {}
+        if env_file is not None and env_file.is_file():
+            merged.update({k: v for k, v in dotenv_values(env_file).items() if v is not None})
+        merged.update(environ)
+        try:
+            return cls.model_validate(merged)
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
+            )
+            raise SettingsError(f"invalid settings: {problems}") from None
+
+    @classmethod
+    def environment_names(cls) -> list[str]:
+        """The environment variable names Herald reads (for docs and deployment checks)."""
+        return [field.alias or name for name, field in cls.model_fields.items()]

@@ -1,0 +1,1 @@
+"""Delivery: the router, the outbox, workers, rate limiting and one module per channel."""

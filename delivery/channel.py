@@ -1,0 +1,93 @@
+"""The Channel protocol every delivery channel implements, its result type and the registry."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol
+
+from delivery.outbox import DeliveryJob
+from storage.records import NotificationRecord
+
+__all__ = ["Channel", "ChannelRegistry", "DeliveryResult"]
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryResult:
+    """The outcome of one send, never a bare bool: the outbox needs to know why."""
+
+    status: Literal["delivered", "retry", "dead", "failed", "skipped"]
+    reason: str | None = None
+    retry_after: float | None = None
+    remote_id: str | None = None
+
+    @classmethod
+    def delivered(cls, remote_id: str | None = None) -> DeliveryResult:
+        return cls("delivered", remote_id=remote_id)
+
+    @classmethod
+    def retry(cls, reason: str, after: float | None = None) -> DeliveryResult:
+        return cls("retry", reason=reason, retry_after=after)
+
+    @classmethod
+    def dead(cls, reason: str) -> DeliveryResult:
+        return cls("dead", reason=reason)
+
+    @classmethod
+    def failed(cls, reason: str) -> DeliveryResult:
+        return cls("failed", reason=reason)
+
+    @classmethod
+    def skipped(cls, reason: str) -> DeliveryResult:
+        return cls("skipped", reason=reason)
+
+
+class Channel(Protocol):
+    """One way of reaching a person (Teams chat, mobile push, Web Push).
+
+    `targets` tells the router where each user can be reached; `load` fetches the targets of a
+    leased batch in one go; `send` delivers one notification to one target and maps every
+    failure to a DeliveryResult; `retire` deactivates a target that is gone for good.
+    """
+
+    name: str
+
+    async def targets(self, user_ids: Sequence[str]) -> dict[str, list[str]]: ...
+
+    async def load(self, jobs: Sequence[DeliveryJob]) -> dict[int, Any]: ...
+
+    async def send(
+        self, job: DeliveryJob, target: Any, notification: NotificationRecord
+    ) -> DeliveryResult: ...
+
+    async def retire(self, job: DeliveryJob, reason: str) -> None: ...
+
+    async def aclose(self) -> None: ...
+
+
+class ChannelRegistry:
+    """The channels switched on in this instance, built once in app.py."""
+
+    def __init__(self, channels: Sequence[Channel] = ()) -> None:
+        self._channels: dict[str, Channel] = {}
+        for channel in channels:
+            self.register(channel)
+
+    def register(self, channel: Channel) -> None:
+        if channel.name in self._channels:
+            raise ValueError(f"channel {channel.name!r} is registered twice")
+        self._channels[channel.name] = channel
+
+    def get(self, name: str) -> Channel | None:
+        return self._channels.get(name)
+
+    @property
+    def names(self) -> list[str]:
+        return list(self._channels)
+
+    def __iter__(self) -> Iterator[Channel]:
+        return iter(self._channels.values())
+
+    async def aclose(self) -> None:
+        for channel in self._channels.values():
+            await channel.aclose()

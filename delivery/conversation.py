@@ -1,0 +1,108 @@
+"""The conversation channel: a proactive message in the user's chat with the bot.
+
+Keeps the shape of Microsoft's Proactive Notifications sample: each delivery is a
+`BroadcastEvent` turn run through the adapter and the bot with the stored reference, so
+middleware and the bot's own rendering apply; Teams' published rate limits are honoured with
+token buckets before each send.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+from botbuilder.core import TurnContext
+from botbuilder.schema import ConversationReference
+
+from delivery.channel import DeliveryResult
+from delivery.outbox import DeliveryJob
+from delivery.ratelimit import Limiter
+from errors import DeliveryFailed, RetryLater, TargetGone
+from proactive.adapter import HeraldAdapter
+from proactive.codec import load
+from storage.protocols import ConversationStore
+from storage.records import NotificationRecord, StoredReference
+
+__all__ = ["ConversationChannel"]
+
+Logic = Callable[[TurnContext], Awaitable[Any]]
+
+
+class ConversationChannel:
+    """Channel `conversation`: Teams, Web Chat, the Emulator, Direct Line."""
+
+    name = "conversation"
+
+    def __init__(
+        self,
+        conversations: ConversationStore,
+        adapter: HeraldAdapter,
+        logic: Logic,
+        limiter: Limiter,
+        *,
+        throttled_channels: frozenset[str] = frozenset({"msteams"}),
+        value_cache_size: int = 64,
+    ) -> None:
+        self._conversations = conversations
+        self._adapter = adapter
+        self._logic = logic
+        self._limiter = limiter
+        self._throttled = throttled_channels
+        self._values: OrderedDict[tuple[str, int], dict[str, Any]] = OrderedDict()
+        self._value_cache_size = value_cache_size
+
+    async def targets(self, user_ids: Sequence[str]) -> dict[str, list[str]]:
+        refs = await self._conversations.for_users(user_ids)
+        return {user: [r.target for r in user_refs] for user, user_refs in refs.items()}
+
+    async def load(self, jobs: Sequence[DeliveryJob]) -> dict[int, Any]:
+        found = await self._conversations.get_many([(j.user_id, j.target) for j in jobs])
+        targets: dict[int, Any] = {}
+        for job in jobs:
+            ref = found.get((job.user_id, job.target))
+            if ref is not None and ref.active:
+                targets[job.id] = ref
+        return targets
+
+    def _value(self, notification: NotificationRecord) -> dict[str, Any]:
+        """The BroadcastEvent value: the event without its (possibly 10,000-long) audience."""
+        key = (notification.id, notification.version)
+        value = self._values.get(key)
+        if value is None:
+            value = {k: v for k, v in notification.event.items() if k != "recipients"}
+            self._values[key] = value
+            if len(self._values) > self._value_cache_size:
+                self._values.popitem(last=False)
+        return value
+
+    async def send(
+        self, job: DeliveryJob, target: Any, notification: NotificationRecord
+    ) -> DeliveryResult:
+        ref: StoredReference = target
+        tenant = ref.tenant_id or ref.service_url
+        throttled = ref.channel_id in self._throttled
+        if throttled:
+            await self._limiter.acquire(ref.target, tenant)
+        try:
+            turn = await self._adapter.broadcast(
+                load(ConversationReference, ref.reference),
+                self._value(notification),
+                self._logic,
+                update_activity_id=job.remote_id,
+            )
+        except TargetGone as exc:
+            return DeliveryResult.dead(exc.reason)
+        except RetryLater as exc:
+            if throttled and exc.after:
+                self._limiter.penalize(ref.target, tenant, exc.after)
+            return DeliveryResult.retry(exc.reason, exc.after)
+        except DeliveryFailed as exc:
+            return DeliveryResult.failed(exc.reason)
+        return DeliveryResult.delivered(turn.activity_id or job.remote_id)
+
+    async def retire(self, job: DeliveryJob, reason: str) -> None:
+        await self._conversations.deactivate(job.user_id, job.target, reason)
+
+    async def aclose(self) -> None:
+        return None

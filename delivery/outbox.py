@@ -1,0 +1,128 @@
+"""The durable outbox: one Delivery job per (notification, user, channel, target).
+
+The outbox is both the queue the workers lease from and the ledger the status counters are read
+from, so a delivery is never "sent but not recorded" in a way that loses it: a worker that
+dies mid-send leaves its lease to expire (or be recovered at start-up) and the job is sent again
+(at-least-once). Expansion writes a page of deliveries, the matching history entries and the
+expansion cursor in one step, so a crash mid-expansion resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Literal, Protocol
+
+__all__ = [
+    "COUNTER_NAMES",
+    "DeliveryCounters",
+    "DeliveryJob",
+    "NewDelivery",
+    "Outbox",
+    "Settlement",
+]
+
+JobStatus = Literal["queued", "retrying", "delivered", "skipped", "failed", "dead"]
+
+# Status in the outbox → counter name in the API (DESIGN: queued, delivered, retrying,
+# skipped, failed, deadTargets).
+COUNTER_NAMES: dict[str, str] = {
+    "queued": "queued",
+    "retrying": "retrying",
+    "delivered": "delivered",
+    "skipped": "skipped",
+    "failed": "failed",
+    "dead": "deadTargets",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class NewDelivery:
+    """A delivery the router decided on: queued (possibly for later) or skipped with a reason."""
+
+    user_id: str
+    channel: str
+    target: str
+    status: Literal["queued", "skipped"]
+    due_at: float
+    reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryJob:
+    """A leased delivery. `remote_id` is the channel's id of what was already sent (for edits)."""
+
+    id: int
+    notification_id: str
+    user_id: str
+    channel: str
+    target: str
+    attempts: int
+    sent_version: int
+    remote_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Settlement:
+    """What became of one leased job."""
+
+    job_id: int
+    status: Literal["delivered", "retrying", "skipped", "failed", "dead"]
+    due_at: float
+    reason: str | None = None
+    sent_version: int | None = None
+    remote_id: str | None = None
+    error: str | None = None
+    count_attempt: bool = True
+
+
+@dataclass(slots=True)
+class DeliveryCounters:
+    """Counters of one notification, in total and per channel, plus skip/failure reasons."""
+
+    totals: dict[str, int] = field(default_factory=lambda: dict.fromkeys(COUNTER_NAMES.values(), 0))
+    channels: dict[str, dict[str, int]] = field(default_factory=dict)
+    reasons: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def outstanding(self) -> int:
+        return self.totals["queued"] + self.totals["retrying"]
+
+
+class Outbox(Protocol):
+    """The delivery queue and ledger. Embedded: SQLite; scaled out: Azure Storage Queues."""
+
+    async def add_page(
+        self,
+        notification_id: str,
+        version: int,
+        deliveries: Sequence[NewDelivery],
+        inbox_user_ids: Sequence[str],
+        cursor: str | None,
+    ) -> int:
+        """Insert deliveries (ignoring ones that exist) and history entries, and save the
+        expansion cursor, atomically. Returns how many deliveries were new."""
+        ...
+
+    async def finish_expansion(self, notification_id: str, version: int) -> int:
+        """Mark `version` expanded and queue already delivered jobs of older versions for an
+        update (edit in place). Returns how many were queued for update."""
+        ...
+
+    async def lease(self, limit: int, lease_seconds: float) -> list[DeliveryJob]:
+        """Take up to `limit` due jobs for `lease_seconds`."""
+        ...
+
+    async def settle(self, settlements: Sequence[Settlement]) -> None:
+        """Record outcomes; a job delivered with an outdated version is queued again."""
+        ...
+
+    async def recover(self) -> int:
+        """Release leases held by a previous run of this instance (start-up)."""
+        ...
+
+    async def next_due(self) -> float | None:
+        """When the earliest queued job becomes due (epoch seconds), or None."""
+        ...
+
+    async def counters(self, notification_id: str) -> DeliveryCounters: ...

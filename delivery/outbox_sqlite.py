@@ -1,0 +1,171 @@
+"""The outbox on the embedded SQLite store (single instance: the file is Herald's own)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+
+from delivery.outbox import COUNTER_NAMES, DeliveryCounters, DeliveryJob, NewDelivery, Settlement
+from storage.sqlite import SqliteDatabase
+
+__all__ = ["SqliteOutbox"]
+
+_LEASE = (
+    "UPDATE deliveries SET lease_until = ? WHERE id IN ("
+    " SELECT id FROM deliveries WHERE status IN ('queued', 'retrying')"
+    " AND due_at <= ? AND lease_until <= ? ORDER BY due_at LIMIT ?)"
+    " RETURNING id, notification_id, user_id, channel, target, attempts, sent_version, remote_id"
+)
+
+# A job delivered with a version older than the notification's is queued again at once: the
+# content changed while it was in flight, so the message must be edited.
+_SETTLE = (
+    "UPDATE deliveries SET"
+    " status = CASE WHEN :status = 'delivered' AND COALESCE(:sent_version, sent_version) <"
+    "   (SELECT version FROM notifications WHERE id = deliveries.notification_id)"
+    "   THEN 'queued' ELSE :status END,"
+    " reason = :reason, due_at = :due_at, lease_until = 0,"
+    " attempts = attempts + :attempt,"
+    " sent_version = COALESCE(:sent_version, sent_version),"
+    " remote_id = COALESCE(:remote_id, remote_id),"
+    " last_error = :error, updated_at = :now"
+    " WHERE id = :id"
+)
+
+
+class SqliteOutbox:
+    """Outbox on SQLite. Leases are rows' `lease_until`; statuses are the ledger."""
+
+    def __init__(self, db: SqliteDatabase) -> None:
+        self._db = db
+
+    async def add_page(
+        self,
+        notification_id: str,
+        version: int,
+        deliveries: Sequence[NewDelivery],
+        inbox_user_ids: Sequence[str],
+        cursor: str | None,
+    ) -> int:
+        now = time.time()
+        async with self._db.transaction() as conn:
+            before = conn.total_changes
+            await conn.executemany(
+                "INSERT INTO deliveries (notification_id, user_id, channel, target, status, reason,"
+                " due_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT (notification_id, user_id, channel, target) DO NOTHING",
+                [
+                    (
+                        notification_id,
+                        d.user_id,
+                        d.channel,
+                        d.target,
+                        d.status,
+                        d.reason,
+                        d.due_at,
+                        now,
+                    )
+                    for d in deliveries
+                ],
+            )
+            inserted = conn.total_changes - before
+            await conn.executemany(
+                "INSERT INTO inbox (user_id, notification_id, created_at) VALUES (?, ?, ?)"
+                " ON CONFLICT (user_id, notification_id) DO NOTHING",
+                [(user_id, notification_id, now) for user_id in inbox_user_ids],
+            )
+            await conn.execute(
+                "UPDATE notifications SET expand_cursor = ? WHERE id = ? AND version = ?",
+                (cursor, notification_id, version),
+            )
+        return inserted
+
+    async def finish_expansion(self, notification_id: str, version: int) -> int:
+        now = time.time()
+        async with self._db.transaction() as conn:
+            cursor = await conn.execute(
+                "UPDATE deliveries SET status = 'queued', due_at = ?, updated_at = ?"
+                " WHERE notification_id = ? AND status = 'delivered' AND sent_version < ?",
+                (now, now, notification_id, version),
+            )
+            requeued = cursor.rowcount
+            await cursor.close()
+            await conn.execute(
+                "UPDATE notifications SET expanded_version = ?, expand_cursor = NULL"
+                " WHERE id = ? AND version = ?",
+                (version, notification_id, version),
+            )
+        return requeued
+
+    async def lease(self, limit: int, lease_seconds: float) -> list[DeliveryJob]:
+        now = time.time()
+        rows = await self._db.write_returning(_LEASE, (now + lease_seconds, now, now, limit))
+        return [
+            DeliveryJob(
+                id=r["id"],
+                notification_id=r["notification_id"],
+                user_id=r["user_id"],
+                channel=r["channel"],
+                target=r["target"],
+                attempts=r["attempts"],
+                sent_version=r["sent_version"],
+                remote_id=r["remote_id"],
+            )
+            for r in rows
+        ]
+
+    async def settle(self, settlements: Sequence[Settlement]) -> None:
+        if not settlements:
+            return
+        now = time.time()
+        await self._db.write_many(
+            _SETTLE,
+            [
+                {
+                    "id": s.job_id,
+                    "status": s.status,
+                    "reason": s.reason,
+                    "due_at": s.due_at,
+                    "attempt": 1 if s.count_attempt else 0,
+                    "sent_version": s.sent_version,
+                    "remote_id": s.remote_id,
+                    "error": s.error,
+                    "now": now,
+                }
+                for s in settlements
+            ],
+        )
+
+    async def recover(self) -> int:
+        return await self._db.write(
+            "UPDATE deliveries SET lease_until = 0"
+            " WHERE lease_until > 0 AND status IN ('queued', 'retrying')"
+        )
+
+    async def next_due(self) -> float | None:
+        row = await self._db.fetchone(
+            "SELECT MIN(MAX(due_at, lease_until)) AS due FROM deliveries"
+            " WHERE status IN ('queued', 'retrying')"
+        )
+        return float(row["due"]) if row is not None and row["due"] is not None else None
+
+    async def counters(self, notification_id: str) -> DeliveryCounters:
+        rows = await self._db.fetchall(
+            "SELECT channel, status, reason, COUNT(*) AS n FROM deliveries"
+            " WHERE notification_id = ? GROUP BY channel, status, reason",
+            (notification_id,),
+        )
+        counters = DeliveryCounters()
+        for r in rows:
+            name = COUNTER_NAMES[r["status"]]
+            n = int(r["n"])
+            counters.totals[name] += n
+            if r["channel"]:
+                per = counters.channels.setdefault(
+                    r["channel"], dict.fromkeys(COUNTER_NAMES.values(), 0)
+                )
+                per[name] += n
+            if r["reason"] and r["status"] in ("skipped", "failed", "dead"):
+                key = f"{r['status']}:{r['reason']}"
+                counters.reasons[key] = counters.reasons.get(key, 0) + n
+        return counters

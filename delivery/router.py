@@ -1,0 +1,198 @@
+"""The router: expands a notification into one delivery per (user, channel, target).
+
+Audiences are streamed a page at a time (`{"all": true}` by keyset over user ids, explicit lists
+by position), and each page is written together with its cursor, so memory stays flat as the
+audience grows and a crash resumes mid-audience. Expansion runs in the background after the
+202; `pending_expansion()` is resumed at start-up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from delivery.channel import ChannelRegistry
+from delivery.outbox import NewDelivery, Outbox
+from preferences.model import UserPreferences
+from preferences.rules import DeliveryPolicy, EventFacts, decide
+from storage.protocols import NotificationStore, UserStore
+from storage.records import NotificationRecord
+
+__all__ = ["Router", "event_facts"]
+
+log = logging.getLogger(__name__)
+
+NO_CHANNEL = ""
+
+
+def event_facts(event: dict[str, Any]) -> EventFacts:
+    expires = event.get("expiresAt")
+    return EventFacts(
+        type=str(event.get("type", "")).lower(),
+        urgency=event.get("urgency"),
+        expires_at=datetime.fromisoformat(expires) if expires else None,
+    )
+
+
+def _recipient_keys(event: dict[str, Any]) -> list[str]:
+    users = (event.get("recipients") or {}).get("users") or []
+    return list(dict.fromkeys(str(u) for u in users))
+
+
+class Router:
+    """Expands notifications in a background task, one at a time, newest version first."""
+
+    def __init__(
+        self,
+        users: UserStore,
+        notifications: NotificationStore,
+        outbox: Outbox,
+        channels: ChannelRegistry,
+        policy: DeliveryPolicy,
+        *,
+        page_size: int = 500,
+        on_enqueued: Callable[[], None] = lambda: None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._users = users
+        self._notifications = notifications
+        self._outbox = outbox
+        self._channels = channels
+        self._policy = policy
+        self._page_size = page_size
+        self._on_enqueued = on_enqueued
+        self._clock = clock
+        self._queue: asyncio.Queue[str] = asyncio.Queue()
+        self._task: asyncio.Task[None] | None = None
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    async def start(self) -> None:
+        for notification_id in await self._notifications.pending_expansion():
+            self.submit(notification_id)
+        self._task = asyncio.create_task(self._run(), name="herald-router")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    @property
+    def running(self) -> bool:
+        return self._task is not None and not self._task.done()
+
+    def submit(self, notification_id: str) -> None:
+        self._idle.clear()
+        self._queue.put_nowait(notification_id)
+
+    async def drained(self) -> None:
+        """Wait until every submitted notification is expanded (tests, benchmarks)."""
+        await self._idle.wait()
+
+    async def _run(self) -> None:
+        while True:
+            notification_id = await self._queue.get()
+            try:
+                await self.expand(notification_id)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("expanding %s failed; retrying in 1 s", notification_id)
+                await asyncio.sleep(1.0)
+                self._queue.put_nowait(notification_id)
+            if self._queue.empty():
+                self._idle.set()
+
+    async def expand(self, notification_id: str) -> None:
+        record = await self._notifications.get(notification_id)
+        if record is None or not record.expansion_pending:
+            return
+        if (record.event.get("recipients") or {}).get("all"):
+            completed = await self._expand_all(record)
+        else:
+            completed = await self._expand_list(record)
+        if completed:
+            edits = await self._outbox.finish_expansion(record.id, record.version)
+            if edits:
+                self._on_enqueued()
+            log.info("expanded %s v%d (%d queued for update)", record.id, record.version, edits)
+
+    async def _current(self, record: NotificationRecord) -> bool:
+        latest = await self._notifications.get(record.id)
+        return latest is not None and latest.version == record.version
+
+    async def _expand_all(self, record: NotificationRecord) -> bool:
+        cursor = record.expand_cursor
+        facts = event_facts(record.event)
+        while True:
+            ids = await self._users.user_id_page(cursor, self._page_size)
+            if not ids:
+                return True
+            deliveries, inbox = await self._plan(ids, facts)
+            cursor = ids[-1]
+            await self._outbox.add_page(record.id, record.version, deliveries, inbox, cursor)
+            self._on_enqueued()
+            if not await self._current(record):
+                return False
+
+    async def _expand_list(self, record: NotificationRecord) -> bool:
+        keys = _recipient_keys(record.event)
+        start = int(record.expand_cursor or 0)
+        facts = event_facts(record.event)
+        for offset in range(start, len(keys), self._page_size):
+            chunk = keys[offset : offset + self._page_size]
+            resolved = await self._users.resolve(chunk)
+            known = list(dict.fromkeys(resolved[k] for k in chunk if k in resolved))
+            deliveries, inbox = await self._plan(known, facts)
+            now = self._clock()
+            deliveries.extend(
+                NewDelivery(k, NO_CHANNEL, "", "skipped", now, "unknown-user")
+                for k in chunk
+                if k not in resolved
+            )
+            cursor = str(offset + len(chunk))
+            await self._outbox.add_page(record.id, record.version, deliveries, inbox, cursor)
+            self._on_enqueued()
+            if not await self._current(record):
+                return False
+        return True
+
+    async def _plan(
+        self, user_ids: Sequence[str], facts: EventFacts
+    ) -> tuple[list[NewDelivery], list[str]]:
+        """Decide, for each user and channel, deliver now, later, or skip (and why)."""
+        now = self._clock()
+        now_dt = datetime.fromtimestamp(now, UTC)
+        documents = await self._users.preferences_for(user_ids)
+        targets = {channel.name: await channel.targets(user_ids) for channel in self._channels}
+        deliveries: list[NewDelivery] = []
+        for user_id in user_ids:
+            document = documents.get(user_id)
+            prefs = UserPreferences.model_validate(document) if document else None
+            planned = 0
+            for channel_name, by_user in targets.items():
+                user_targets = by_user.get(user_id)
+                if not user_targets:
+                    continue
+                decision = decide(prefs, facts, channel_name, now_dt, self._policy)
+                if decision.action == "skip":
+                    deliveries.append(
+                        NewDelivery(user_id, channel_name, "", "skipped", now, decision.reason)
+                    )
+                    planned += 1
+                    continue
+                due = decision.not_before.timestamp() if decision.not_before else now
+                for target in user_targets:
+                    deliveries.append(
+                        NewDelivery(user_id, channel_name, target, "queued", due, decision.reason)
+                    )
+                    planned += 1
+            if not planned:
+                deliveries.append(NewDelivery(user_id, NO_CHANNEL, "", "skipped", now, "no-target"))
+        return deliveries, list(user_ids)

@@ -1,0 +1,282 @@
+"""The delivery worker: leases due jobs, sends them with bounded concurrency, records results.
+
+Results are settled in small batches (one transaction for many jobs) because a write per
+delivery would make the store, not the network, the limit of a broadcast. A job whose result
+was not settled when the process died is still leased in the store and is sent again after
+recovery: at-least-once, never lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from delivery.channel import ChannelRegistry, DeliveryResult
+from delivery.outbox import DeliveryJob, Outbox, Settlement
+from storage.protocols import NotificationStore
+from storage.records import NotificationRecord
+
+__all__ = ["Backoff", "DeliveryWorker"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Backoff:
+    """Exponential backoff with jitter: base·2^(attempt-1), capped, times a factor in [½, 1]."""
+
+    base: float = 1.0
+    cap: float = 300.0
+
+    def delay(self, attempt: int, rng: random.Random) -> float:
+        raw = min(self.cap, self.base * (2 ** max(0, attempt - 1)))
+        return float(raw * rng.uniform(0.5, 1.0))
+
+
+def _expired(notification: NotificationRecord, now: float) -> bool:
+    expires = notification.event.get("expiresAt")
+    if not expires:
+        return False
+    try:
+        return datetime.fromisoformat(expires).timestamp() <= now
+    except ValueError:
+        return False
+
+
+class DeliveryWorker:
+    """Runs until stopped; `wake()` tells it new jobs were queued."""
+
+    def __init__(
+        self,
+        outbox: Outbox,
+        notifications: NotificationStore,
+        channels: ChannelRegistry,
+        *,
+        concurrency: int = 64,
+        lease_seconds: float = 60.0,
+        max_attempts: int = 8,
+        backoff: Backoff | None = None,
+        rng: random.Random | None = None,
+        clock: Callable[[], float] = time.time,
+        idle_poll_seconds: float = 5.0,
+    ) -> None:
+        self._outbox = outbox
+        self._notifications = notifications
+        self._channels = channels
+        self._concurrency = concurrency
+        self._lease_seconds = lease_seconds
+        self._max_attempts = max_attempts
+        self._backoff = backoff or Backoff()
+        self._rng = rng or random.Random()
+        self._clock = clock
+        self._idle_poll = idle_poll_seconds
+        self._wake = asyncio.Event()
+        self._slot_free = asyncio.Event()
+        self._inflight: set[asyncio.Task[None]] = set()
+        self._pending: list[Settlement] = []
+        self._pending_ready = asyncio.Event()
+        self._runner: asyncio.Task[None] | None = None
+        self._settler: asyncio.Task[None] | None = None
+        self._stopping = False
+        self.results: dict[str, int] = {}
+
+    @property
+    def running(self) -> bool:
+        return self._runner is not None and not self._runner.done()
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._inflight)
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def start(self) -> None:
+        recovered = await self._outbox.recover()
+        if recovered:
+            log.info("recovered %d deliveries leased by a previous run", recovered)
+        self._stopping = False
+        self._settler = asyncio.create_task(self._settle_loop(), name="herald-settle")
+        self._runner = asyncio.create_task(self._run(), name="herald-worker")
+
+    async def stop(self) -> None:
+        """Stop leasing, let in-flight sends finish (briefly), and record their results."""
+        self._stopping = True
+        self._wake.set()
+        if self._runner is not None:
+            self._runner.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._runner
+        if self._inflight:
+            _, still = await asyncio.wait(self._inflight, timeout=5.0)
+            for task in still:
+                task.cancel()
+            if still:
+                await asyncio.wait(still)
+        if self._settler is not None:
+            self._settler.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._settler
+        await self._flush()
+
+    async def _run(self) -> None:
+        while not self._stopping:
+            try:
+                await self._tick()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("delivery worker iteration failed; retrying shortly")
+                await asyncio.sleep(1.0)
+
+    async def _tick(self) -> None:
+        free = self._concurrency - len(self._inflight)
+        if free <= 0:
+            self._slot_free.clear()
+            await self._slot_free.wait()
+            return
+        self._wake.clear()
+        jobs = await self._outbox.lease(free, self._lease_seconds)
+        if not jobs:
+            await self._idle()
+            return
+        await self._dispatch(jobs)
+
+    async def _idle(self) -> None:
+        due = await self._outbox.next_due()
+        timeout = self._idle_poll
+        if due is not None:
+            timeout = min(timeout, max(0.0, due - self._clock()))
+        if timeout <= 0:
+            # Due work exists but is leased by in-flight sends: wait for one to finish.
+            if self._inflight:
+                self._slot_free.clear()
+                await self._slot_free.wait()
+            else:
+                await asyncio.sleep(0.05)
+            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), timeout)
+
+    async def _dispatch(self, jobs: Sequence[DeliveryJob]) -> None:
+        notifications = await self._notifications.get_many([j.notification_id for j in jobs])
+        by_channel: dict[str, list[DeliveryJob]] = {}
+        for job in jobs:
+            by_channel.setdefault(job.channel, []).append(job)
+        targets: dict[int, Any] = {}
+        for name, channel_jobs in by_channel.items():
+            channel = self._channels.get(name)
+            if channel is not None:
+                targets.update(await channel.load(channel_jobs))
+        for job in jobs:
+            task = asyncio.create_task(
+                self._deliver(job, targets.get(job.id), notifications.get(job.notification_id))
+            )
+            self._inflight.add(task)
+            task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self._inflight.discard(task)
+        self._slot_free.set()
+
+    async def _deliver(
+        self, job: DeliveryJob, target: Any, notification: NotificationRecord | None
+    ) -> None:
+        now = self._clock()
+        channel = self._channels.get(job.channel)
+        if notification is None:
+            result = DeliveryResult.failed("notification-missing")
+        elif channel is None:
+            result = DeliveryResult.failed("channel-unavailable")
+        elif target is None:
+            result = DeliveryResult.dead("target-inactive")
+        elif _expired(notification, now):
+            result = DeliveryResult.skipped("expired")
+        else:
+            try:
+                result = await channel.send(job, target, notification)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # a channel bug must not kill the worker
+                log.exception("channel %s raised on delivery %d", job.channel, job.id)
+                result = DeliveryResult.retry(f"internal error: {type(exc).__name__}")
+        if result.status == "dead" and channel is not None and target is not None:
+            try:
+                await channel.retire(job, result.reason or "gone")
+            except Exception:
+                log.exception("could not retire target of delivery %d", job.id)
+        self._record(job, result, notification)
+
+    def _record(
+        self, job: DeliveryJob, result: DeliveryResult, notification: NotificationRecord | None
+    ) -> None:
+        now = self._clock()
+        settlement: Settlement
+        self.results[result.status] = self.results.get(result.status, 0) + 1
+        if result.status == "delivered":
+            settlement = Settlement(
+                job.id,
+                "delivered",
+                now,
+                sent_version=notification.version if notification else None,
+                remote_id=result.remote_id,
+            )
+        elif result.status == "retry":
+            attempt = job.attempts + 1
+            if attempt >= self._max_attempts:
+                settlement = Settlement(
+                    job.id, "failed", now, reason="retries-exhausted", error=result.reason
+                )
+            else:
+                delay = self._backoff.delay(attempt, self._rng)
+                if result.retry_after is not None:
+                    delay = max(result.retry_after, 0.0)
+                settlement = Settlement(
+                    job.id, "retrying", now + delay, reason=result.reason, error=result.reason
+                )
+        elif result.status == "dead":
+            settlement = Settlement(job.id, "dead", now, reason=result.reason, error=result.reason)
+        elif result.status == "failed":
+            settlement = Settlement(
+                job.id, "failed", now, reason=result.reason, error=result.reason
+            )
+        else:
+            settlement = Settlement(
+                job.id, "skipped", now, reason=result.reason, count_attempt=False
+            )
+        self._pending.append(settlement)
+        self._pending_ready.set()
+
+    async def _settle_loop(self) -> None:
+        while True:
+            await self._pending_ready.wait()
+            # Let a few more results arrive so one transaction records many.
+            await asyncio.sleep(0.005)
+            self._pending_ready.clear()
+            try:
+                await self._flush()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("could not record delivery results; will retry")
+                self._pending_ready.set()
+                await asyncio.sleep(0.5)
+
+    async def _flush(self) -> None:
+        batch, self._pending = self._pending, []
+        if not batch:
+            return
+        try:
+            await self._outbox.settle(batch)
+        except BaseException:
+            self._pending[:0] = batch
+            raise
+        # Retries and edits may now be due sooner than the loop's idle timeout.
+        self._wake.set()

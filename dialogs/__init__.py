@@ -1,0 +1,3 @@
+"""Dialogs and Adaptive Card builders."""
+
+__all__: list[str] = []

@@ -1,0 +1,1 @@
+"""Proactive messaging: sending to stored conversations without the SDK's per-call cost."""

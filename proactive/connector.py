@@ -1,0 +1,238 @@
+"""A lean client for the Bot Connector REST calls Herald makes (send, reply, update, delete).
+
+botbuilder's msrest ConnectorClient costs milliseconds per activity (PEERS.md); this client
+posts the same JSON to the same URLs over one shared aiohttp session, with a cached bearer
+token, and translates the service's answers into Herald's error tree in one place.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol
+from urllib.parse import quote, urljoin
+
+import aiohttp
+from yarl import URL
+
+from errors import DeliveryFailed, RetryLater, TargetGone
+
+__all__ = [
+    "BOT_FRAMEWORK_SCOPE",
+    "ConnectorTransport",
+    "HttpConnectorTransport",
+    "MsalTokenProvider",
+    "NoTokens",
+    "TokenProvider",
+    "parse_retry_after",
+]
+
+log = logging.getLogger(__name__)
+
+BOT_FRAMEWORK_SCOPE = "https://api.botframework.com/.default"
+
+# Answers that mean "not now" rather than "never" (Teams documents 412 for concurrent
+# operations, 429 for throttling, 502-504 for transient gateway errors).
+_TRANSIENT = frozenset({408, 412, 429, 500, 502, 503, 504})
+_GONE = frozenset({403, 404})
+
+
+class TokenProvider(Protocol):
+    """Bearer tokens for outgoing calls to the connector; None means send no Authorization."""
+
+    async def token(self) -> str | None: ...
+
+    def invalidate(self) -> None: ...
+
+
+class NoTokens:
+    """Emulator mode (no MicrosoftAppId): the connector expects no Authorization header."""
+
+    async def token(self) -> str | None:
+        return None
+
+    def invalidate(self) -> None:
+        return None
+
+
+class MsalTokenProvider:
+    """Client-credential tokens from Entra ID via msal, cached until five minutes before expiry.
+
+    msal's HTTP calls are blocking, so acquisition runs in a thread; the cached token is
+    returned without leaving the event loop.
+    """
+
+    def __init__(self, app_factory: Callable[[], Any], scope: str = BOT_FRAMEWORK_SCOPE) -> None:
+        # msal may talk to the authority when an application is built, so it is built on first
+        # use, in the same worker thread as the token request, never at start-up.
+        self._app_factory = app_factory
+        self._app: Any = None
+        self._scope = scope
+        self._token: str | None = None
+        self._expires_at = 0.0
+        self._lock = asyncio.Lock()
+
+    async def token(self) -> str | None:
+        if self._token is not None and time.monotonic() < self._expires_at:
+            return self._token
+        async with self._lock:
+            if self._token is not None and time.monotonic() < self._expires_at:
+                return self._token
+            result = await asyncio.to_thread(self._acquire)
+            if "access_token" not in result:
+                raise RetryLater(
+                    f"could not get a Bot Framework token: {result.get('error', 'unknown')}"
+                )
+            self._token = str(result["access_token"])
+            self._expires_at = time.monotonic() + float(result.get("expires_in", 3600)) - 300
+            return self._token
+
+    def _acquire(self) -> dict[str, Any]:
+        if self._app is None:
+            self._app = self._app_factory()
+        result: dict[str, Any] = self._app.acquire_token_for_client(scopes=[self._scope])
+        return result
+
+    def invalidate(self) -> None:
+        self._token = None
+
+
+def parse_retry_after(headers: Mapping[str, str]) -> float | None:
+    """Seconds from a Retry-After header (delta-seconds; HTTP dates are treated as 'unknown')."""
+    value = headers.get("Retry-After")
+    if value is None:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        return None
+
+
+def _error_code(body: bytes) -> str:
+    try:
+        data = json.loads(body)
+        error = data.get("error") or {}
+        return str(error.get("code") or error.get("message") or "")[:200]
+    except (ValueError, AttributeError):
+        return ""
+
+
+class ConnectorTransport(Protocol):
+    """The connector REST calls; activity bodies are already JSON-ready dicts."""
+
+    async def send(
+        self,
+        service_url: str,
+        conversation_id: str,
+        activity: dict[str, Any],
+        reply_to_id: str | None = None,
+    ) -> str | None: ...
+
+    async def update(
+        self, service_url: str, conversation_id: str, activity_id: str, activity: dict[str, Any]
+    ) -> str | None: ...
+
+    async def delete(self, service_url: str, conversation_id: str, activity_id: str) -> None: ...
+
+
+class HttpConnectorTransport:
+    """ConnectorTransport over aiohttp, URL-compatible with botframework-connector's client."""
+
+    def __init__(
+        self, tokens: TokenProvider, *, timeout: float = 30.0, max_connections: int = 256
+    ) -> None:
+        self._tokens = tokens
+        self._timeout = aiohttp.ClientTimeout(total=timeout)
+        self._max_connections = max_connections
+        self._session: aiohttp.ClientSession | None = None
+
+    async def open(self) -> None:
+        """Create the shared session (inside the running loop, as aiohttp requires)."""
+        if self._session is None:
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=self._max_connections),
+                timeout=self._timeout,
+                trust_env=False,
+            )
+
+    async def aclose(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    @staticmethod
+    def url(service_url: str, conversation_id: str, activity_id: str | None = None) -> URL:
+        """The same URL msrest builds: path parameters quoted with safe=''."""
+        path = f"v3/conversations/{quote(conversation_id, safe='')}/activities"
+        if activity_id is not None:
+            path += f"/{quote(activity_id, safe='')}"
+        return URL(urljoin(service_url.rstrip("/") + "/", path), encoded=True)
+
+    async def send(
+        self,
+        service_url: str,
+        conversation_id: str,
+        activity: dict[str, Any],
+        reply_to_id: str | None = None,
+    ) -> str | None:
+        url = self.url(service_url, conversation_id, reply_to_id)
+        return await self._call("POST", url, conversation_id, activity)
+
+    async def update(
+        self, service_url: str, conversation_id: str, activity_id: str, activity: dict[str, Any]
+    ) -> str | None:
+        url = self.url(service_url, conversation_id, activity_id)
+        return await self._call("PUT", url, conversation_id, activity)
+
+    async def delete(self, service_url: str, conversation_id: str, activity_id: str) -> None:
+        await self._call(
+            "DELETE", self.url(service_url, conversation_id, activity_id), conversation_id, None
+        )
+
+    async def _call(
+        self, method: str, url: URL, conversation_id: str, body: dict[str, Any] | None
+    ) -> str | None:
+        headers = {
+            "Accept": "application/json",
+            "x-ms-conversation-id": conversation_id,
+        }
+        data: bytes | None = None
+        if body is not None:
+            headers["Content-Type"] = "application/json; charset=utf-8"
+            data = json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
+        token = await self._tokens.token()
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        if self._session is None:
+            raise RetryLater("connector transport is not open")
+        try:
+            async with self._session.request(
+                method, url, data=data, headers=headers, timeout=self._timeout
+            ) as response:
+                payload = await response.read()
+                status = response.status
+                retry_after = parse_retry_after(response.headers)
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise RetryLater(f"connector unreachable: {type(exc).__name__}") from exc
+        if 200 <= status < 300:
+            if not payload:
+                return None
+            try:
+                result = json.loads(payload)
+            except ValueError:
+                return None
+            return str(result["id"]) if isinstance(result, dict) and result.get("id") else None
+        code = _error_code(payload)
+        reason = f"{status} {code}".strip()
+        if status in _GONE:
+            raise TargetGone(reason)
+        if status == 401:
+            # A token the connector no longer accepts: fetch a fresh one next time.
+            self._tokens.invalidate()
+            raise RetryLater(reason)
+        if status in _TRANSIENT:
+            raise RetryLater(reason, after=retry_after)
+        raise DeliveryFailed(reason)

@@ -1,0 +1,111 @@
+"""What Herald needs from a store, as Protocols every backend implements.
+
+Stores hold plain JSON-able documents and records (storage/records.py); the meaning of
+preferences or events lives in preferences/ and api/, so a backend never changes when a rule
+does. Every backend passes the same contract tests (tests/contract).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+from storage.records import (
+    InboxEntry,
+    NotificationRecord,
+    PutOutcome,
+    StoredReference,
+    UserRecord,
+)
+
+__all__ = ["ConversationStore", "InboxStore", "NotificationStore", "UserStore"]
+
+
+class UserStore(Protocol):
+    """People Herald has met, their aliases and their preference document (with an etag)."""
+
+    async def upsert_user(self, user: UserRecord) -> bool:
+        """Create or refresh a user (name, tenant, aliases); keeps preferences. True if new."""
+        ...
+
+    async def get_user(self, user_id: str) -> UserRecord | None: ...
+
+    async def resolve(self, keys: Sequence[str]) -> dict[str, str]:
+        """Map each key that is a user id or a known alias (case-insensitive) to a user id."""
+        ...
+
+    async def user_id_page(self, after: str | None, limit: int) -> list[str]:
+        """User ids in ascending order after `after`: the audience is streamed, never loaded."""
+        ...
+
+    async def count(self) -> int: ...
+
+    async def get_preferences(self, user_id: str) -> tuple[dict[str, Any] | None, str]:
+        """The stored preference document (None = never set) and its etag; NotFound if no user."""
+        ...
+
+    async def preferences_for(self, user_ids: Sequence[str]) -> dict[str, dict[str, Any] | None]:
+        """Preference documents of many users at once, for the router."""
+        ...
+
+    async def put_preferences(
+        self, user_id: str, prefs: dict[str, Any], if_match: str | None
+    ) -> str:
+        """Replace the document if the etag still matches (None = unconditional).
+
+        Returns the new etag; raises ConcurrencyConflict on a stale etag, NotFound if no user.
+        """
+        ...
+
+
+class ConversationStore(Protocol):
+    """Conversation references: one per (user, channel, conversation)."""
+
+    async def upsert(self, ref: StoredReference) -> None:
+        """Save or refresh (service URL, reference); a live reference is re-activated."""
+        ...
+
+    async def for_users(self, user_ids: Sequence[str]) -> dict[str, list[StoredReference]]:
+        """Active references of each user (users without any are absent)."""
+        ...
+
+    async def get_many(
+        self, keys: Sequence[tuple[str, str]]
+    ) -> dict[tuple[str, str], StoredReference]:
+        """References by (user_id, target), active or not."""
+        ...
+
+    async def deactivate(self, user_id: str, target: str, reason: str) -> None:
+        """Never deliver to this conversation again (until the user talks to the bot again)."""
+        ...
+
+
+class NotificationStore(Protocol):
+    """Posted events, idempotent by id."""
+
+    async def put(
+        self,
+        notification_id: str,
+        content_hash: str,
+        event: dict[str, Any],
+        type_: str,
+        recipients: int,
+    ) -> tuple[PutOutcome, NotificationRecord]:
+        """Create, or find unchanged (same hash), or update (new version, expansion pending)."""
+        ...
+
+    async def get(self, notification_id: str) -> NotificationRecord | None: ...
+
+    async def get_many(self, ids: Sequence[str]) -> dict[str, NotificationRecord]: ...
+
+    async def pending_expansion(self) -> list[str]:
+        """Notifications whose latest version is not fully expanded (resumed after a crash)."""
+        ...
+
+
+class InboxStore(Protocol):
+    """Each user's history of notifications, with read state."""
+
+    async def list(self, user_id: str, *, unread_only: bool, limit: int) -> list[InboxEntry]: ...
+
+    async def mark_all_read(self, user_id: str) -> int: ...

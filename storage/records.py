@@ -1,0 +1,78 @@
+"""Plain records the stores read and write; no behaviour, so every backend shares them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+__all__ = [
+    "InboxEntry",
+    "NotificationRecord",
+    "PutOutcome",
+    "StoredReference",
+    "UserRecord",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class UserRecord:
+    """A person Herald has met: their stable key and what the channel told us about them."""
+
+    user_id: str
+    channel_id: str
+    name: str | None = None
+    tenant_id: str | None = None
+    aliases: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class StoredReference:
+    """A ConversationReference (wire JSON) for one (user, conversation), plus what routing needs."""
+
+    user_id: str
+    channel_id: str
+    conversation_id: str
+    service_url: str
+    reference: dict[str, Any]
+    tenant_id: str | None = None
+    active: bool = True
+
+    @property
+    def target(self) -> str:
+        """The delivery target key: unique per conversation across channels."""
+        return f"{self.channel_id}|{self.conversation_id}"
+
+
+@dataclass(frozen=True, slots=True)
+class NotificationRecord:
+    """A posted event as stored: its validated JSON, a content hash for idempotency, a version
+    that grows with each changed re-post, and how far audience expansion has got."""
+
+    id: str
+    version: int
+    content_hash: str
+    event: dict[str, Any]
+    type: str
+    recipients: int
+    expanded_version: int
+    expand_cursor: str | None
+    created_at: float
+    updated_at: float
+
+    @property
+    def expansion_pending(self) -> bool:
+        return self.expanded_version < self.version
+
+
+PutOutcome = Literal["created", "unchanged", "updated"]
+
+
+@dataclass(frozen=True, slots=True)
+class InboxEntry:
+    """One notification in one user's history."""
+
+    notification_id: str
+    created_at: float
+    read_at: float | None
+    event: dict[str, Any] = field(default_factory=dict)
+    version: int = 1

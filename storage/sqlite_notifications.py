@@ -1,0 +1,133 @@
+"""Notifications (posted events) and user history in the embedded SQLite store."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from storage.records import InboxEntry, NotificationRecord, PutOutcome
+from storage.sqlite import SqliteDatabase
+
+__all__ = ["SqliteInboxStore", "SqliteNotificationStore"]
+
+
+def _record(row: Any) -> NotificationRecord:
+    return NotificationRecord(
+        id=row["id"],
+        version=int(row["version"]),
+        content_hash=row["content_hash"],
+        event=json.loads(row["event"]),
+        type=row["type"],
+        recipients=int(row["recipients"]),
+        expanded_version=int(row["expanded_version"]),
+        expand_cursor=row["expand_cursor"],
+        created_at=float(row["created_at"]),
+        updated_at=float(row["updated_at"]),
+    )
+
+
+class SqliteNotificationStore:
+    """NotificationStore on SQLite: create/unchanged/update decided inside one transaction."""
+
+    def __init__(self, db: SqliteDatabase) -> None:
+        self._db = db
+
+    async def put(
+        self,
+        notification_id: str,
+        content_hash: str,
+        event: dict[str, Any],
+        type_: str,
+        recipients: int,
+    ) -> tuple[PutOutcome, NotificationRecord]:
+        now = time.time()
+        body = json.dumps(event, separators=(",", ":"), ensure_ascii=False)
+        outcome: PutOutcome
+        async with self._db.transaction() as conn:
+            rows = list(
+                await conn.execute_fetchall(
+                    "SELECT content_hash FROM notifications WHERE id = ?", (notification_id,)
+                )
+            )
+            if not rows:
+                outcome = "created"
+                await conn.execute(
+                    "INSERT INTO notifications (id, version, content_hash, event, type, recipients,"
+                    " expanded_version, expand_cursor, created_at, updated_at)"
+                    " VALUES (?, 1, ?, ?, ?, ?, 0, NULL, ?, ?)",
+                    (notification_id, content_hash, body, type_, recipients, now, now),
+                )
+            elif rows[0]["content_hash"] == content_hash:
+                outcome = "unchanged"
+            else:
+                outcome = "updated"
+                # A new version restarts audience expansion from the beginning: new recipients
+                # are added and already delivered messages are queued for an edit.
+                await conn.execute(
+                    "UPDATE notifications SET version = version + 1, content_hash = ?, event = ?,"
+                    " type = ?, recipients = ?, expand_cursor = NULL, updated_at = ? WHERE id = ?",
+                    (content_hash, body, type_, recipients, now, notification_id),
+                )
+            result = list(
+                await conn.execute_fetchall(
+                    "SELECT * FROM notifications WHERE id = ?", (notification_id,)
+                )
+            )
+        return outcome, _record(result[0])
+
+    async def get(self, notification_id: str) -> NotificationRecord | None:
+        row = await self._db.fetchone(
+            "SELECT * FROM notifications WHERE id = ?", (notification_id,)
+        )
+        return _record(row) if row is not None else None
+
+    async def get_many(self, ids: Sequence[str]) -> dict[str, NotificationRecord]:
+        unique = list(dict.fromkeys(ids))
+        if not unique:
+            return {}
+        rows = await self._db.fetchall(
+            f"SELECT * FROM notifications WHERE id IN ({','.join('?' * len(unique))})", unique
+        )
+        return {r["id"]: _record(r) for r in rows}
+
+    async def pending_expansion(self) -> list[str]:
+        rows = await self._db.fetchall(
+            "SELECT id FROM notifications WHERE expanded_version < version ORDER BY updated_at"
+        )
+        return [r["id"] for r in rows]
+
+
+class SqliteInboxStore:
+    """InboxStore on SQLite; entries older than the retention are never returned."""
+
+    def __init__(self, db: SqliteDatabase, *, retention_seconds: float) -> None:
+        self._db = db
+        self._retention = retention_seconds
+
+    async def list(self, user_id: str, *, unread_only: bool, limit: int) -> list[InboxEntry]:
+        rows = await self._db.fetchall(
+            "SELECT i.notification_id, i.created_at, i.read_at, n.event, n.version"
+            " FROM inbox i JOIN notifications n ON n.id = i.notification_id"
+            " WHERE i.user_id = ? AND i.created_at >= ?"
+            + (" AND i.read_at IS NULL" if unread_only else "")
+            + " ORDER BY i.created_at DESC, i.notification_id LIMIT ?",
+            (user_id, time.time() - self._retention, limit),
+        )
+        return [
+            InboxEntry(
+                notification_id=r["notification_id"],
+                created_at=float(r["created_at"]),
+                read_at=r["read_at"],
+                event=json.loads(r["event"]),
+                version=int(r["version"]),
+            )
+            for r in rows
+        ]
+
+    async def mark_all_read(self, user_id: str) -> int:
+        return await self._db.write(
+            "UPDATE inbox SET read_at = ? WHERE user_id = ? AND read_at IS NULL",
+            (time.time(), user_id),
+        )
