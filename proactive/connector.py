@@ -179,26 +179,27 @@ class HttpConnectorTransport:
         reply_to_id: str | None = None,
     ) -> str | None:
         url = self.url(service_url, conversation_id, reply_to_id)
-        return await self._call("POST", url, conversation_id, activity)
+        # The SDK names the conversation in a header on replies only; so do we.
+        extra = {"x-ms-conversation-id": conversation_id} if reply_to_id is not None else {}
+        return await self._call("POST", url, activity, extra)
 
     async def update(
         self, service_url: str, conversation_id: str, activity_id: str, activity: dict[str, Any]
     ) -> str | None:
         url = self.url(service_url, conversation_id, activity_id)
-        return await self._call("PUT", url, conversation_id, activity)
+        return await self._call("PUT", url, activity)
 
     async def delete(self, service_url: str, conversation_id: str, activity_id: str) -> None:
-        await self._call(
-            "DELETE", self.url(service_url, conversation_id, activity_id), conversation_id, None
-        )
+        await self._call("DELETE", self.url(service_url, conversation_id, activity_id), None)
 
     async def _call(
-        self, method: str, url: URL, conversation_id: str, body: dict[str, Any] | None
+        self,
+        method: str,
+        url: URL,
+        body: dict[str, Any] | None,
+        extra_headers: dict[str, str] | None = None,
     ) -> str | None:
-        headers = {
-            "Accept": "application/json",
-            "x-ms-conversation-id": conversation_id,
-        }
+        headers = {"Accept": "application/json", **(extra_headers or {})}
         data: bytes | None = None
         if body is not None:
             headers["Content-Type"] = "application/json; charset=utf-8"

@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import os
+import socket
+import sys
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -24,57 +27,14 @@ from app import HERALD, Herald, create_app
 from config import Settings
 
 API_KEY = "test-key-0123456789"
+ROOT = Path(__file__).resolve().parent.parent
 
 
-class RunningHerald:
-    """The Herald app on a real port, restartable on the same data directory."""
+class HeraldClient:
+    """Calls Herald's HTTP API as a backend (with the test API key) would."""
 
-    def __init__(self, data_dir: Path, env: Mapping[str, str] | None = None) -> None:
-        self.data_dir = data_dir
-        self.env = {
-            "HERALD_DATA_DIR": str(data_dir),
-            "HERALD_API_KEYS": API_KEY,
-            "HERALD_RETRY_BASE_SECONDS": "0.05",
-            "HERALD_LOG_LEVEL": "DEBUG",
-            **(env or {}),
-        }
-        self._runner: web.AppRunner | None = None
-        self.url = ""
-        self.app: web.Application | None = None
-        self.http: aiohttp.ClientSession | None = None
-
-    @property
-    def herald(self) -> Herald:
-        assert self.app is not None
-        return self.app[HERALD]
-
-    async def start(self) -> None:
-        settings = Settings.from_env(self.env, env_file=None)
-        self.app = create_app(settings)
-        self._runner = web.AppRunner(self.app, handle_signals=False)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        host, port = self._runner.addresses[0][:2]
-        self.url = f"http://{host}:{port}"
-        if self.http is None:
-            self.http = aiohttp.ClientSession(trust_env=False)
-
-    async def stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
-            self.app = None
-
-    async def restart(self) -> None:
-        await self.stop()
-        await self.start()
-
-    async def close(self) -> None:
-        await self.stop()
-        if self.http is not None:
-            await self.http.close()
-            self.http = None
+    url = ""
+    http: aiohttp.ClientSession | None = None
 
     async def request(
         self,
@@ -125,6 +85,118 @@ class RunningHerald:
             await asyncio.sleep(0.02)
 
 
+def herald_env(data_dir: Path, env: Mapping[str, str] | None = None) -> dict[str, str]:
+    return {
+        "HERALD_DATA_DIR": str(data_dir),
+        "HERALD_API_KEYS": API_KEY,
+        "HERALD_RETRY_BASE_SECONDS": "0.05",
+        "HERALD_LOG_LEVEL": "DEBUG",
+        **(env or {}),
+    }
+
+
+class RunningHerald(HeraldClient):
+    """The Herald app on a real port in this process, restartable on the same data directory."""
+
+    def __init__(self, data_dir: Path, env: Mapping[str, str] | None = None) -> None:
+        self.data_dir = data_dir
+        self.env = herald_env(data_dir, env)
+        self._runner: web.AppRunner | None = None
+        self.app: web.Application | None = None
+
+    @property
+    def herald(self) -> Herald:
+        assert self.app is not None
+        return self.app[HERALD]
+
+    async def start(self) -> None:
+        settings = Settings.from_env(self.env, env_file=None)
+        self.app = create_app(settings)
+        self._runner = web.AppRunner(self.app, handle_signals=False)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        host, port = self._runner.addresses[0][:2]
+        self.url = f"http://{host}:{port}"
+        if self.http is None:
+            self.http = aiohttp.ClientSession(trust_env=False)
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+            self.app = None
+
+    async def restart(self) -> None:
+        await self.stop()
+        await self.start()
+
+    async def close(self) -> None:
+        await self.stop()
+        if self.http is not None:
+            await self.http.close()
+            self.http = None
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class HeraldProcess(HeraldClient):
+    """`python app.py` in a child process, as `make run` starts it; can be killed (SIGKILL)."""
+
+    def __init__(self, data_dir: Path, env: Mapping[str, str] | None = None) -> None:
+        self.data_dir = data_dir
+        self.env = herald_env(data_dir, env)
+        self.process: asyncio.subprocess.Process | None = None
+        self.log = data_dir.parent / f"{data_dir.name}.log"
+
+    async def start(self, timeout: float = 30.0) -> None:
+        port = free_port()
+        self.url = f"http://127.0.0.1:{port}"
+        env = {**os.environ, **self.env, "PORT": str(port), "HOST": "127.0.0.1"}
+        self.data_dir.parent.mkdir(parents=True, exist_ok=True)
+        with self.log.open("ab") as log:
+            self.process = await asyncio.create_subprocess_exec(
+                sys.executable, str(ROOT / "app.py"), cwd=str(ROOT), env=env,
+                stdout=log, stderr=log,
+            )
+        if self.http is None:
+            self.http = aiohttp.ClientSession(trust_env=False)
+        deadline = asyncio.get_running_loop().time() + timeout
+        while True:
+            if self.process.returncode is not None:
+                raise RuntimeError(f"herald exited: {self.log.read_text()[-2000:]}")
+            try:
+                code, _ = await self.request("GET", "/readyz", auth=False)
+                if code == 200:
+                    return
+            except aiohttp.ClientError:
+                pass
+            if asyncio.get_running_loop().time() > deadline:
+                raise RuntimeError(f"herald did not start: {self.log.read_text()[-2000:]}")
+            await asyncio.sleep(0.1)
+
+    async def kill(self) -> None:
+        """Crash: SIGKILL, no shutdown handlers run."""
+        if self.process is not None and self.process.returncode is None:
+            self.process.kill()
+            await self.process.wait()
+
+    async def close(self) -> None:
+        if self.process is not None and self.process.returncode is None:
+            self.process.terminate()
+            try:
+                await asyncio.wait_for(self.process.wait(), 10)
+            except TimeoutError:
+                await self.kill()
+        if self.http is not None:
+            await self.http.close()
+            self.http = None
+
+
 @dataclass
 class EmulatedUser:
     """A person in a 1:1 conversation with the bot."""
@@ -149,7 +221,7 @@ class Emulator:
 
     BOT_ID = "herald-bot"
 
-    def __init__(self, herald: RunningHerald, service_url: str) -> None:
+    def __init__(self, herald: HeraldClient, service_url: str) -> None:
         self._herald = herald
         self.service_url = service_url
         self._ids = itertools.count(1)
