@@ -31,9 +31,10 @@ HELP_TEXT: Final = (
 )
 
 
-def status_text(opted_in: bool | None, conversations: int, unread: int) -> str:
+def status_text(user_id: str, opted_in: bool | None, conversations: int, unread: int) -> str:
     consent = {True: "on", False: "off (you opted out)", None: "on (default)"}[opted_in]
     return (
+        f"Your Herald id: `{user_id}`\n\n"
         f"Notifications: {consent}.\n\n"
         f"I can reach you in {conversations} conversation(s).\n\n"
         f"Unread notifications: {unread}."
@@ -58,19 +59,19 @@ class MainDialog(ComponentDialog):
         if text in ("help", "?", "hi", "hello"):
             await step.context.send_activity(HELP_TEXT)
         elif text == "status":
-            user_id = user_key(step.context.activity)
-            opted_in: bool | None = None
-            conversations = unread = 0
-            if user_id is not None:
-                prefs, _ = await self._users.get_preferences(user_id)
-                opted_in = prefs.get("optedIn") if prefs else None
-                conversations = len(
-                    (await self._conversations.for_users([user_id])).get(user_id, [])
-                )
-                unread = len(await self._inbox.list(user_id, unread_only=True, limit=1000))
-            await step.context.send_activity(status_text(opted_in, conversations, unread))
+            await step.context.send_activity(await self._status(step))
         else:
             await step.context.send_activity(
                 "I didn't understand that. Type **help** to see what I can do."
             )
         return await step.end_dialog()
+
+    async def _status(self, step: WaterfallStepContext) -> str:
+        user_id = user_key(step.context.activity)
+        if user_id is None:
+            return "I can't tell who you are in this channel."
+        prefs, _ = await self._users.get_preferences(user_id)
+        opted_in = prefs.get("optedIn") if prefs else None
+        references = await self._conversations.for_users([user_id])
+        unread = await self._inbox.list(user_id, unread_only=True, limit=1000)
+        return status_text(user_id, opted_in, len(references.get(user_id, [])), len(unread))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from tests.conftest import HeraldFactory
 from tests.harness import Emulator, RunningHerald
 from tests.peers.connector import ConnectorStandIn, Member
 
@@ -297,3 +298,43 @@ async def test_broadcast_event_posted_to_messages_is_rendered(
     ) in (200, 201)
     sent = await connector.wait_for(2)
     assert "could not show" in sent[1].body["text"]
+
+
+async def test_gives_up_after_max_attempts(
+    herald_factory: HeraldFactory, connector: ConnectorStandIn
+) -> None:
+    herald = await herald_factory(HERALD_MAX_ATTEMPTS="3", HERALD_RETRY_BASE_SECONDS="0.01")
+    emulator = Emulator(herald, connector.url)
+    user = emulator.user()
+    await emulator.join(user)
+    await connector.wait_for(1)
+    connector.fail(user.conversation_id, 503, times=None)
+    await herald.post_event(event({"users": [user.key]}, id="doomed"))
+    status = await herald.wait_status("doomed")
+    assert status["counters"]["failed"] == 1
+    assert status["reasons"] == {"failed:retries-exhausted": 1}
+    assert len(connector.rejected(user.conversation_id)) == 3
+
+
+async def test_expired_events_are_not_delivered(
+    herald: RunningHerald, emulator: Emulator, connector: ConnectorStandIn
+) -> None:
+    user = emulator.user()
+    await emulator.join(user)
+    await connector.wait_for(1)
+    await herald.post_event(
+        event({"users": [user.key]}, id="stale", expiresAt="2020-01-01T00:00:00Z")
+    )
+    status = await herald.wait_status("stale")
+    assert status["counters"]["skipped"] == 1
+    assert status["reasons"] == {"skipped:expired": 1}
+    assert len(connector.sent(user.conversation_id)) == 1  # the welcome only
+
+
+async def test_status_tells_the_user_their_id(
+    emulator: Emulator, connector: ConnectorStandIn
+) -> None:
+    user = emulator.user()
+    await emulator.say(user, "status")
+    sent = await connector.wait_for(1)
+    assert user.key in sent[0].body["text"]
