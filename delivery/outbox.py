@@ -117,6 +117,10 @@ class Outbox(Protocol):
         """Record outcomes; a job delivered with an outdated version is queued again."""
         ...
 
+    async def release(self, job_ids: Sequence[int]) -> None:
+        """Give back leased jobs that were never attempted."""
+        ...
+
     async def recover(self) -> int:
         """Release leases held by a previous run of this instance (start-up)."""
         ...

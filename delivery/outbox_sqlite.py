@@ -136,6 +136,12 @@ class SqliteOutbox:
             ],
         )
 
+    async def release(self, job_ids: Sequence[int]) -> None:
+        if job_ids:
+            await self._db.write_many(
+                "UPDATE deliveries SET lease_until = 0 WHERE id = ?", [(i,) for i in job_ids]
+            )
+
     async def recover(self) -> int:
         return await self._db.write(
             "UPDATE deliveries SET lease_until = 0"

@@ -13,6 +13,7 @@ import contextlib
 import logging
 import random
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -66,6 +67,7 @@ class DeliveryWorker:
         rng: random.Random | None = None,
         clock: Callable[[], float] = time.time,
         idle_poll_seconds: float = 5.0,
+        lease_batch: int | None = None,
     ) -> None:
         self._outbox = outbox
         self._notifications = notifications
@@ -80,6 +82,8 @@ class DeliveryWorker:
         self._wake = asyncio.Event()
         self._slot_free = asyncio.Event()
         self._inflight: set[asyncio.Task[None]] = set()
+        self._ready: deque[tuple[DeliveryJob, Any, NotificationRecord | None]] = deque()
+        self._lease_batch = lease_batch or max(16, concurrency)
         self._pending: list[Settlement] = []
         self._pending_ready = asyncio.Event()
         self._runner: asyncio.Task[None] | None = None
@@ -120,6 +124,10 @@ class DeliveryWorker:
                 task.cancel()
             if still:
                 await asyncio.wait(still)
+        if self._ready:
+            # Leased but never started: hand them back so they go out at once next time.
+            await self._outbox.release([job.id for job, _, _ in self._ready])
+            self._ready.clear()
         if self._settler is not None:
             self._settler.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -137,17 +145,23 @@ class DeliveryWorker:
                 await asyncio.sleep(1.0)
 
     async def _tick(self) -> None:
-        free = self._concurrency - len(self._inflight)
-        if free <= 0:
+        if len(self._inflight) >= self._concurrency:
             self._slot_free.clear()
             await self._slot_free.wait()
             return
-        self._wake.clear()
-        jobs = await self._outbox.lease(free, self._lease_seconds)
-        if not jobs:
-            await self._idle()
-            return
-        await self._dispatch(jobs)
+        if not self._ready:
+            # Lease a whole batch at once: one store round trip per batch, not per slot freed.
+            self._wake.clear()
+            jobs = await self._outbox.lease(self._lease_batch, self._lease_seconds)
+            if not jobs:
+                await self._idle()
+                return
+            await self._prepare(jobs)
+        while self._ready and len(self._inflight) < self._concurrency:
+            job, target, notification = self._ready.popleft()
+            task = asyncio.create_task(self._deliver(job, target, notification))
+            self._inflight.add(task)
+            task.add_done_callback(self._done)
 
     async def _idle(self) -> None:
         due = await self._outbox.next_due()
@@ -165,7 +179,8 @@ class DeliveryWorker:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._wake.wait(), timeout)
 
-    async def _dispatch(self, jobs: Sequence[DeliveryJob]) -> None:
+    async def _prepare(self, jobs: Sequence[DeliveryJob]) -> None:
+        """Load the notifications and targets of a leased batch, one query per kind."""
         notifications = await self._notifications.get_many([j.notification_id for j in jobs])
         by_channel: dict[str, list[DeliveryJob]] = {}
         for job in jobs:
@@ -175,12 +190,9 @@ class DeliveryWorker:
             channel = self._channels.get(name)
             if channel is not None:
                 targets.update(await channel.load(channel_jobs))
-        for job in jobs:
-            task = asyncio.create_task(
-                self._deliver(job, targets.get(job.id), notifications.get(job.notification_id))
-            )
-            self._inflight.add(task)
-            task.add_done_callback(self._done)
+        self._ready.extend(
+            (job, targets.get(job.id), notifications.get(job.notification_id)) for job in jobs
+        )
 
     def _done(self, task: asyncio.Task[None]) -> None:
         self._inflight.discard(task)
