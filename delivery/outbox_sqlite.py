@@ -14,18 +14,22 @@ _LEASE = (
     "UPDATE deliveries SET lease_until = ? WHERE id IN ("
     " SELECT id FROM deliveries WHERE status IN ('queued', 'retrying')"
     " AND due_at <= ? AND lease_until <= ? ORDER BY due_at LIMIT ?)"
-    " RETURNING id, notification_id, user_id, channel, target, attempts, sent_version, remote_id"
+    " RETURNING id, notification_id, user_id, channel, target, attempts, sent_version, remote_id,"
+    " due_at"
 )
 
 # A job delivered with a version older than the notification's is queued again at once: the
-# content changed while it was in flight, so the message must be edited.
+# content changed while it was in flight, so the message must be edited. The edit is a new send
+# with its own retry budget, so its attempts start again from zero (as in finish_expansion).
+_OUTDATED = (
+    ":status = 'delivered' AND COALESCE(:sent_version, sent_version) <"
+    " (SELECT version FROM notifications WHERE id = deliveries.notification_id)"
+)
 _SETTLE = (
     "UPDATE deliveries SET"
-    " status = CASE WHEN :status = 'delivered' AND COALESCE(:sent_version, sent_version) <"
-    "   (SELECT version FROM notifications WHERE id = deliveries.notification_id)"
-    "   THEN 'queued' ELSE :status END,"
+    f" status = CASE WHEN {_OUTDATED} THEN 'queued' ELSE :status END,"
     " reason = :reason, due_at = :due_at, lease_until = 0,"
-    " attempts = attempts + :attempt,"
+    f" attempts = CASE WHEN {_OUTDATED} THEN 0 ELSE attempts + :attempt END,"
     " sent_version = COALESCE(:sent_version, sent_version),"
     " remote_id = COALESCE(:remote_id, remote_id),"
     " last_error = :error, updated_at = :now"
@@ -84,7 +88,9 @@ class SqliteOutbox:
         now = time.time()
         async with self._db.transaction() as conn:
             cursor = await conn.execute(
-                "UPDATE deliveries SET status = 'queued', due_at = ?, updated_at = ?"
+                # An edit is a new send: it gets the whole retry budget, not what is left of
+                # the attempts every earlier version used up.
+                "UPDATE deliveries SET status = 'queued', due_at = ?, attempts = 0, updated_at = ?"
                 " WHERE notification_id = ? AND status = 'delivered' AND sent_version < ?",
                 (now, now, notification_id, version),
             )
@@ -100,6 +106,8 @@ class SqliteOutbox:
     async def lease(self, limit: int, lease_seconds: float) -> list[DeliveryJob]:
         now = time.time()
         rows = await self._db.write_returning(_LEASE, (now + lease_seconds, now, now, limit))
+        # RETURNING yields rows in no particular order; hand them out earliest due first.
+        rows.sort(key=lambda r: (r["due_at"], r["id"]))
         return [
             DeliveryJob(
                 id=r["id"],

@@ -7,6 +7,7 @@ two turns racing on one conversation never silently overwrite each other.
 
 from __future__ import annotations
 
+import copy
 import uuid
 from typing import Any
 
@@ -23,11 +24,17 @@ def _etag_of(value: Any) -> str | None:
     return str(tag) if tag is not None else None
 
 
-def _set_etag(value: Any, etag: str) -> None:
+def _with_etag(value: Any, etag: str) -> Any:
+    """A shallow copy of `value` carrying `etag`: the caller's object keeps the etag it was read
+    with, as in MemoryStorage and botbuilder's Cosmos/Blob storages, so writing it twice is a
+    conflict, and a rolled-back write leaves nothing behind in it."""
     if isinstance(value, dict):
-        value["e_tag"] = etag
-    elif hasattr(value, "e_tag"):
-        value.e_tag = etag
+        return {**value, "e_tag": etag}
+    if hasattr(value, "e_tag"):
+        stored = copy.copy(value)
+        stored.e_tag = etag
+        return stored
+    return value
 
 
 class SqliteBotStorage(Storage):
@@ -63,12 +70,11 @@ class SqliteBotStorage(Storage):
                 if current is not None and wanted is not None and wanted not in ("*", current):
                     raise KeyError(f"Etag conflict on {key!r}")
                 etag = uuid.uuid4().hex
-                _set_etag(value, etag)
                 await conn.execute(
                     "INSERT INTO bot_state (key, etag, document) VALUES (?, ?, ?)"
                     " ON CONFLICT (key) DO UPDATE SET etag = excluded.etag,"
                     " document = excluded.document",
-                    (key, etag, jsonpickle.encode(value)),
+                    (key, etag, jsonpickle.encode(_with_etag(value, etag))),
                 )
 
     async def delete(self, keys: list[str]) -> None:

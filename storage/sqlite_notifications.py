@@ -12,6 +12,8 @@ from storage.sqlite import SqliteDatabase
 
 __all__ = ["SqliteInboxStore", "SqliteNotificationStore"]
 
+_CHUNK = 500
+
 
 def _record(row: Any) -> NotificationRecord:
     return NotificationRecord(
@@ -85,12 +87,15 @@ class SqliteNotificationStore:
 
     async def get_many(self, ids: Sequence[str]) -> dict[str, NotificationRecord]:
         unique = list(dict.fromkeys(ids))
-        if not unique:
-            return {}
-        rows = await self._db.fetchall(
-            f"SELECT * FROM notifications WHERE id IN ({','.join('?' * len(unique))})", unique
-        )
-        return {r["id"]: _record(r) for r in rows}
+        found: dict[str, NotificationRecord] = {}
+        # Chunked like the other stores: SQLite's default limit on host parameters is 32766.
+        for i in range(0, len(unique), _CHUNK):
+            chunk = unique[i : i + _CHUNK]
+            rows = await self._db.fetchall(
+                f"SELECT * FROM notifications WHERE id IN ({','.join('?' * len(chunk))})", chunk
+            )
+            found.update((r["id"], _record(r)) for r in rows)
+        return found
 
     async def pending_expansion(self) -> list[str]:
         rows = await self._db.fetchall(
@@ -127,7 +132,10 @@ class SqliteInboxStore:
         ]
 
     async def mark_all_read(self, user_id: str) -> int:
+        # Entries past the retention are gone for the user: they are neither marked nor counted.
+        now = time.time()
         return await self._db.write(
-            "UPDATE inbox SET read_at = ? WHERE user_id = ? AND read_at IS NULL",
-            (time.time(), user_id),
+            "UPDATE inbox SET read_at = ?"
+            " WHERE user_id = ? AND read_at IS NULL AND created_at >= ?",
+            (now, user_id, now - self._retention),
         )

@@ -26,6 +26,11 @@ def _marks(n: int) -> str:
     return ",".join("?" * n)
 
 
+def _alias_key(alias: str) -> str:
+    """How an alias is stored and looked up: case and surrounding blanks do not matter."""
+    return alias.strip().lower()
+
+
 class SqliteUserStore:
     """UserStore on SQLite; aliases are stored lower-cased so lookups ignore case."""
 
@@ -61,11 +66,7 @@ class SqliteUserStore:
                 await conn.executemany(
                     "INSERT INTO aliases (alias, user_id) VALUES (?, ?)"
                     " ON CONFLICT (alias) DO UPDATE SET user_id = excluded.user_id",
-                    [
-                        (alias.strip().lower(), user.user_id)
-                        for alias in user.aliases
-                        if alias.strip()
-                    ],
+                    [(_alias_key(alias), user.user_id) for alias in user.aliases if alias.strip()],
                 )
         return created
 
@@ -96,13 +97,18 @@ class SqliteUserStore:
             rest = [k for k in chunk if k not in found]
             if not rest:
                 continue
-            lowered = {k.lower(): k for k in rest}
+            # Several keys may spell one alias differently ("Ann@x.com", "ann@x.com"): each of
+            # them resolves, or the router would report the others as unknown users.
+            spellings: dict[str, list[str]] = {}
+            for k in rest:
+                spellings.setdefault(_alias_key(k), []).append(k)
             rows = await self._db.fetchall(
-                f"SELECT alias, user_id FROM aliases WHERE alias IN ({_marks(len(lowered))})",
-                list(lowered),
+                f"SELECT alias, user_id FROM aliases WHERE alias IN ({_marks(len(spellings))})",
+                list(spellings),
             )
             for r in rows:
-                found[lowered[r["alias"]]] = r["user_id"]
+                for k in spellings[r["alias"]]:
+                    found[k] = r["user_id"]
         return found
 
     async def user_id_page(self, after: str | None, limit: int) -> list[str]:
