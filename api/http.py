@@ -4,15 +4,24 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
 
 from api.schemas import first_problem
 
-__all__ = ["ApiProblem", "error_response", "errors_middleware", "json_response", "read_json"]
+__all__ = [
+    "ApiProblem",
+    "error_response",
+    "errors_middleware",
+    "json_response",
+    "path_param",
+    "query_param",
+    "read_json",
+]
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +62,43 @@ def error_response(
     )
 
 
+MAX_JSON_DEPTH = 64
+"""How deeply arrays and objects may nest in a request body (cards and data included)."""
+
+
+def _not_json(message: str) -> ApiProblem:
+    return ApiProblem(400, "invalid_json", f"the body is not valid JSON: {message}")
+
+
+def _reject_constant(name: str) -> Any:
+    raise _not_json(f"{name} is not a JSON value")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if math.isinf(value):
+        raise _not_json(f"the number {text[:40]} is out of range")
+    return value
+
+
+def _check_parsed(document: Any) -> None:
+    """What json.loads lets through but JSON (RFC 8259) and the stores do not: unpaired
+    surrogates (not Unicode, cannot be stored as UTF-8) and unbounded nesting."""
+    stack: list[tuple[Any, int]] = [(document, 0)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, str):
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError as exc:
+                raise _not_json("a string holds an unpaired UTF-16 surrogate") from exc
+        elif isinstance(value, dict | list):
+            if depth >= MAX_JSON_DEPTH:
+                raise _not_json(f"nested deeper than {MAX_JSON_DEPTH} levels")
+            items = [*value.keys(), *value.values()] if isinstance(value, dict) else value
+            stack.extend((item, depth + 1) for item in items)
+
+
 async def read_json(request: web.Request) -> Any:
     """The request body as JSON, or an ApiProblem saying precisely what is wrong with it."""
     if request.content_type != "application/json":
@@ -62,9 +108,37 @@ async def read_json(request: web.Request) -> Any:
     except web.HTTPRequestEntityTooLarge as exc:
         raise ApiProblem(413, "body_too_large", str(exc.text or "request body too large")) from exc
     try:
-        return json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise ApiProblem(400, "invalid_json", f"the body is not valid JSON: {exc}") from exc
+        # JSON on the wire is UTF-8 (RFC 8259); json.loads alone would also guess UTF-16/32.
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise _not_json(f"not UTF-8 ({exc.reason} at byte {exc.start})") from exc
+    try:
+        # NaN/Infinity are Python's extensions, not JSON; 1e999 would become infinity.
+        document = json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float)
+    except ValueError as exc:
+        raise _not_json(str(exc)) from exc
+    except RecursionError as exc:
+        raise _not_json(f"nested deeper than {MAX_JSON_DEPTH} levels") from exc
+    _check_parsed(document)
+    return document
+
+
+def path_param(request: web.Request, name: str, rule: TypeAdapter[str]) -> str:
+    """A path parameter checked against the same rule the OpenAPI document publishes for it."""
+    value = request.match_info[name]
+    try:
+        return rule.validate_python(value)
+    except ValidationError as exc:
+        problem = first_problem(exc)
+        raise ApiProblem(400, "invalid_field", problem.message, name) from exc
+
+
+def query_param(request: web.Request, name: str) -> str | None:
+    """A query parameter given at most once (a repeat would be ambiguous: which one counts?)."""
+    values = request.query.getall(name, [])
+    if len(values) > 1:
+        raise ApiProblem(400, "invalid_field", f"{name} may be given only once", name)
+    return values[0] if values else None
 
 
 @web.middleware

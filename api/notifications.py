@@ -7,14 +7,18 @@ from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import web
+from pydantic import TypeAdapter
 
-from api.http import ApiProblem, json_response, read_json
-from api.schemas import Event, content_hash
+from api.http import ApiProblem, json_response, path_param, read_json
+from api.schemas import Event, NotificationId, content_hash
 from delivery.outbox import Outbox
 from delivery.router import Router
 from storage.protocols import NotificationStore, UserStore
 
-__all__ = ["NotificationsApi"]
+__all__ = ["NOTIFICATION_ID", "NotificationsApi"]
+
+NOTIFICATION_ID: TypeAdapter[str] = TypeAdapter(NotificationId)
+"""The rule for a notification id in a path: the same as for an event's `id`."""
 
 
 def _iso(epoch: float) -> str:
@@ -65,7 +69,7 @@ class NotificationsApi:
         )
 
     async def get(self, request: web.Request) -> web.Response:
-        notification_id = request.match_info["id"]
+        notification_id = path_param(request, "id", NOTIFICATION_ID)
         record = await self._notifications.get(notification_id)
         if record is None:
             raise ApiProblem(404, "not_found", f"no notification with id {notification_id!r}", "id")

@@ -9,18 +9,26 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from aiohttp import web
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 from pydantic.json_schema import models_json_schema
 
 from api.http import json_response
+from api.notifications import NOTIFICATION_ID
 from api.schemas import ApiError, Event
+from api.users import MAX_LIMIT, USER_KEY
 
 __all__ = ["OpenApi", "build_document"]
 
 REF = "#/components/schemas/{model}"
 
 
-class Accepted(BaseModel):
+class _Answer(BaseModel):
+    """A response body: every field it may carry is listed, no others (additionalProperties)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class Accepted(_Answer):
     id: str
     status: Literal["accepted"]
     recipients: int = Field(ge=0)
@@ -28,7 +36,7 @@ class Accepted(BaseModel):
     outcome: Literal["created", "unchanged", "updated"]
 
 
-class Counters(BaseModel):
+class Counters(_Answer):
     queued: int = Field(ge=0)
     delivered: int = Field(ge=0)
     retrying: int = Field(ge=0)
@@ -37,7 +45,7 @@ class Counters(BaseModel):
     deadTargets: int = Field(ge=0)
 
 
-class NotificationStatus(BaseModel):
+class NotificationStatus(_Answer):
     id: str
     type: str
     title: str
@@ -51,7 +59,7 @@ class NotificationStatus(BaseModel):
     reasons: dict[str, int]
 
 
-class HistoryItem(BaseModel):
+class HistoryItem(_Answer):
     id: str
     type: str
     title: str
@@ -65,18 +73,18 @@ class HistoryItem(BaseModel):
     icon: str | None = None
 
 
-class History(BaseModel):
+class History(_Answer):
     userId: str
     items: list[HistoryItem]
 
 
-class ReadAll(BaseModel):
+class ReadAll(_Answer):
     userId: str
     updated: int = Field(ge=0)
 
 
-class Health(BaseModel):
-    status: str
+class Health(_Answer):
+    status: Literal["ok", "ready", "not-ready"]
     checks: dict[str, bool] | None = None
 
 
@@ -101,16 +109,31 @@ def _error(description: str) -> dict[str, Any]:
     return {"description": description, "content": _json("ApiError")}
 
 
-_UNAUTHORIZED = _error("No or wrong API key.")
+_UNAUTHORIZED = {
+    **_error("No or wrong API key."),
+    "headers": {
+        "WWW-Authenticate": {"required": True, "schema": {"type": "string", "pattern": "^Bearer "}}
+    },
+}
 
 
-def _path_id(description: str) -> dict[str, Any]:
+def _path_id(description: str, rule: TypeAdapter[str]) -> dict[str, Any]:
+    """A path parameter `id`, published with the rule its handler checks it against."""
     return {
         "name": "id",
         "in": "path",
         "required": True,
         "description": description,
-        "schema": {"type": "string", "minLength": 1},
+        "schema": rule.json_schema(),
+    }
+
+
+def _closed(properties: dict[str, Any], required: str) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "properties": properties,
+        "required": [required],
+        "additionalProperties": False,
     }
 
 
@@ -121,15 +144,18 @@ def build_document(version: str = "0.1.0") -> dict[str, Any]:
     )
     schemas: dict[str, Any] = defs.get("$defs", {})
     # What pydantic's validators check but JSON Schema cannot infer from the types.
+    # Recipients: exactly one of `users` / `all` is given and not null (null counts as absent),
+    # as two closed alternatives; generators (schemathesis' coverage phase) handle that form.
     recipients = schemas["Recipients"]
-    recipients["oneOf"] = [{"required": ["users"]}, {"required": ["all"]}]
-    recipients["properties"]["users"] = {
-        "type": "array",
-        "minItems": 1,
-        "maxItems": 10000,
-        "items": recipients["properties"]["users"]["anyOf"][0]["items"],
+    users = recipients["properties"]["users"]["anyOf"][0]
+    schemas["Recipients"] = {
+        "title": "Recipients",
+        "description": recipients["description"],
+        "oneOf": [
+            _closed({"users": users, "all": {"type": "null"}}, required="users"),
+            _closed({"all": {"const": True}, "users": {"type": "null"}}, required="all"),
+        ],
     }
-    recipients["properties"]["all"] = {"const": True}
     event = schemas["Event"]
     event["properties"]["card"] = {
         "anyOf": [
@@ -165,6 +191,13 @@ def build_document(version: str = "0.1.0") -> dict[str, Any]:
                         "202": {
                             "description": "Accepted; delivery runs in the background.",
                             "content": _json("Accepted"),
+                            "headers": {
+                                "Location": {
+                                    "description": "Where the delivery status can be read.",
+                                    "required": True,
+                                    "schema": {"type": "string", "pattern": "^/api/notifications/"},
+                                }
+                            },
                         },
                         "400": _error("Invalid event; nothing was written."),
                         "401": _UNAUTHORIZED,
@@ -177,9 +210,10 @@ def build_document(version: str = "0.1.0") -> dict[str, Any]:
                 "get": {
                     "operationId": "getNotification",
                     "summary": "Delivery status and counters per channel.",
-                    "parameters": [_path_id("The notification id.")],
+                    "parameters": [_path_id("The notification id.", NOTIFICATION_ID)],
                     "responses": {
                         "200": {"description": "Status.", "content": _json("NotificationStatus")},
+                        "400": _error("Not a valid notification id."),
                         "401": _UNAUTHORIZED,
                         "404": _error("No such notification."),
                     },
@@ -190,7 +224,7 @@ def build_document(version: str = "0.1.0") -> dict[str, Any]:
                     "operationId": "getUserNotifications",
                     "summary": "A user's notification history, newest first.",
                     "parameters": [
-                        _path_id("The user's id or alias (email, UPN)."),
+                        _path_id("The user's id or alias (email, UPN).", USER_KEY),
                         {
                             "name": "unread",
                             "in": "query",
@@ -204,14 +238,14 @@ def build_document(version: str = "0.1.0") -> dict[str, Any]:
                             "schema": {
                                 "type": "integer",
                                 "minimum": 1,
-                                "maximum": 500,
+                                "maximum": MAX_LIMIT,
                                 "default": 50,
                             },
                         },
                     ],
                     "responses": {
                         "200": {"description": "History.", "content": _json("History")},
-                        "400": _error("Invalid query."),
+                        "400": _error("Invalid user id or query (each parameter at most once)."),
                         "401": _UNAUTHORIZED,
                         "404": _error("No such user."),
                     },
@@ -221,9 +255,10 @@ def build_document(version: str = "0.1.0") -> dict[str, Any]:
                 "post": {
                     "operationId": "readAllUserNotifications",
                     "summary": "Mark all of a user's notifications read.",
-                    "parameters": [_path_id("The user's id or alias.")],
+                    "parameters": [_path_id("The user's id or alias.", USER_KEY)],
                     "responses": {
                         "200": {"description": "Marked.", "content": _json("ReadAll")},
+                        "400": _error("Not a valid user id or alias."),
                         "401": _UNAUTHORIZED,
                         "404": _error("No such user."),
                     },
@@ -264,6 +299,18 @@ def build_document(version: str = "0.1.0") -> dict[str, Any]:
                     },
                 }
             },
+            "/metrics": {
+                "get": {
+                    "operationId": "metrics",
+                    "security": [],
+                    "responses": {
+                        "200": {
+                            "description": "Prometheus text exposition format.",
+                            "content": {"text/plain": {"schema": {"type": "string"}}},
+                        }
+                    },
+                }
+            },
             "/openapi.json": {
                 "get": {
                     "operationId": "openapi",
@@ -271,7 +318,14 @@ def build_document(version: str = "0.1.0") -> dict[str, Any]:
                     "responses": {
                         "200": {
                             "description": "This document.",
-                            "content": {"application/json": {}},
+                            "content": {
+                                "application/json": {
+                                    "schema": {
+                                        "type": "object",
+                                        "required": ["openapi", "info", "paths"],
+                                    }
+                                }
+                            },
                         }
                     },
                 }

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -26,6 +27,8 @@ __all__ = [
     "BroadcastValue",
     "Event",
     "Notice",
+    "NotificationId",
+    "RecipientKey",
     "ValidationProblem",
     "content_hash",
     "first_problem",
@@ -39,10 +42,37 @@ NotificationId = Annotated[
 EventType = Annotated[
     str, StringConstraints(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 ]
+# Patterns use only explicit character classes with \xHH / \uHHHH escapes, so that pydantic (Rust
+# regex), Python's re and ECMA-262 (JSON Schema: the OpenAPI document, schemathesis, clients) all
+# read them alike. `\s`, `\S` and `.` mean different sets in each: U+0085 is white space to Rust
+# and Python but not to ECMA, U+FEFF only to ECMA, U+001C only to Python; `.` matches \r and
+# U+2028 except in ECMA.
+_CONTROL = r"\x00-\x1f\x7f-\x9f"
+_SPACE = r"\x20\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff"
+_VISIBLE = rf"[^{_CONTROL}{_SPACE}]"
+"""One character that is neither a control character nor white space."""
+_PRINTABLE = rf"[^{_CONTROL}\u2028\u2029]"
+"""One character that is not a control character or line break (spaces are fine)."""
+
+_RECIPIENT_KEY = rf"^{_VISIBLE}({_PRINTABLE}*{_VISIBLE})?$"
+_HTTPS_URL = rf"^https://[^{_CONTROL}{_SPACE}/?#]+{_VISIBLE}*$"
+_PATTERN_MESSAGES = {
+    _RECIPIENT_KEY: "must not start or end with white space or hold control characters",
+    _HTTPS_URL: "must be an https URL with a host, without white space or control characters",
+}
+"""What a pattern means, for error messages: these patterns are not for people to read."""
+
 RecipientKey = Annotated[
-    str, StringConstraints(min_length=1, max_length=256, pattern=r"^\S(.*\S)?$")
+    str, StringConstraints(min_length=1, max_length=256, pattern=_RECIPIENT_KEY)
 ]
-HttpsUrl = Annotated[str, StringConstraints(max_length=2048, pattern=r"^https://[^\s/?#]+[^\s]*$")]
+"""A user id or alias: printable, no white space at either end."""
+HttpsUrl = Annotated[str, StringConstraints(max_length=2048, pattern=_HTTPS_URL)]
+"""An https URL with a host and no white space or control characters."""
+
+
+_RFC3339 = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?([Zz]|[+-][0-9]{2}:[0-9]{2})"
+)
 
 
 class _Strict(BaseModel):
@@ -54,6 +84,14 @@ class Recipients(_Strict):
 
     users: list[RecipientKey] | None = Field(None, min_length=1, max_length=MAX_RECIPIENTS)
     all: Literal[True] | None = None
+
+    @field_validator("all", mode="before")
+    @classmethod
+    def _json_true(cls, value: object) -> object:
+        # Literal[True] alone also takes 1 and 1.0; the contract says the JSON literal true.
+        if value is not None and value is not True:
+            raise ValueError("Input should be true")
+        return value
 
     @model_validator(mode="after")
     def _one_of(self) -> Recipients:
@@ -84,8 +122,23 @@ class Notice(_Strict):
     card: dict[str, Any] | None = None
     prompt: Prompt | None = None
     data: dict[str, Any] | None = None
-    expires_at: AwareDatetime | None = Field(None, alias="expiresAt")
+    expires_at: AwareDatetime | None = Field(
+        None,
+        alias="expiresAt",
+        description="RFC 3339 date-time with seconds and an offset (Z or +hh:mm); not :60.",
+    )
     urgency: Literal["very-low", "low", "normal", "high"] | None = None
+
+    @field_validator("expires_at", mode="before")
+    @classmethod
+    def _rfc3339(cls, value: object) -> object:
+        # pydantic alone also takes epoch numbers, "2030-01-01 10:00Z" and other ISO 8601 forms;
+        # the contract (and the OpenAPI `date-time` format) is an RFC 3339 string.
+        if value is not None and not (isinstance(value, str) and _RFC3339.fullmatch(value)):
+            raise ValueError(
+                "must be an RFC 3339 date-time with an offset, e.g. 2030-01-31T17:00:00Z"
+            )
+        return value
 
     @field_validator("card")
     @classmethod
@@ -119,6 +172,9 @@ def content_hash(document: dict[str, Any]) -> str:
 
 
 class ValidationProblem(BaseModel):
+    # Every error names its field, null when the problem is not about one field.
+    model_config = ConfigDict(extra="forbid", json_schema_serialization_defaults_required=True)
+
     code: str
     message: str
     field: str | None = None
@@ -126,6 +182,8 @@ class ValidationProblem(BaseModel):
 
 class ApiError(BaseModel):
     """The body of every 4xx answer: {"error": {"code", "message", "field"}}."""
+
+    model_config = ConfigDict(extra="forbid")
 
     error: ValidationProblem
 
@@ -139,6 +197,8 @@ def first_problem(exc: ValidationError) -> ValidationProblem:
         kind, "invalid_field"
     )
     message = str(err["msg"])
+    if kind == "string_pattern_mismatch":
+        message = _PATTERN_MESSAGES.get(str(err.get("ctx", {}).get("pattern")), message)
     if message.startswith("Value error, "):
         message = message[len("Value error, ") :]
     return ValidationProblem(code=code, message=message, field=field)

@@ -2,18 +2,31 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import web
+from pydantic import TypeAdapter
 
-from api.http import ApiProblem, json_response
+from api.http import ApiProblem, json_response, path_param, query_param
+from api.schemas import RecipientKey
 from storage.protocols import InboxStore, UserStore
 from storage.records import InboxEntry
 
-__all__ = ["UsersApi"]
+__all__ = ["MAX_LIMIT", "USER_KEY", "UsersApi"]
 
-_BOOLS = {"true": True, "1": True, "false": False, "0": False}
+MAX_LIMIT = 500
+USER_KEY: TypeAdapter[str] = TypeAdapter(RecipientKey)
+"""The rule for a user id or alias in a path: the same as for an event's recipients."""
+
+# The spellings of the OpenAPI document's boolean and integer query parameters.
+_BOOLS = {"true": True, "false": False}
+_INTEGER = re.compile(r"[0-9]{1,9}")
+
+
+def _integer(raw: str) -> int | None:
+    return int(raw) if _INTEGER.fullmatch(raw) else None
 
 
 def _iso(epoch: float | None) -> str | None:
@@ -54,25 +67,26 @@ class UsersApi:
         ]
 
     async def _user(self, request: web.Request) -> str:
-        user_id = request.match_info["id"]
+        user_id = path_param(request, "id", USER_KEY)
         resolved = await self._users.resolve([user_id])
         if user_id not in resolved:
             raise ApiProblem(404, "not_found", f"no user with id or alias {user_id!r}", "id")
         return resolved[user_id]
 
     async def list_notifications(self, request: web.Request) -> web.Response:
-        unread_raw = request.query.get("unread", "false").lower()
-        if unread_raw not in _BOOLS:
+        unread_raw = query_param(request, "unread")
+        unread = _BOOLS.get("false" if unread_raw is None else unread_raw)
+        if unread is None:
             raise ApiProblem(400, "invalid_field", "unread must be true or false", "unread")
-        limit_raw = request.query.get("limit", "50")
-        if not limit_raw.isdigit() or not 1 <= int(limit_raw) <= 500:
+        limit_raw = query_param(request, "limit")
+        # ASCII digits only: str.isdigit() also passes "²" (int() fails) and "٣" (int() takes it).
+        limit = 50 if limit_raw is None else _integer(limit_raw)
+        if limit is None or not 1 <= limit <= MAX_LIMIT:
             raise ApiProblem(
-                400, "invalid_field", "limit must be an integer from 1 to 500", "limit"
+                400, "invalid_field", f"limit must be an integer from 1 to {MAX_LIMIT}", "limit"
             )
         user_id = await self._user(request)
-        entries = await self._inbox.list(
-            user_id, unread_only=_BOOLS[unread_raw], limit=int(limit_raw)
-        )
+        entries = await self._inbox.list(user_id, unread_only=unread, limit=limit)
         return json_response({"userId": user_id, "items": [_item(e) for e in entries]})
 
     async def read_all(self, request: web.Request) -> web.Response:

@@ -1,0 +1,406 @@
+"""Herald against its own OpenAPI document: schemathesis generates requests from the live
+`/openapi.json` and checks every answer against it (status codes, content types, bodies,
+headers), and that invalid input gets a 4xx while valid events get 202 - never a 5xx.
+
+Herald is served on a real socket on 127.0.0.1 by `RunningHerald`, in an event loop on a
+background thread; schemathesis calls it synchronously from the test thread. The data set is
+seeded through the Emulator path (a user with one delivered notification) with a Bot Connector
+stand-in on loopback as the service URL, so the only conversation Herald can ever send to is a
+loopback one.
+
+Generation is bounded and deterministic: a fixed seed, derandomized Hypothesis, no example
+database, and `max_examples` chosen so the whole file runs in well under a minute.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+from collections import Counter
+from collections.abc import Coroutine, Iterator
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import pytest
+import requests
+import schemathesis
+from hypothesis import HealthCheck, settings
+
+from tests.harness import API_KEY, Emulator, RunningHerald
+from tests.peers.connector import ConnectorStandIn
+
+pytestmark = pytest.mark.slow
+
+T = TypeVar("T")
+
+MAX_EXAMPLES = 60
+"""Hypothesis' budget for each operation's generated cases; the coverage phase adds its own."""
+MIN_CASES = 300
+"""At least this many generated cases in all, or the run proves too little."""
+
+# `POST /api/messages` is left out of generation on purpose: in Emulator mode (no
+# MicrosoftAppId) Herald trusts an activity's `serviceUrl` and sends its replies there, so a
+# generated activity could make the bot send HTTP to an arbitrary host. No test may send
+# anything to a non-loopback address; /api/messages is tested by the Emulator-style tests.
+EXCLUDED = ("POST", "/api/messages")
+AUTH = {"Authorization": f"Bearer {API_KEY}"}
+
+CONFIG: dict[str, Any] = {
+    "seed": 20240611,
+    "generation": {"mode": "all", "deterministic": True, "database": "none"},
+    "phases": {
+        "examples": {"enabled": True},
+        "coverage": {"enabled": True, "generate-duplicate-query-parameters": True},
+        "fuzzing": {"enabled": True},
+    },
+    "headers": AUTH,
+    "checks": {
+        "enabled": False,
+        "not_a_server_error": {"enabled": True},
+        "status_code_conformance": {"enabled": True},
+        "content_type_conformance": {"enabled": True},
+        "response_schema_conformance": {"enabled": True},
+        "response_headers_conformance": {"enabled": True},
+        # Invalid input: 400 (body, query, path parameter), 413/415 (size, media type), 404
+        # (an empty path segment matches no route) or 401 (the coverage phase drops the key).
+        "negative_data_rejection": {
+            "enabled": True,
+            "expected-statuses": [400, 401, 404, 413, 415],
+        },
+        # Valid input: an answer, or 404 for an id that names nothing (ids are generated).
+        "positive_data_acceptance": {"enabled": True, "expected-statuses": [200, 404]},
+    },
+    "operations": [
+        {
+            # A valid event is accepted, always: never 400, never "not found".
+            "include-operation-id": "postNotification",
+            "checks": {"positive_data_acceptance": {"expected-statuses": [202]}},
+        },
+        {
+            "include-operation-id": ["healthz", "readyz", "metrics", "openapi"],
+            "checks": {"positive_data_acceptance": {"expected-statuses": [200]}},
+        },
+    ],
+}
+
+
+class _LoopThread:
+    """An event loop on a daemon thread, for servers the synchronous tests talk to."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self._thread.start()
+
+    def run(self, coro: Coroutine[Any, Any, T], timeout: float = 30.0) -> T:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+    def close(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(10)
+        self.loop.close()
+
+
+@dataclass(frozen=True)
+class Served:
+    url: str
+    user_key: str
+    notification_id: str
+    api_routes: frozenset[tuple[str, str]]
+    """(method, path template) of every route under /api/ the app serves."""
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    thread = _LoopThread()
+    connector = ConnectorStandIn()
+    herald = RunningHerald(tmp_path_factory.mktemp("herald"), {"HERALD_LOG_LEVEL": "WARNING"})
+
+    async def start() -> Served:
+        await connector.__aenter__()
+        await herald.start()
+        # A known user with one delivered notification, so that 200 answers with real history
+        # and status bodies are checked against the document too (generated ids rarely exist).
+        emulator = Emulator(herald, connector.url)
+        user = emulator.user("Ada")
+        assert await emulator.join(user) in (200, 201)
+        status, body = await herald.post_event(
+            {
+                "type": "case.assigned",
+                "title": "Case 4711 was assigned to you",
+                "text": "Customer: Contoso.",
+                "url": "https://crm.example.com/cases/4711",
+                "recipients": {"users": [user.key]},
+            }
+        )
+        assert status == 202, body
+        await herald.wait_status(body["id"])
+        routes = frozenset(
+            (route.method, route.resource.canonical)
+            for route in herald.app.router.routes()
+            if route.resource is not None
+            and route.resource.canonical.startswith("/api/")
+            and route.method != "HEAD"
+        )
+        return Served(herald.url, user.key, body["id"], routes)
+
+    async def stop() -> None:
+        await herald.close()
+        await connector.__aexit__(None, None, None)
+
+    try:
+        yield thread.run(start())
+    finally:
+        thread.run(stop())
+        thread.close()
+
+
+def _load(served: Served, config: dict[str, Any]) -> schemathesis.BaseSchema:
+    loaded = schemathesis.openapi.from_url(
+        f"{served.url}/openapi.json", config=schemathesis.Config.from_dict(config)
+    )
+    return loaded.exclude(method=EXCLUDED[0], path=EXCLUDED[1])
+
+
+@pytest.fixture(scope="module")
+def api_schema(served: Served) -> schemathesis.BaseSchema:
+    """The live document, with the API key configured for every operation that needs one."""
+    return _load(served, CONFIG)
+
+
+@pytest.fixture(scope="module")
+def anonymous_schema(served: Served) -> schemathesis.BaseSchema:
+    """The live document, no key configured: for requests that must be refused."""
+    return _load(served, {key: value for key, value in CONFIG.items() if key != "headers"})
+
+
+@pytest.fixture(autouse=True)
+def _pytest_node_id_alias(request: pytest.FixtureRequest) -> None:
+    # schemathesis 4.32's lazy loader reads `item._nodeid`, which pytest 9.2 replaced with a
+    # structured id (pytest-dev/pytest#14758); give it the public value under the old name.
+    node: Any = request.node
+    if not hasattr(node, "_nodeid"):
+        node._nodeid = node.nodeid
+
+
+schema = (
+    schemathesis.pytest.from_fixture("api_schema")
+    # schemathesis leaves out the operation that served the document unless a filter selects
+    # it; select every path, so GET /openapi.json is tested too.
+    .include(path_regex="^/")
+    .exclude(method=EXCLUDED[0], path=EXCLUDED[1])
+)
+
+GENERATED: Counter[str] = Counter()
+
+
+@schema.parametrize()
+@settings(
+    max_examples=MAX_EXAMPLES,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+def test_api_matches_its_document(case: schemathesis.Case) -> None:
+    assert (case.method, case.path) != EXCLUDED
+    GENERATED[case.operation.label] += 1
+    case.call_and_validate()
+
+
+def test_generation_covered_every_operation(api_schema: schemathesis.BaseSchema) -> None:
+    if not GENERATED:
+        pytest.skip("runs after test_api_matches_its_document, in the same session")
+    operations = {result.ok().label for result in api_schema.get_all_operations()}
+    assert set(GENERATED) == operations
+    assert sum(GENERATED.values()) >= MIN_CASES, GENERATED
+
+
+def test_every_api_route_is_documented(api_schema: schemathesis.BaseSchema, served: Served) -> None:
+    # What the document leaves out is never generated; an endpoint added without documenting it
+    # would go untested here (and unknown to clients).
+    documented = {
+        (method.upper(), path)
+        for path, item in api_schema.raw_schema["paths"].items()
+        for method in item
+        if method in ("get", "put", "post", "delete", "patch")
+    }
+    assert served.api_routes - documented - NOT_YET_DOCUMENTED == set()
+
+
+# Routes added while this test was written, not in the document yet: document them in
+# api/openapi.py (then schemathesis tests them too) and drop them from this set.
+NOT_YET_DOCUMENTED = {
+    ("GET", "/api/users/{id}/preferences"),
+    ("PUT", "/api/users/{id}/preferences"),
+}
+
+
+def _send(case: schemathesis.Case, headers: dict[str, str] | None = None) -> schemathesis.Response:
+    """Calls the case (with the API key unless `headers` are given), then checks the answer
+    against the document: no 5xx, documented status, content type, body schema and headers."""
+    response = case.call(headers=AUTH if headers is None else headers)
+    case.validate_response(response)
+    assert response.status_code < 500
+    return response
+
+
+def _header(response: schemathesis.Response, name: str) -> str:
+    values = {key.lower(): value for key, value in response.headers.items()}[name.lower()]
+    return values[0]
+
+
+def test_known_resources_answer_as_documented(
+    api_schema: schemathesis.BaseSchema, served: Served
+) -> None:
+    # After the generated run the seeded user also holds every generated `"all": true` event,
+    # some still being delivered: their history checks real, varied items against the schema.
+    user = {"id": served.user_key}
+    history = api_schema["/api/users/{id}/notifications"]["GET"]
+    response = _send(history.Case(path_parameters=user, query={"limit": "500"}))
+    assert response.status_code == 200
+    assert served.notification_id in [item["id"] for item in response.json()["items"]]
+    response = _send(history.Case(path_parameters=user, query={"unread": "true", "limit": "1"}))
+    assert response.status_code == 200
+    assert all(not item["read"] for item in response.json()["items"])
+
+    read_all = api_schema["/api/users/{id}/notifications/read-all"]["POST"]
+    response = _send(read_all.Case(path_parameters=user))
+    assert response.status_code == 200
+    assert response.json()["userId"] == served.user_key
+
+    status = api_schema["/api/notifications/{id}"]["GET"]
+    response = _send(status.Case(path_parameters={"id": served.notification_id}))
+    assert response.status_code == 200
+    assert response.json()["counters"]["delivered"] == 1
+
+
+SECURED = [
+    ("/api/notifications", "POST"),
+    ("/api/notifications/{id}", "GET"),
+    ("/api/users/{id}/notifications", "GET"),
+    ("/api/users/{id}/notifications/read-all", "POST"),
+]
+NO_KEY: list[dict[str, str]] = [
+    {},
+    {"Authorization": "Bearer not-the-key"},
+    {"Authorization": f"Basic {API_KEY}"},
+    {"Authorization": "Bearer"},
+]
+
+
+@pytest.mark.parametrize(("path", "method"), SECURED)
+def test_requests_without_a_valid_key_get_401(
+    anonymous_schema: schemathesis.BaseSchema, served: Served, path: str, method: str
+) -> None:
+    operation = anonymous_schema[path][method]
+    # Requests that would succeed with the key, so only the key decides.
+    if "{id}" in path:
+        key = served.notification_id if path.startswith("/api/notifications") else served.user_key
+        case = operation.Case(path_parameters={"id": key})
+    else:
+        case = operation.Case(
+            body={"type": "t", "title": "Hello", "recipients": {"users": [served.user_key]}},
+            media_type="application/json",
+        )
+    for headers in NO_KEY:
+        response = _send(case, headers=headers)
+        assert response.status_code == 401, (headers, response.text)
+        assert _header(response, "WWW-Authenticate").startswith("Bearer")
+        assert response.json()["error"]["code"] == "unauthorized"
+
+
+def _event(**fields: Any) -> bytes:
+    return json.dumps(
+        {"type": "t", "title": "Hello", "recipients": {"all": True}, **fields}
+    ).encode()
+
+
+def _event_with_data(raw: str) -> bytes:
+    """An event whose `data` is written verbatim: what a JSON encoder would not write."""
+    return _event()[:-1] + b', "data": ' + raw.encode() + b"}"
+
+
+# Inputs a generator rarely draws. Most once got a 500, or a 202 although the document calls
+# them invalid; the rest pin rules the API keeps on purpose. Raw bytes, since several are not
+# what a JSON encoder writes.
+BAD_BODIES: list[tuple[str, bytes]] = [
+    ("NaN", _event_with_data('{"x": NaN}')),
+    ("-Infinity", _event_with_data('{"x": -Infinity}')),
+    ("1e999 overflows", _event_with_data('{"x": 1e999}')),
+    ("20000 digits", _event_with_data('{"x": 1' + "0" * 20000 + "}")),
+    ("nested 3000 deep", _event_with_data("[" * 3000 + "]" * 3000)),
+    ("nested 65 deep", _event_with_data("[" * 64 + "]" * 64)),
+    ("unpaired surrogate", _event(data={"\ud800": 1})),
+    ("not UTF-8", b'{"type": "t", "title": "\xff", "recipients": {"all": true}}'),
+    ("UTF-16", _event().decode().encode("utf-16")),
+    ("all is 1", _event(recipients={"all": 1})),
+    ("all and users", _event(recipients={"all": True, "users": ["ada"]})),
+    ("expiresAt a number", _event(expiresAt=1900000000)),
+    ("expiresAt with a space", _event(expiresAt="2030-01-01 10:00:00Z")),
+    ("expiresAt no seconds", _event(expiresAt="2030-01-01T10:00Z")),
+    ("recipient ends in NEL", _event(recipients={"users": ["ada\x85"]})),
+    ("recipient with a control", _event(recipients={"users": ["a\x7fda"]})),
+    ("url ends in BOM", _event(url="https://example.com/\ufeff")),
+]
+
+
+@pytest.mark.parametrize(("why", "body"), BAD_BODIES, ids=[why for why, _ in BAD_BODIES])
+def test_malformed_events_get_400(
+    api_schema: schemathesis.BaseSchema, served: Served, why: str, body: bytes
+) -> None:
+    case = api_schema["/api/notifications"]["POST"].Case(media_type="application/json")
+    response = requests.post(
+        f"{served.url}/api/notifications",
+        data=body,
+        headers={**AUTH, "Content-Type": "application/json"},
+        timeout=10,
+    )
+    case.validate_response(response)
+    assert response.status_code == 400, response.text
+
+
+BAD_QUERIES = [
+    "limit=%C2%B2",  # "²".isdigit() is true, int("²") raises
+    "limit=%D9%A3",  # Arabic-Indic three: isdigit() and int() both take it
+    "limit=0",
+    "limit=501",
+    "limit=1&limit=2",
+    "unread=yes",
+    "unread=1",
+    "unread=",
+    "unread=true&unread=false",
+]
+
+
+@pytest.mark.parametrize("query", BAD_QUERIES)
+def test_malformed_history_queries_get_400(
+    api_schema: schemathesis.BaseSchema, served: Served, query: str
+) -> None:
+    case = api_schema["/api/users/{id}/notifications"]["GET"].Case(
+        path_parameters={"id": served.user_key}
+    )
+    response = requests.get(
+        f"{served.url}/api/users/{served.user_key}/notifications?{query}",
+        headers=AUTH,
+        timeout=10,
+    )
+    case.validate_response(response)
+    assert response.status_code == 400, response.text
+
+
+@pytest.mark.parametrize(
+    "raw_id", ["%20ada", "ada%0A", "%C2%85ada", "a%00b", "x" * 257], ids=lambda raw: raw[:12]
+)
+def test_malformed_user_ids_get_400(
+    api_schema: schemathesis.BaseSchema, served: Served, raw_id: str
+) -> None:
+    case = api_schema["/api/users/{id}/notifications"]["GET"].Case(path_parameters={"id": "x"})
+    response = requests.get(
+        f"{served.url}/api/users/{raw_id}/notifications",
+        headers=AUTH,
+        timeout=10,
+    )
+    case.validate_response(response)
+    assert response.status_code == 400, response.text
