@@ -21,6 +21,7 @@ from api.health import HealthApi
 from api.http import errors_middleware
 from api.notifications import NotificationsApi
 from api.openapi import OpenApi
+from api.preferences import PreferencesApi
 from api.users import UsersApi
 from bots.endpoint import MessagesEndpoint
 from bots.herald_bot import HeraldBot
@@ -31,15 +32,23 @@ from delivery.outbox_sqlite import SqliteOutbox
 from delivery.ratelimit import RateLimiter
 from delivery.router import Router
 from delivery.worker import Backoff, DeliveryWorker
+from dialogs.card_actions import CardActions
+from dialogs.consent import ConsentFlow
+from dialogs.history import HistoryFlow
 from dialogs.main_dialog import MainDialog
+from dialogs.preferences_flow import PreferencesFlow
+from dialogs.prompt_dialog import PromptAnswers
+from dialogs.services import DialogServices
 from errors import SettingsError
 from preferences.rules import DeliveryPolicy
+from preferences.service import PreferencesService
 from proactive.adapter import HeraldAdapter
 from proactive.connector import HttpConnectorTransport, MsalTokenProvider, NoTokens, TokenProvider
 from storage.sqlite import SqliteDatabase
 from storage.sqlite_bot_state import SqliteBotStorage
 from storage.sqlite_conversations import SqliteConversationStore
 from storage.sqlite_notifications import SqliteInboxStore, SqliteNotificationStore
+from storage.sqlite_prompts import SqlitePromptStore
 from storage.sqlite_users import SqliteUserStore
 
 __all__ = ["HERALD", "Herald", "create_app", "main"]
@@ -67,6 +76,8 @@ class Herald:
     conversations: SqliteConversationStore
     notifications: SqliteNotificationStore
     inbox: SqliteInboxStore
+    prompts: SqlitePromptStore
+    preferences: PreferencesService
     outbox: SqliteOutbox
     transport: HttpConnectorTransport
     adapter: HeraldAdapter
@@ -127,6 +138,12 @@ def create_app(settings: Settings) -> web.Application:
     inbox = SqliteInboxStore(db, retention_seconds=settings.history_days * 86400)
     outbox = SqliteOutbox(db)
     bot_storage = SqliteBotStorage(db)
+    prompts = SqlitePromptStore(db)
+    preferences = PreferencesService(users)
+    policy = DeliveryPolicy(
+        opt_in_required=settings.opt_in_required,
+        critical_types=frozenset(t.lower() for t in settings.critical_types),
+    )
 
     transport = HttpConnectorTransport(_token_provider(settings))
     auth = ConfigurationBotFrameworkAuthentication(
@@ -138,25 +155,48 @@ def create_app(settings: Settings) -> web.Application:
         )
     )
     adapter = HeraldAdapter(auth, transport, app_id=settings.app_id)
+    # Filled below: the conversation channel needs the bot, and the bot's preferences card
+    # needs to know which channels exist.
+    channels = ChannelRegistry()
+    services = DialogServices(
+        users=users,
+        preferences=preferences,
+        conversations=conversations,
+        inbox=inbox,
+        notifications=notifications,
+        prompts=prompts,
+        channels=channels,
+        policy=policy,
+    )
+    consent = ConsentFlow(services)
+    preferences_flow = PreferencesFlow(services)
+    history = HistoryFlow(services)
+    answers = PromptAnswers(services)
     bot = HeraldBot(
         users=users,
         conversations=conversations,
         conversation_state=ConversationState(bot_storage),
         user_state=UserState(bot_storage),
-        dialog=MainDialog(users, conversations, inbox),
+        dialog=MainDialog(
+            services,
+            consent=consent,
+            preferences=preferences_flow,
+            history=history,
+            answers=answers,
+        ),
+        card_actions=CardActions(consent, preferences_flow, answers, history),
+        services=services,
     )
 
     limiter = RateLimiter(settings.conversation_rate, settings.tenant_rate)
-    channels = ChannelRegistry(
-        [
-            ConversationChannel(
-                conversations,
-                adapter,
-                bot.on_turn,
-                limiter,
-                throttled_channels=frozenset(settings.throttled_channels),
-            ),
-        ]
+    channels.register(
+        ConversationChannel(
+            conversations,
+            adapter,
+            bot.on_turn,
+            limiter,
+            throttled_channels=frozenset(settings.throttled_channels),
+        )
     )
     worker = DeliveryWorker(
         outbox,
@@ -172,10 +212,7 @@ def create_app(settings: Settings) -> web.Application:
         notifications,
         outbox,
         channels,
-        DeliveryPolicy(
-            opt_in_required=settings.opt_in_required,
-            critical_types=frozenset(t.lower() for t in settings.critical_types),
-        ),
+        policy,
         on_enqueued=worker.wake,
     )
 
@@ -188,6 +225,8 @@ def create_app(settings: Settings) -> web.Application:
         conversations=conversations,
         notifications=notifications,
         inbox=inbox,
+        prompts=prompts,
+        preferences=preferences,
         outbox=outbox,
         transport=transport,
         adapter=adapter,
@@ -224,6 +263,7 @@ def create_app(settings: Settings) -> web.Application:
         MessagesEndpoint(adapter, bot).routes(),
         NotificationsApi(notifications, users, outbox, router).routes(),
         UsersApi(users, inbox).routes(),
+        PreferencesApi(users, preferences).routes(),
         HealthApi(ready, metrics).routes(),
         OpenApi().routes(),
     ):

@@ -5,29 +5,36 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from typing import Any
+from typing import Any, Final
 
 from botbuilder.core import ActivityHandler, ConversationState, TurnContext, UserState
 from botbuilder.core.teams import TeamsInfo
-from botbuilder.dialogs import Dialog, DialogSet, DialogTurnStatus
+from botbuilder.dialogs import Dialog, DialogContext, DialogSet
 from botbuilder.schema import ChannelAccount
 from pydantic import ValidationError
 
 from api.schemas import BroadcastValue, first_problem
-from dialogs.cards import notification_activity
+from dialogs.card_actions import CardActions, card_action
+from dialogs.cards import notification_activity, prompt_of
+from dialogs.choice_prompt import submit_matches, waiting_choice
+from dialogs.consent import WELCOME_TEXT
+from dialogs.interruptible import was_cancelled
+from dialogs.main_dialog import MainOptions
+from dialogs.prompt_dialog import PromptDialogOptions
+from dialogs.services import DialogServices, conversation_key
 from proactive.adapter import BROADCAST_EVENT, BROADCAST_TURN_KEY, BroadcastTurn
 from proactive.identity import stored_reference, tenant_of, user_key
 from storage.protocols import ConversationStore, UserStore
-from storage.records import UserRecord
+from storage.records import PendingPrompt, UserRecord
 
-__all__ = ["HeraldBot"]
+__all__ = ["WELCOME_TEXT", "HeraldBot"]
 
 log = logging.getLogger(__name__)
 
-WELCOME_TEXT = (
-    "Hi, I'm Herald 👋 From now on I'll bring you notifications from your company's systems "
-    "right here. Type **help** to see what I can do."
-)
+_FIRST_CONTACT: Final = "herald.firstContact"
+"""Turn state: the sender was not known before this turn."""
+_PERSONAL: Final = frozenset({None, "", "personal"})
+"""Conversation types where the bot talks to one person (Emulator and Web Chat give none)."""
 
 
 class HeraldBot(ActivityHandler):
@@ -35,7 +42,9 @@ class HeraldBot(ActivityHandler):
 
     Inbound turns save the sender's conversation reference and run the main dialog with state
     in the store. BroadcastEvent turns (from the delivery worker, or posted to /api/messages)
-    render the notification as an Adaptive Card, or edit the card sent for an earlier version.
+    render the notification as an Adaptive Card, or edit the card sent for an earlier version;
+    when the event asks a question (`prompt`), the question is queued for the user's next turn
+    (dialogs/prompt_dialog.py says why it is not begun right there).
     """
 
     def __init__(
@@ -46,6 +55,8 @@ class HeraldBot(ActivityHandler):
         conversation_state: ConversationState,
         user_state: UserState,
         dialog: Dialog,
+        card_actions: CardActions,
+        services: DialogServices,
         alias_timeout: float = 5.0,
     ) -> None:
         self._users = users
@@ -53,9 +64,14 @@ class HeraldBot(ActivityHandler):
         self._conversation_state = conversation_state
         self._user_state = user_state
         self._dialog = dialog
+        self._card_actions = card_actions
+        self._services = services
         self._dialog_state = conversation_state.create_property("DialogState")
+        self._dialogs = DialogSet(self._dialog_state)
+        self._dialogs.add(dialog)
         self._alias_timeout = alias_timeout
         self._alias_known: set[str] = set()
+        self._zone_checked: set[str] = set()
         self._background: set[asyncio.Task[None]] = set()
 
     async def aclose(self) -> None:
@@ -71,9 +87,22 @@ class HeraldBot(ActivityHandler):
             await super().on_turn(turn_context)
             return
         await self._remember(turn_context)
-        await super().on_turn(turn_context)
+        try:
+            await super().on_turn(turn_context)
+        except Exception:
+            await self._forget_dialogs(turn_context)
+            raise
         await self._conversation_state.save_changes(turn_context)
         await self._user_state.save_changes(turn_context)
+
+    async def _forget_dialogs(self, turn_context: TurnContext) -> None:
+        """After a failed turn, start the conversation's dialogs afresh rather than fail the
+        same way on every later turn (state is not saved when a turn raises)."""
+        log.warning("a turn failed; starting the dialogs of its conversation afresh")
+        with contextlib.suppress(Exception):
+            await self._conversation_state.load(turn_context, force=True)
+            await self._dialog_state.delete(turn_context)
+            await self._conversation_state.save_changes(turn_context, force=True)
 
     async def _remember(self, turn_context: TurnContext) -> None:
         activity = turn_context.activity
@@ -82,7 +111,7 @@ class HeraldBot(ActivityHandler):
             return
         if activity.from_property is not None and activity.from_property.role == "bot":
             return
-        await self._users.upsert_user(
+        created = await self._users.upsert_user(
             UserRecord(
                 user_id=user_id,
                 channel_id=str(activity.channel_id),
@@ -90,7 +119,13 @@ class HeraldBot(ActivityHandler):
                 tenant_id=tenant_of(activity),
             )
         )
+        turn_context.turn_state[_FIRST_CONTACT] = created
         await self._conversations.upsert(stored_reference(activity, user_id))
+        zone = activity.local_timezone
+        if zone and user_id not in self._zone_checked:
+            # The client's zone is a guess for quiet hours; a zone the user chose always wins.
+            self._zone_checked.add(user_id)
+            await self._services.preferences.adopt_time_zone(user_id, str(zone))
         if activity.channel_id == "msteams" and user_id not in self._alias_known:
             self._alias_known.add(user_id)
             task = asyncio.create_task(self._learn_aliases(turn_context, user_id))
@@ -121,26 +156,95 @@ class HeraldBot(ActivityHandler):
             log.info("could not read the roster entry of %s: %r", user_id, exc)
 
     async def on_message_activity(self, turn_context: TurnContext) -> None:
-        dialogs = DialogSet(self._dialog_state)
-        dialogs.add(self._dialog)
-        dialog_context = await dialogs.create_context(turn_context)
-        result = await dialog_context.continue_dialog()
-        if result.status == DialogTurnStatus.Empty:
-            await dialog_context.begin_dialog(self._dialog.id)
+        """Card clicks first (whether or not a dialog waits for them), then the dialog the
+        user is in, then a question a notification asked, then a new command."""
+        dialog_context = await self._dialogs.create_context(turn_context)
+        value = turn_context.activity.value
+        in_dialog = dialog_context.active_dialog is not None
+        if card_action(value) is not None:
+            waiting = waiting_choice(dialog_context)
+            if waiting is not None and any(
+                submit_matches(value, choice.submit) for choice in waiting.options.choices
+            ):
+                await dialog_context.continue_dialog()
+            else:
+                await self._card_actions.handle(turn_context, value)
+        elif dialog_context.active_dialog is not None:
+            await dialog_context.continue_dialog()
+        else:
+            prompt = await self._next_prompt(turn_context)
+            if prompt is not None:
+                # The card asked already: wait silently, and let this message answer it.
+                in_dialog = True
+                await dialog_context.begin_dialog(self._dialog.id, MainOptions(prompt=prompt))
+                await dialog_context.continue_dialog()
+            else:
+                first = bool(turn_context.turn_state.get(_FIRST_CONTACT))
+                await dialog_context.begin_dialog(
+                    self._dialog.id, MainOptions(first_contact=first)
+                )
+        await self._after_dialogs(turn_context, dialog_context, reminder=in_dialog)
+
+    async def _after_dialogs(
+        self, turn_context: TurnContext, dialog_context: DialogContext, *, reminder: bool
+    ) -> None:
+        """`cancel` ends everything, queued questions included; otherwise, once no dialog is
+        active, take up the newest question still waiting: with a reminder if it waited for a
+        dialog that ended in this turn, silently (its card is on screen) if not."""
+        key = conversation_key(turn_context.activity)
+        if was_cancelled(turn_context):
+            await dialog_context.cancel_all_dialogs()
+            if key is not None:
+                await self._services.prompts.clear(key)
+            return
+        if dialog_context.active_dialog is not None:
+            return
+        prompt = await self._next_prompt(turn_context)
+        if prompt is not None:
+            prompt.silent = not reminder
+            await dialog_context.begin_dialog(self._dialog.id, MainOptions(prompt=prompt))
+
+    async def _next_prompt(self, turn_context: TurnContext) -> PromptDialogOptions | None:
+        """The newest question queued for the sender here that they have not answered yet."""
+        key = conversation_key(turn_context.activity)
+        user_id = user_key(turn_context.activity)
+        if key is None or user_id is None:
+            return None
+        prompts = self._services.prompts
+        while (pending := await prompts.take_newest(key, user_id)) is not None:
+            if await prompts.answer_of(pending.notification_id, user_id) is None:
+                return PromptDialogOptions(
+                    notification_id=pending.notification_id,
+                    text=pending.text,
+                    choices=list(pending.choices),
+                )
+        return None
 
     async def on_members_added_activity(
         self, members_added: list[ChannelAccount], turn_context: TurnContext
     ) -> None:
         bot_id = turn_context.activity.recipient.id if turn_context.activity.recipient else None
         if any(member.id != bot_id for member in members_added):
-            await turn_context.send_activity(WELCOME_TEXT)
+            await self._welcome(turn_context)
 
     async def on_installation_update_add(self, turn_context: TurnContext) -> None:
-        await turn_context.send_activity(WELCOME_TEXT)
+        await self._welcome(turn_context)
+
+    async def _welcome(self, turn_context: TurnContext) -> None:
+        """Greet; in a 1:1 chat with someone never asked, the greeting asks for consent."""
+        conversation = turn_context.activity.conversation
+        if conversation is not None and conversation.conversation_type not in _PERSONAL:
+            await turn_context.send_activity(WELCOME_TEXT)
+            return
+        dialog_context = await self._dialogs.create_context(turn_context)
+        if dialog_context.active_dialog is not None:
+            return  # already greeted (Teams sends both conversationUpdate and installationUpdate)
+        await dialog_context.begin_dialog(self._dialog.id, MainOptions(welcome=True))
 
     async def on_event_activity(self, turn_context: TurnContext) -> None:
         if turn_context.activity.name == BROADCAST_EVENT:
             await self._on_broadcast(turn_context)
+            await self._queue_prompt(turn_context)
 
     async def _on_broadcast(self, turn_context: TurnContext) -> None:
         turn: BroadcastTurn | None = turn_context.turn_state.get(BROADCAST_TURN_KEY)
@@ -164,3 +268,42 @@ class HeraldBot(ActivityHandler):
         response = await turn_context.send_activity(activity)
         if turn is not None:
             turn.activity_id = response.id if response is not None else None
+
+    async def _queue_prompt(self, turn_context: TurnContext) -> None:
+        """After the card with the question went out: queue the question for a dialog.
+
+        One row in the PromptStore, written atomically: no conversation state is read or
+        written here, so this cannot conflict with a user's turn, and any failure is logged,
+        never raised — the card was sent, and the delivery worker must not send it again.
+        """
+        value: Any = turn_context.activity.value
+        if not isinstance(value, dict) or "prompt" not in value:
+            return
+        try:
+            if BROADCAST_TURN_KEY not in turn_context.turn_state:
+                try:
+                    value = BroadcastValue.model_validate(value).document()
+                except ValidationError:
+                    return  # _on_broadcast told the sender what is wrong
+            prompt = prompt_of(value)
+            notification_id = value.get("id")
+            activity = turn_context.activity
+            key = conversation_key(activity)
+            user_id = user_key(activity)
+            if prompt is None or not notification_id or key is None or user_id is None:
+                return
+            prompts = self._services.prompts
+            if await prompts.answer_of(str(notification_id), user_id) is not None:
+                return
+            await prompts.queue(
+                PendingPrompt(
+                    conversation_key=key,
+                    notification_id=str(notification_id),
+                    user_id=user_id,
+                    text=prompt[0],
+                    choices=tuple(prompt[1]),
+                    queued_at=self._services.clock(),
+                )
+            )
+        except Exception:
+            log.exception("could not queue the prompt of %s", value.get("id"))

@@ -4,12 +4,29 @@ from __future__ import annotations
 
 from typing import Any, Final
 
-from botbuilder.schema import Activity, ActivityTypes, Attachment
+from botbuilder.schema import (
+    ActionTypes,
+    Activity,
+    ActivityTypes,
+    Attachment,
+    CardAction,
+    SuggestedActions,
+)
 
-__all__ = ["ADAPTIVE_CARD", "notification_activity", "notification_card", "plain_text"]
+__all__ = [
+    "ADAPTIVE_CARD",
+    "PROMPT_ANSWER",
+    "notification_activity",
+    "notification_card",
+    "plain_text",
+    "prompt_card",
+    "prompt_of",
+]
 
 ADAPTIVE_CARD: Final = "application/vnd.microsoft.card.adaptive"
 _CARD_VERSION: Final = "1.4"
+PROMPT_ANSWER: Final = "promptAnswer"
+"""The `action` of a prompt's answer buttons (data: notificationId, choice)."""
 
 # Adaptive Card colours and a symbol per severity, so the severity reads without colour too.
 _SEVERITY: Final[dict[str, tuple[str, str, str]]] = {
@@ -19,6 +36,14 @@ _SEVERITY: Final[dict[str, tuple[str, str, str]]] = {
 }
 
 
+def prompt_of(event: dict[str, Any]) -> tuple[str, list[str]] | None:
+    """The event's question and its choices, if it asks one."""
+    prompt = event.get("prompt")
+    if not isinstance(prompt, dict) or not prompt.get("text") or not prompt.get("choices"):
+        return None
+    return str(prompt["text"]), [str(c) for c in prompt["choices"]]
+
+
 def plain_text(event: dict[str, Any]) -> str:
     """The notification as one line of text, for clients that render no cards."""
     parts = [str(event.get("title", ""))]
@@ -26,7 +51,55 @@ def plain_text(event: dict[str, Any]) -> str:
         parts.append(str(event["text"]))
     if event.get("url"):
         parts.append(str(event["url"]))
+    prompt = prompt_of(event)
+    if prompt is not None:
+        parts.append(f"{prompt[0]} ({' / '.join(prompt[1])})")
     return " — ".join(parts)
+
+
+def _prompt_block(event: dict[str, Any]) -> tuple[dict[str, Any], list[dict[str, Any]]] | None:
+    """The question as a TextBlock and one Submit button per choice (when it can be answered:
+    the answer is recorded against the notification's id)."""
+    prompt = prompt_of(event)
+    if prompt is None:
+        return None
+    text, choices = prompt
+    question = {
+        "type": "TextBlock",
+        "text": text,
+        "weight": "Bolder",
+        "wrap": True,
+        "spacing": "Medium",
+    }
+    if not event.get("id"):
+        return question, []
+    buttons = [
+        {
+            "type": "Action.Submit",
+            "title": choice,
+            "data": {"action": PROMPT_ANSWER, "notificationId": event["id"], "choice": choice},
+        }
+        for choice in choices
+    ]
+    return question, buttons
+
+
+def prompt_card(event: dict[str, Any]) -> dict[str, Any] | None:
+    """The question on a card of its own, sent beside a backend's own card."""
+    block = _prompt_block(event)
+    if block is None:
+        return None
+    question, buttons = block
+    card: dict[str, Any] = {
+        "type": "AdaptiveCard",
+        "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
+        "version": _CARD_VERSION,
+        "fallbackText": question["text"],
+        "body": [question],
+    }
+    if buttons:
+        card["actions"] = buttons
+    return card
 
 
 def notification_card(event: dict[str, Any]) -> dict[str, Any]:
@@ -83,16 +156,41 @@ def notification_card(event: dict[str, Any]) -> dict[str, Any]:
         "fallbackText": plain_text(event),
         "body": body,
     }
+    actions: list[dict[str, Any]] = []
+    block = _prompt_block(event)
+    if block is not None:
+        body.append(block[0])
+        actions.extend(block[1])
     if event.get("url"):
-        card["actions"] = [{"type": "Action.OpenUrl", "title": "Open", "url": event["url"]}]
+        actions.append({"type": "Action.OpenUrl", "title": "Open", "url": event["url"]})
+    if actions:
+        card["actions"] = actions
     return card
 
 
 def notification_activity(event: dict[str, Any]) -> Activity:
-    """A message carrying the notification card (or the event's own card) and a text summary."""
+    """A message carrying the notification card (or the event's own card) and a text summary.
+
+    An event with a `prompt` asks its question on the card (beside a backend's own card, on a
+    second one) with a button per choice, and offers the choices as suggested actions for
+    clients that show no cards.
+    """
     content = event.get("card") or notification_card(event)
-    return Activity(
+    attachments = [Attachment(content_type=ADAPTIVE_CARD, content=content)]
+    activity = Activity(
         type=ActivityTypes.message,
         summary=plain_text(event)[:1000],
-        attachments=[Attachment(content_type=ADAPTIVE_CARD, content=content)],
+        attachments=attachments,
     )
+    prompt = prompt_of(event)
+    if prompt is not None:
+        extra = prompt_card(event) if event.get("card") else None
+        if extra is not None:
+            attachments.append(Attachment(content_type=ADAPTIVE_CARD, content=extra))
+        if event.get("id"):
+            activity.suggested_actions = SuggestedActions(
+                actions=[
+                    CardAction(type=ActionTypes.im_back, title=c, value=c) for c in prompt[1]
+                ]
+            )
+    return activity

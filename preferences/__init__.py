@@ -19,9 +19,20 @@ from preferences.rules import (
     decide,
     quiet_window_end,
 )
+from preferences.service import (
+    CHANNEL_LABELS,
+    PreferencesService,
+    Snapshot,
+    Update,
+    consent_text,
+    describe_changes,
+    summary_lines,
+)
+from preferences.text import parse_quiet_hours, parse_time_of_day, resolve_time_zone
 
 __all__ = [
     "CHANNELS",
+    "CHANNEL_LABELS",
     "DEFERRED_QUIET_HOURS",
     "SKIP_EXPIRED",
     "SKIP_MUTED",
@@ -35,9 +46,18 @@ __all__ = [
     "Decision",
     "DeliveryPolicy",
     "EventFacts",
+    "PreferencesService",
     "QuietHours",
+    "Snapshot",
+    "Update",
     "Urgency",
     "UserPreferences",
+    "consent_text",
     "decide",
+    "describe_changes",
+    "parse_quiet_hours",
+    "parse_time_of_day",
     "quiet_window_end",
+    "resolve_time_zone",
+    "summary_lines",
 ]

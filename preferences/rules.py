@@ -10,8 +10,11 @@ store or a clock. The rules, first match wins:
 3. ``opted_in is False`` -> skip ``opted-out`` (an explicit no always wins);
 4. opt-in required and ``opted_in`` is not True -> skip ``not-opted-in``;
 5. the channel is off -> skip ``preference``;
-6. the type is muted -> skip ``muted``, unless the operator lists it as critical: critical types
-   cannot be muted, whatever the urgency (they still respect opt-out, channels and quiet hours);
+6. the type is muted -> skip ``muted``, unless the event is ``high`` urgency and the operator
+   lists its type as critical (``HERALD_CRITICAL_TYPES``). People may mute a critical type, and
+   that silences its routine events, but an urgent one always gets through: nobody can mute
+   those. An urgent critical event still respects opt-out (consent) and the channels a person
+   switched off (they get it on the channels they kept), and, being ``high``, skips quiet hours;
 7. inside quiet hours -> ``high`` urgency delivers now, anything else is deferred to the end of
    the window (``quiet-hours``), or skipped as ``expired`` if it would expire by then.
 
@@ -87,11 +90,18 @@ class DeliveryPolicy:
     opt_in_required: bool = False
     """Send nothing to people who have not completed the opt-in dialog."""
     critical_types: frozenset[str] = frozenset()
-    """Event types nobody can mute (matched case-insensitively)."""
+    """Event types whose urgent (``high``) events nobody can mute (matched case-insensitively)."""
 
     def __post_init__(self) -> None:
         normalised = frozenset(t.strip().lower() for t in self.critical_types)
         object.__setattr__(self, "critical_types", normalised)
+
+    def is_critical(self, event_type: str) -> bool:
+        return event_type.strip().lower() in self.critical_types
+
+    def overrides_mute(self, event_type: str, urgency: str | None) -> bool:
+        """Whether this event is delivered even to people who muted its type."""
+        return urgency == "high" and self.is_critical(event_type)
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,7 +150,7 @@ def decide(
     if not prefs.channels.is_enabled(channel):
         return Decision.skip(SKIP_PREFERENCE)
     event_type = event.type.strip().lower()
-    if event_type in prefs.muted_types and event_type not in policy.critical_types:
+    if event_type in prefs.muted_types and not policy.overrides_mute(event_type, event.urgency):
         return Decision.skip(SKIP_MUTED)
     quiet = prefs.quiet_hours
     if quiet is None or event.urgency == "high":

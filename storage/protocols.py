@@ -7,18 +7,20 @@ does. Every backend passes the same contract tests (tests/contract).
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Sequence
 from typing import Any, Protocol
 
 from storage.records import (
     InboxEntry,
     NotificationRecord,
+    PendingPrompt,
     PutOutcome,
     StoredReference,
     UserRecord,
 )
 
-__all__ = ["ConversationStore", "InboxStore", "NotificationStore", "UserStore"]
+__all__ = ["ConversationStore", "InboxStore", "NotificationStore", "PromptStore", "UserStore"]
 
 
 class UserStore(Protocol):
@@ -109,3 +111,51 @@ class InboxStore(Protocol):
     async def list(self, user_id: str, *, unread_only: bool, limit: int) -> list[InboxEntry]: ...
 
     async def mark_all_read(self, user_id: str) -> int: ...
+
+    async def contains(self, user_id: str, notification_id: str) -> bool:
+        """Whether the notification is in the user's history (they were one of its recipients)."""
+        ...
+
+    async def types(self, user_id: str) -> builtins.list[str]:
+        """The distinct event types in the user's history, sorted (offered for muting)."""
+        ...
+
+
+class PromptStore(Protocol):
+    """Answers to proactive questions, and questions waiting for a dialog to take them up.
+
+    Both are rows keyed by what they are about, so a delivery turn and a user's turn never
+    race on one document: queueing and taking a question are each one atomic step.
+    """
+
+    async def record_answer(
+        self, notification_id: str, user_id: str, choice: str, answered_at: float
+    ) -> None:
+        """Save the user's answer; a later answer replaces an earlier one."""
+        ...
+
+    async def answer_of(self, notification_id: str, user_id: str) -> str | None: ...
+
+    async def answer_counts(self, notification_id: str) -> dict[str, int]:
+        """How many users gave each answer (only answers given at least once)."""
+        ...
+
+    async def queue(self, prompt: PendingPrompt) -> None:
+        """Add a waiting question, or refresh it (text, choices) if already waiting."""
+        ...
+
+    async def pending(self, conversation_key: str) -> list[PendingPrompt]:
+        """The conversation's waiting questions, oldest first."""
+        ...
+
+    async def take_newest(self, conversation_key: str, user_id: str) -> PendingPrompt | None:
+        """Remove and return the user's most recently queued question there, atomically."""
+        ...
+
+    async def discard(self, conversation_key: str, notification_id: str) -> bool:
+        """Forget a waiting question (answered some other way). True if it was waiting."""
+        ...
+
+    async def clear(self, conversation_key: str) -> int:
+        """Forget every waiting question of the conversation; returns how many."""
+        ...

@@ -8,6 +8,7 @@ from typing import Any, Literal
 __all__ = [
     "InboxEntry",
     "NotificationRecord",
+    "PendingPrompt",
     "PutOutcome",
     "StoredReference",
     "UserRecord",
@@ -76,3 +77,17 @@ class InboxEntry:
     read_at: float | None
     event: dict[str, Any] = field(default_factory=dict)
     version: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class PendingPrompt:
+    """A proactive question (an event's `prompt`) sent into a conversation and not yet taken up
+    by a dialog there: the user is mid-dialog, or has not said anything since it arrived."""
+
+    conversation_key: str
+    """`{channelId}/{conversationId}`: where the question was asked."""
+    notification_id: str
+    user_id: str
+    text: str
+    choices: tuple[str, ...]
+    queued_at: float

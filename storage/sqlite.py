@@ -102,6 +102,25 @@ _MIGRATIONS: tuple[str, ...] = (
         document  TEXT NOT NULL
     );
     """,
+    # 2: answers to proactive prompts (latest answer wins), and prompts waiting for a dialog.
+    """
+    CREATE TABLE prompt_answers (
+        notification_id  TEXT NOT NULL,
+        user_id          TEXT NOT NULL,
+        choice           TEXT NOT NULL,
+        answered_at      REAL NOT NULL,
+        PRIMARY KEY (notification_id, user_id)
+    );
+    CREATE TABLE pending_prompts (
+        conversation_key TEXT NOT NULL,
+        notification_id  TEXT NOT NULL,
+        user_id          TEXT NOT NULL,
+        text             TEXT NOT NULL,
+        choices          TEXT NOT NULL,
+        queued_at        REAL NOT NULL,
+        PRIMARY KEY (conversation_key, notification_id)
+    );
+    """,
 )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import json
 import time
 from collections.abc import Sequence
@@ -130,6 +131,21 @@ class SqliteInboxStore:
             )
             for r in rows
         ]
+
+    async def contains(self, user_id: str, notification_id: str) -> bool:
+        row = await self._db.fetchone(
+            "SELECT 1 FROM inbox WHERE user_id = ? AND notification_id = ? AND created_at >= ?",
+            (user_id, notification_id, time.time() - self._retention),
+        )
+        return row is not None
+
+    async def types(self, user_id: str) -> builtins.list[str]:
+        rows = await self._db.fetchall(
+            "SELECT DISTINCT n.type FROM inbox i JOIN notifications n ON n.id = i.notification_id"
+            " WHERE i.user_id = ? AND i.created_at >= ? ORDER BY n.type",
+            (user_id, time.time() - self._retention),
+        )
+        return [str(r["type"]) for r in rows]
 
     async def mark_all_read(self, user_id: str) -> int:
         # Entries past the retention are gone for the user: they are neither marked nor counted.

@@ -25,11 +25,18 @@ from botbuilder.core import Storage
 
 from delivery.outbox import Outbox
 from delivery.outbox_sqlite import SqliteOutbox
-from storage.protocols import ConversationStore, InboxStore, NotificationStore, UserStore
+from storage.protocols import (
+    ConversationStore,
+    InboxStore,
+    NotificationStore,
+    PromptStore,
+    UserStore,
+)
 from storage.sqlite import SqliteDatabase
 from storage.sqlite_bot_state import SqliteBotStorage
 from storage.sqlite_conversations import SqliteConversationStore
 from storage.sqlite_notifications import SqliteInboxStore, SqliteNotificationStore
+from storage.sqlite_prompts import SqlitePromptStore
 from storage.sqlite_users import SqliteUserStore
 
 __all__ = ["BACKENDS", "Backend"]
@@ -49,6 +56,7 @@ class Backend:
     inbox: InboxStore
     outbox: Outbox
     bot_storage: Storage
+    prompts: PromptStore
     # An inbox over the same data whose entries expire after the given number of seconds.
     inbox_with_retention: Callable[[float], InboxStore]
     # The shortest lease / retention (seconds) the backend honours exactly; waits are multiples.
@@ -74,6 +82,7 @@ async def sqlite_backend(request: pytest.FixtureRequest, tmp_path: Path) -> Asyn
             inbox=SqliteInboxStore(db, retention_seconds=DEFAULT_RETENTION_SECONDS),
             outbox=SqliteOutbox(db),
             bot_storage=SqliteBotStorage(db),
+            prompts=SqlitePromptStore(db),
             inbox_with_retention=lambda seconds: SqliteInboxStore(db, retention_seconds=seconds),
             time_unit=0.1,
         )

@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from tests.harness import Emulator, RunningHerald
 from tests.conftest import HeraldFactory
+from tests.harness import Emulator, RunningHerald
 
 GOOD: dict[str, Any] = {
     "type": "training.due",

@@ -199,12 +199,19 @@ def test_muted_types_are_skipped_whatever_the_urgency() -> None:
     )
 
 
-def test_critical_types_cannot_be_muted() -> None:
+def test_urgent_events_of_critical_types_cannot_be_muted() -> None:
     prefs = UserPreferences(muted_types=["security.alert"])
     policy = DeliveryPolicy(critical_types=frozenset({"Security.Alert"}))
-    for urgency in (None, "very-low", "high"):
+    urgent = EventFacts("security.alert", urgency="high")
+    assert decide(prefs, urgent, "conversation", NOW, policy) == Decision.deliver()
+    # The mute still silences the type's routine events.
+    for urgency in (None, "very-low", "low", "normal"):
         event = EventFacts("security.alert", urgency=urgency)
-        assert decide(prefs, event, "conversation", NOW, policy) == Decision.deliver()
+        assert decide(prefs, event, "conversation", NOW, policy) == Decision.skip("muted")
+    # And urgency alone does not get past a mute of a type that is not critical.
+    other = UserPreferences(muted_types=["training.due"])
+    urgent_other = EventFacts("training.due", urgency="high")
+    assert decide(other, urgent_other, "conversation", NOW, policy) == Decision.skip("muted")
 
 
 def test_critical_types_still_respect_channels_and_quiet_hours() -> None:
