@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections import OrderedDict
+from copy import copy
 from typing import Any, Final
 
 from botbuilder.core import ActivityHandler, ConversationState, TurnContext, UserState
 from botbuilder.core.teams import TeamsInfo
 from botbuilder.dialogs import Dialog, DialogContext, DialogSet
-from botbuilder.schema import ChannelAccount
+from botbuilder.schema import Activity, ChannelAccount
 from pydantic import ValidationError
 
 from api.schemas import BroadcastValue, first_problem
@@ -73,6 +75,7 @@ class HeraldBot(ActivityHandler):
         self._alias_known: set[str] = set()
         self._zone_checked: set[str] = set()
         self._background: set[asyncio.Task[None]] = set()
+        self._cards: OrderedDict[int, tuple[Any, Activity]] = OrderedDict()
 
     async def aclose(self) -> None:
         for task in list(self._background):
@@ -259,8 +262,9 @@ class HeraldBot(ActivityHandler):
                     f"I could not show that notification: {problem.field}: {problem.message}"
                 )
                 return
-        activity = notification_activity(value)
+        activity = self._rendered(value)
         if turn is not None and turn.update_activity_id:
+            activity = copy(activity)
             activity.id = turn.update_activity_id
             await turn_context.update_activity(activity)
             turn.activity_id = turn.update_activity_id
@@ -268,6 +272,23 @@ class HeraldBot(ActivityHandler):
         response = await turn_context.send_activity(activity)
         if turn is not None:
             turn.activity_id = response.id if response is not None else None
+
+    def _rendered(self, value: Any) -> Activity:
+        """The card activity of a notification, built once for all its recipients.
+
+        The delivery channel passes the same value object to every recipient's turn, so the
+        rendering is cached by identity (holding the value, so an id is never reused while
+        cached). Sends copy the activity before addressing it; the template stays untouched.
+        """
+        key = id(value)
+        hit = self._cards.get(key)
+        if hit is not None and hit[0] is value:
+            return hit[1]
+        activity = notification_activity(value)
+        self._cards[key] = (value, activity)
+        if len(self._cards) > 64:
+            self._cards.popitem(last=False)
+        return activity
 
     async def _queue_prompt(self, turn_context: TurnContext) -> None:
         """After the card with the question went out: queue the question for a dialog.

@@ -14,6 +14,7 @@ import asyncio
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
+from copy import copy
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -23,15 +24,23 @@ from botbuilder.schema import (
     Activity,
     ActivityTypes,
     ConversationReference,
+    DeliveryModes,
+    InputHints,
     ResourceResponse,
 )
 from botframework.connector import Channels
 from botframework.connector.auth import BotFrameworkAuthentication
 
-from proactive.codec import dump
 from proactive.connector import ConnectorTransport
+from proactive.encoding import ActivityEncoder
 
-__all__ = ["BROADCAST_EVENT", "BROADCAST_TURN_KEY", "BroadcastTurn", "HeraldAdapter"]
+__all__ = [
+    "BROADCAST_EVENT",
+    "BROADCAST_TURN_KEY",
+    "BroadcastTurn",
+    "BroadcastTurnContext",
+    "HeraldAdapter",
+]
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +62,42 @@ class BroadcastTurn:
     activity_id: str | None = None
 
 
+class BroadcastTurnContext(TurnContext):
+    """A TurnContext for delivery turns whose sends copy activities shallowly.
+
+    The SDK deep-copies every outgoing activity before addressing it, which for a card costs
+    more than the rest of the turn. Addressing only replaces top-level fields (conversation,
+    from, recipient, replyToId...), so a shallow copy protects the caller's activity just the
+    same; the on-send handlers, the expect-replies buffer and `responded` behave as in the SDK.
+    """
+
+    async def send_activities(self, activities: list[Activity]) -> list[ResourceResponse]:
+        reference = TurnContext.get_conversation_reference(self.activity)
+        output: list[Activity] = []
+        for original in activities:
+            activity = TurnContext.apply_conversation_reference(copy(original), reference)
+            activity.type = activity.type or ActivityTypes.message
+            activity.input_hint = activity.input_hint or InputHints.accepting_input
+            activity.id = None
+            output.append(activity)
+        visible = any(a.type != ActivityTypes.trace for a in output)
+
+        async def deliver() -> list[ResourceResponse]:
+            if self.activity.delivery_mode == DeliveryModes.expect_replies:
+                self.buffered_reply_activities.extend(output)
+                responses = [ResourceResponse() for _ in output]
+            else:
+                responses = await self.adapter.send_activities(self, output)
+            if visible:
+                self.responded = True
+            return responses
+
+        result: list[ResourceResponse] = await self._emit(
+            self._on_send_activities, output, deliver()
+        )
+        return result
+
+
 class HeraldAdapter(CloudAdapter):
     """CloudAdapter whose outgoing calls use a ConnectorTransport."""
 
@@ -66,6 +111,7 @@ class HeraldAdapter(CloudAdapter):
     ) -> None:
         super().__init__(auth)
         self._transport = transport
+        self._encoder = ActivityEncoder()
         self._claims = self.create_claims_identity(app_id)
         self._error_reply = on_error_reply
         self.on_turn_error = self._on_turn_error
@@ -102,7 +148,7 @@ class HeraldAdapter(CloudAdapter):
                 sent_id = await self._transport.send(
                     activity.service_url,
                     activity.conversation.id,
-                    dump(activity),
+                    self._encoder.encode(activity),
                     activity.reply_to_id or None,
                 )
                 response = ResourceResponse(id=sent_id or "")
@@ -113,7 +159,10 @@ class HeraldAdapter(CloudAdapter):
         self, context: TurnContext, activity: Activity
     ) -> ResourceResponse | None:
         updated = await self._transport.update(
-            activity.service_url, activity.conversation.id, activity.id, dump(activity)
+            activity.service_url,
+            activity.conversation.id,
+            activity.id,
+            self._encoder.encode(activity),
         )
         return ResourceResponse(id=updated) if updated else None
 
@@ -139,7 +188,7 @@ class HeraldAdapter(CloudAdapter):
         activity = Activity(
             type=ActivityTypes.event,
             name=BROADCAST_EVENT,
-            id=str(uuid.uuid1()),
+            id=str(uuid.uuid4()),
             channel_id=reference.channel_id,
             service_url=reference.service_url,
             conversation=reference.conversation,
@@ -148,7 +197,7 @@ class HeraldAdapter(CloudAdapter):
             relates_to=reference,
             value=value,
         )
-        context = TurnContext(self, activity)
+        context = BroadcastTurnContext(self, activity)
         context.turn_state[self.BOT_IDENTITY_KEY] = self._claims
         context.turn_state[self.BOT_CALLBACK_HANDLER_KEY] = logic
         context.turn_state[self.BOT_OAUTH_SCOPE_KEY] = None

@@ -27,7 +27,9 @@ knowing (and that tests/unit/test_codec.py pins):
 No botbuilder model uses key flattening (`"a.b"` keys), `_validation` (readonly, required, ...),
 polymorphic `_subtype_map` or XML; the codec raises NotImplementedError for a model that does,
 rather than guess. `MessagingExtensionResponse.cache_info` declares a class where msrest expects
-a type string: msrest cannot send it set, nor load that model at all, and neither can the codec.
+a type string: ConnectorClient cannot send that model at all (its validation fails on it),
+`serialize()` only with `cache_info` unset, and `dump` does what `serialize()` does. Neither msrest
+nor `load` can load it.
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, Final, TypeVar
 
+import isodate
 from azure.core.exceptions import DeserializationError, SerializationError
 from msrest.serialization import (
     Deserializer,
@@ -621,8 +624,47 @@ def _de_iso(slow: _Conv, value: Any) -> Any:
     if isinstance(value, dt.datetime):
         return value
     if type(value) is str:
-        return Deserializer.deserialize_iso(value)
+        match = _ISO_COMMON.match(value)
+        if match is None:
+            return Deserializer.deserialize_iso(value)
+        return _iso_common(match)
     return slow(value)
+
+
+# The forms the Bot Connector and dump() write: what msrest (which hands them to isodate after
+# cutting the fraction to six digits) parses to datetime(..., microsecond=int(fraction padded to
+# six digits), tzinfo=isodate's UTC or FixedOffset(hours, minutes, "+hh:mm")). Anything else,
+# and anything datetime() rejects, goes to msrest's own parser.
+_ISO_COMMON: Final = re.compile(
+    r"(\d{4})-(\d\d)-(\d\d)T([01]\d|2[0-3]):([0-5]\d):([0-5]\d)(?:\.(\d+))?"
+    r"(Z|[+-](?:[01]\d|2[0-3]):[0-5]\d)\Z",
+    re.ASCII,  # isodate reads only ASCII digits
+)
+
+
+def _iso_common(match: re.Match[str]) -> dt.datetime:
+    year, month, day, hour, minute, second, fraction, zone = match.groups()
+    if zone == "Z":
+        tzinfo = isodate.UTC
+    else:
+        sign = -1 if zone[0] == "-" else 1
+        tzinfo = isodate.FixedOffset(sign * int(zone[1:3]), sign * int(zone[4:6]), zone)
+    try:
+        parsed = dt.datetime(
+            int(year),
+            int(month),
+            int(day),
+            int(hour),
+            int(minute),
+            int(second),
+            int(fraction[:6].ljust(6, "0")) if fraction else 0,
+            tzinfo,
+        )
+        if zone != "Z" and not 1 <= parsed.utctimetuple().tm_year <= 9999:
+            raise OverflowError("msrest rejects a year that leaves 1..9999 in UTC")
+    except (OverflowError, ValueError):
+        return Deserializer.deserialize_iso(match.string)  # type: ignore[no-any-return]
+    return parsed
 
 
 def _de_list(inner: _Conv, slow: _Conv, value: Any) -> Any:
