@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import logging
 from collections import OrderedDict
-from copy import copy
 from typing import Any, Final
 
 from botbuilder.core import ActivityHandler, ConversationState, TurnContext, UserState
@@ -25,6 +24,7 @@ from dialogs.main_dialog import MainOptions
 from dialogs.prompt_dialog import PromptDialogOptions
 from dialogs.services import DialogServices, conversation_key
 from proactive.adapter import BROADCAST_EVENT, BROADCAST_TURN_KEY, BroadcastTurn
+from proactive.encoding import clone
 from proactive.identity import stored_reference, tenant_of, user_key
 from storage.protocols import ConversationStore, UserStore
 from storage.records import PendingPrompt, UserRecord
@@ -264,7 +264,7 @@ class HeraldBot(ActivityHandler):
                 return
         activity = self._rendered(value)
         if turn is not None and turn.update_activity_id:
-            activity = copy(activity)
+            activity = clone(activity)
             activity.id = turn.update_activity_id
             await turn_context.update_activity(activity)
             turn.activity_id = turn.update_activity_id

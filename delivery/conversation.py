@@ -53,8 +53,7 @@ class ConversationChannel:
         self._value_cache_size = value_cache_size
 
     async def targets(self, user_ids: Sequence[str]) -> dict[str, list[str]]:
-        refs = await self._conversations.for_users(user_ids)
-        return {user: [r.target for r in user_refs] for user, user_refs in refs.items()}
+        return await self._conversations.targets_for(user_ids)
 
     async def load(self, jobs: Sequence[DeliveryJob]) -> dict[int, Any]:
         found = await self._conversations.get_many([(j.user_id, j.target) for j in jobs])

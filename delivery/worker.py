@@ -83,7 +83,8 @@ class DeliveryWorker:
         self._slot_free = asyncio.Event()
         self._inflight: set[asyncio.Task[None]] = set()
         self._ready: deque[tuple[DeliveryJob, Any, NotificationRecord | None]] = deque()
-        self._lease_batch = lease_batch or max(16, concurrency)
+        self._lease_batch = lease_batch or max(32, 2 * concurrency)
+        self._refill: asyncio.Task[int] | None = None
         self._pending: list[Settlement] = []
         self._pending_ready = asyncio.Event()
         self._runner: asyncio.Task[None] | None = None
@@ -118,6 +119,11 @@ class DeliveryWorker:
             self._runner.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._runner
+        if self._refill is not None:
+            refill = self._refill
+            refill.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await refill
         if self._inflight:
             _, still = await asyncio.wait(self._inflight, timeout=5.0)
             for task in still:
@@ -149,14 +155,15 @@ class DeliveryWorker:
             self._slot_free.clear()
             await self._slot_free.wait()
             return
+        # Lease whole batches, and the next one while the current one is being sent: one
+        # store round trip (and commit) per batch, and the senders never wait for it.
+        if len(self._ready) <= self._lease_batch // 2 and self._refill is None:
+            self._refill = asyncio.create_task(self._fill(), name="herald-lease")
         if not self._ready:
-            # Lease a whole batch at once: one store round trip per batch, not per slot freed.
-            self._wake.clear()
-            jobs = await self._outbox.lease(self._lease_batch, self._lease_seconds)
-            if not jobs:
+            refill = self._refill
+            if refill is not None and await refill == 0 and not self._ready:
                 await self._idle()
-                return
-            await self._prepare(jobs)
+            return
         while self._ready and len(self._inflight) < self._concurrency:
             job, target, notification = self._ready.popleft()
             task = asyncio.create_task(self._deliver(job, target, notification))
@@ -178,6 +185,17 @@ class DeliveryWorker:
             return
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._wake.wait(), timeout)
+
+    async def _fill(self) -> int:
+        """Lease and prepare one batch; returns how many jobs were leased."""
+        try:
+            self._wake.clear()
+            jobs = await self._outbox.lease(self._lease_batch, self._lease_seconds)
+            if jobs:
+                await self._prepare(jobs)
+            return len(jobs)
+        finally:
+            self._refill = None
 
     async def _prepare(self, jobs: Sequence[DeliveryJob]) -> None:
         """Load the notifications and targets of a leased batch, one query per kind."""

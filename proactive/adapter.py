@@ -14,7 +14,6 @@ import asyncio
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
-from copy import copy
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -32,7 +31,7 @@ from botframework.connector import Channels
 from botframework.connector.auth import BotFrameworkAuthentication
 
 from proactive.connector import ConnectorTransport
-from proactive.encoding import ActivityEncoder
+from proactive.encoding import ActivityEncoder, clone
 
 __all__ = [
     "BROADCAST_EVENT",
@@ -75,7 +74,7 @@ class BroadcastTurnContext(TurnContext):
         reference = TurnContext.get_conversation_reference(self.activity)
         output: list[Activity] = []
         for original in activities:
-            activity = TurnContext.apply_conversation_reference(copy(original), reference)
+            activity = TurnContext.apply_conversation_reference(clone(original), reference)
             activity.type = activity.type or ActivityTypes.message
             activity.input_hint = activity.input_hint or InputHints.accepting_input
             activity.id = None

@@ -15,10 +15,11 @@ from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 from urllib.parse import quote, urljoin
 
-import aiohttp
+import httptools
 from yarl import URL
 
 from errors import DeliveryFailed, RetryLater, TargetGone
+from proactive.http import LeanHttpClient
 
 __all__ = [
     "BOT_FRAMEWORK_SCOPE",
@@ -101,8 +102,11 @@ class MsalTokenProvider:
 
 
 def parse_retry_after(headers: Mapping[str, str]) -> float | None:
-    """Seconds from a Retry-After header (delta-seconds; HTTP dates are treated as 'unknown')."""
-    value = headers.get("Retry-After")
+    """Seconds from a Retry-After header (delta-seconds; HTTP dates are treated as 'unknown').
+
+    `headers` has lower-cased names (proactive/http.py) or is case-insensitive.
+    """
+    value = headers.get("retry-after")
     if value is None:
         return None
     try:
@@ -145,23 +149,18 @@ class HttpConnectorTransport:
         self, tokens: TokenProvider, *, timeout: float = 30.0, max_connections: int = 256
     ) -> None:
         self._tokens = tokens
-        self._timeout = aiohttp.ClientTimeout(total=timeout)
+        self._timeout = timeout
         self._max_connections = max_connections
-        self._session: aiohttp.ClientSession | None = None
+        self._client: LeanHttpClient | None = None
 
     async def open(self) -> None:
-        """Create the shared session (inside the running loop, as aiohttp requires)."""
-        if self._session is None:
-            self._session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=self._max_connections),
-                timeout=self._timeout,
-                trust_env=False,
-            )
+        if self._client is None:
+            self._client = LeanHttpClient(max_connections_per_origin=self._max_connections)
 
     async def aclose(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
 
     @staticmethod
     def url(service_url: str, conversation_id: str, activity_id: str | None = None) -> URL:
@@ -209,17 +208,18 @@ class HttpConnectorTransport:
         token = await self._tokens.token()
         if token:
             headers["Authorization"] = f"Bearer {token}"
-        if self._session is None:
+        if self._client is None:
             raise RetryLater("connector transport is not open")
         try:
-            async with self._session.request(
-                method, url, data=body, headers=headers, timeout=self._timeout
-            ) as response:
-                payload = await response.read()
-                status = response.status
-                retry_after = parse_retry_after(response.headers)
-        except (aiohttp.ClientError, TimeoutError) as exc:
+            response = await self._client.request(
+                method, url, headers, body, timeout=self._timeout
+            )
+        except (OSError, TimeoutError, httptools.HttpParserError) as exc:
             raise RetryLater(f"connector unreachable: {type(exc).__name__}") from exc
+        except ValueError as exc:  # a header value that would break the request
+            raise DeliveryFailed(str(exc)) from exc
+        status, payload = response.status, response.body
+        retry_after = parse_retry_after(response.headers)
         if 200 <= status < 300:
             if not payload:
                 return None

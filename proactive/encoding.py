@@ -11,14 +11,26 @@ from __future__ import annotations
 
 import json
 from collections import OrderedDict
-from copy import copy
-from typing import Any
+from typing import Any, TypeVar
 
 from botbuilder.schema import Activity
 
 from proactive.codec import dump
 
-__all__ = ["ActivityEncoder"]
+__all__ = ["ActivityEncoder", "clone"]
+
+M = TypeVar("M")
+
+
+def clone(model: M) -> M:
+    """A shallow copy of an msrest model: what `copy.copy` returns, several times faster.
+
+    msrest models are plain objects whose state is their `__dict__`, so a new instance with a
+    copy of that dict is exactly `copy.copy`'s result without its generic reduce protocol.
+    """
+    new = object.__new__(type(model))
+    new.__dict__.update(model.__dict__)
+    return new
 
 _SEPARATORS = (",", ":")
 
@@ -39,7 +51,7 @@ class ActivityEncoder:
         if not attachments:
             return _dumps(dump(activity)).encode()
         encoded = self._attachments(attachments)
-        rest = copy(activity)
+        rest = clone(activity)
         rest.attachments = None
         head = _dumps(dump(rest))
         joiner = "," if len(head) > 2 else ""

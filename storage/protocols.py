@@ -71,6 +71,10 @@ class ConversationStore(Protocol):
         """Active references of each user (users without any are absent)."""
         ...
 
+    async def targets_for(self, user_ids: Sequence[str]) -> dict[str, list[str]]:
+        """Target keys of each user's active references (the router needs no more)."""
+        ...
+
     async def get_many(
         self, keys: Sequence[tuple[str, str]]
     ) -> dict[tuple[str, str], StoredReference]:

@@ -72,6 +72,21 @@ class SqliteConversationStore:
                 result.setdefault(row["user_id"], []).append(_record(row))
         return result
 
+    async def targets_for(self, user_ids: Sequence[str]) -> dict[str, list[str]]:
+        result: dict[str, list[str]] = {}
+        ids = list(user_ids)
+        for i in range(0, len(ids), _CHUNK):
+            chunk = ids[i : i + _CHUNK]
+            rows = await self._db.fetchall(
+                "SELECT user_id, channel_id, conversation_id FROM conversations"
+                f" WHERE active = 1 AND user_id IN ({','.join('?' * len(chunk))})"
+                " ORDER BY user_id, updated_at",
+                chunk,
+            )
+            for user_id, channel_id, conversation_id in rows:
+                result.setdefault(user_id, []).append(f"{channel_id}|{conversation_id}")
+        return result
+
     async def get_many(
         self, keys: Sequence[tuple[str, str]]
     ) -> dict[tuple[str, str], StoredReference]:

@@ -214,3 +214,15 @@ async def test_for_users_with_many_users(backend: Backend) -> None:
     assert len(found) == 1_100
     assert all(len(refs) == 1 for refs in found.values())
     assert found["user-0777"][0].conversation_id == "a:777"
+
+
+async def test_targets_for_matches_for_users(backend: Backend) -> None:
+    store = backend.conversations
+    for i, (channel_id, conversation_id) in enumerate(AWKWARD_IDS):
+        await store.upsert(_ref(f"u{i % 3}", conversation_id, channel_id=channel_id))
+    await store.deactivate("u0", f"{AWKWARD_IDS[0][0]}|{AWKWARD_IDS[0][1]}", "403")
+    users = ["u0", "u1", "u2", "nobody"]
+    full = await store.for_users(users)
+    assert await store.targets_for(users) == {
+        user: [r.target for r in refs] for user, refs in full.items()
+    }

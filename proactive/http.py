@@ -1,0 +1,205 @@
+"""A small keep-alive HTTP/1.1 client for the Bot Connector calls on the delivery hot path.
+
+Why not aiohttp's ClientSession here: measured on this project's 2-core machines against a
+local connector, a ClientSession request costs ~300 µs of CPU (header multidicts, cookie
+handling, tracing hooks, timers), while the same POST written to a pooled asyncio transport and
+parsed by httptools (the C parser uvicorn uses) costs ~130 µs. At fan-out that is the difference
+between the HTTP client and the rest of the turn being the bottleneck. The Bot Connector calls
+are simple (POST/PUT of a JSON body, JSON answer), so this client does only that: pooled
+keep-alive connections per origin, TLS through asyncio, a deadline per request, and the
+response's status, headers and body. Anything unusual (a malformed answer, a dropped or
+half-used connection) closes the connection and raises, and the caller retries.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from collections import deque
+from dataclasses import dataclass
+from typing import Any
+
+import httptools
+from yarl import URL
+
+__all__ = ["HttpResponse", "LeanHttpClient"]
+
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+@dataclass(frozen=True, slots=True)
+class HttpResponse:
+    """Status, headers (names lower-cased) and the whole body of one answer."""
+
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+
+class _Connection(asyncio.Protocol):
+    """One keep-alive connection; carries one request at a time."""
+
+    def __init__(self) -> None:
+        self._parser = httptools.HttpResponseParser(self)
+        self._transport: asyncio.Transport | None = None
+        self._waiter: asyncio.Future[HttpResponse] | None = None
+        self._headers: dict[str, str] = {}
+        self._body: list[bytes] = []
+        self.usable = True
+
+    # asyncio.Protocol
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self._transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        if self._waiter is None:
+            # Bytes nobody asked for: the connection is out of step; drop it.
+            self.close()
+            return
+        try:
+            self._parser.feed_data(data)
+        except httptools.HttpParserError as exc:
+            self._fail(exc)
+            self.close()
+
+    def eof_received(self) -> bool:
+        self.usable = False
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.usable = False
+        self._fail(exc or ConnectionResetError("the server closed the connection"))
+
+    # httptools callbacks
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._headers[name.decode("latin-1").lower()] = value.decode("latin-1")
+
+    def on_body(self, body: bytes) -> None:
+        self._body.append(body)
+
+    def on_message_complete(self) -> None:
+        if not self._parser.should_keep_alive():
+            self.usable = False
+        response = HttpResponse(self._parser.get_status_code(), self._headers, b"".join(self._body))
+        self._headers, self._body = {}, []
+        waiter, self._waiter = self._waiter, None
+        if waiter is not None and not waiter.done():
+            waiter.set_result(response)
+
+    # ours
+    def _fail(self, exc: BaseException) -> None:
+        waiter, self._waiter = self._waiter, None
+        if waiter is not None and not waiter.done():
+            waiter.set_exception(exc)
+
+    def send(self, data: bytes) -> asyncio.Future[HttpResponse]:
+        assert self._transport is not None
+        self._waiter = asyncio.get_running_loop().create_future()
+        self._transport.write(data)
+        return self._waiter
+
+    def close(self) -> None:
+        self.usable = False
+        if self._transport is not None:
+            self._transport.close()
+
+
+class _Origin:
+    """The connections to one scheme://host:port, at most `limit` at a time."""
+
+    def __init__(self, limit: int) -> None:
+        self.idle: deque[_Connection] = deque()
+        self.slots = asyncio.Semaphore(limit)
+
+
+class LeanHttpClient:
+    """Pooled HTTP/1.1 requests with whole-body answers; one instance per process."""
+
+    def __init__(
+        self,
+        *,
+        max_connections_per_origin: int = 64,
+        connect_timeout: float = 10.0,
+        ssl_context: ssl.SSLContext | None = None,
+        user_agent: str = "Herald (Microsoft-BotFramework/3.1)",
+    ) -> None:
+        self._limit = max_connections_per_origin
+        self._connect_timeout = connect_timeout
+        self._ssl = ssl_context
+        self._user_agent = user_agent
+        self._origins: dict[tuple[str, str, int], _Origin] = {}
+        self._closed = False
+
+    async def request(
+        self,
+        method: str,
+        url: URL,
+        headers: dict[str, str],
+        body: bytes | None,
+        *,
+        timeout: float,  # noqa: ASYNC109 (one deadline for connect + send + read)
+    ) -> HttpResponse:
+        """Send one request and read the whole answer within `timeout` seconds."""
+        if self._closed:
+            raise ConnectionError("the HTTP client is closed")
+        head = self._head(method, url, headers, body)
+        data = head + body if body else head
+        scheme, host = url.scheme, url.raw_host or ""
+        port = url.port or _DEFAULT_PORTS.get(scheme, 80)
+        key = (scheme, host, port)
+        origin = self._origins.get(key)
+        if origin is None:
+            origin = self._origins[key] = _Origin(self._limit)
+        async with origin.slots:
+            async with asyncio.timeout(timeout):
+                connection = await self._connection(origin, scheme, host, port)
+                try:
+                    response = await connection.send(data)
+                except BaseException:
+                    connection.close()
+                    raise
+            if connection.usable and not self._closed:
+                origin.idle.append(connection)
+            else:
+                connection.close()
+            return response
+
+    def _head(self, method: str, url: URL, headers: dict[str, str], body: bytes | None) -> bytes:
+        host = url.raw_host or ""
+        if ":" in host:
+            host = f"[{host}]"
+        if url.explicit_port is not None:
+            host = f"{host}:{url.port}"
+        lines = [f"{method} {url.raw_path_qs} HTTP/1.1", f"Host: {host}",
+                 f"User-Agent: {self._user_agent}"]
+        for name, value in headers.items():
+            if "\r" in value or "\n" in value or "\r" in name or "\n" in name:
+                raise ValueError(f"header {name!r} contains a line break")
+            lines.append(f"{name}: {value}")
+        lines.append(f"Content-Length: {len(body) if body else 0}")
+        return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+
+    async def _connection(self, origin: _Origin, scheme: str, host: str, port: int) -> _Connection:
+        while origin.idle:
+            connection = origin.idle.pop()
+            if connection.usable:
+                return connection
+        loop = asyncio.get_running_loop()
+        tls: Any = None
+        if scheme == "https":
+            if self._ssl is None:
+                self._ssl = ssl.create_default_context()
+            tls = self._ssl
+        async with asyncio.timeout(self._connect_timeout):
+            _, protocol = await loop.create_connection(
+                _Connection, host, port, ssl=tls, server_hostname=host if tls else None
+            )
+        return protocol
+
+    async def aclose(self) -> None:
+        self._closed = True
+        for origin in self._origins.values():
+            while origin.idle:
+                origin.idle.pop().close()
+        self._origins.clear()
