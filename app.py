@@ -126,6 +126,11 @@ def _api_key_hashes(settings: Settings) -> tuple[list[str], str | None]:
     return ensure_generated_key(settings.data_dir)
 
 
+def _burst(rate: float) -> float:
+    """Burst size for a limit of `rate`/s: one second's worth minus 10% headroom (≥ 1)."""
+    return max(1.0, rate - max(1.0, rate * 0.1))
+
+
 def create_app(settings: Settings) -> web.Application:
     """Build Herald. Nothing touches the network or the database until the app starts."""
     if settings.app_type == "SingleTenant" and settings.app_id and not settings.app_tenant_id:
@@ -188,7 +193,15 @@ def create_app(settings: Settings) -> web.Application:
         services=services,
     )
 
-    limiter = RateLimiter(settings.conversation_rate, settings.tenant_rate)
+    # Bursts a little below the published limits: the service's buckets start when our first
+    # message arrives, not when we sent it, so a full-size burst followed by sends at exactly
+    # the rate meets an empty bucket at the first bit of network jitter (measured: 3-7 429s).
+    limiter = RateLimiter(
+        settings.conversation_rate,
+        settings.tenant_rate,
+        conversation_capacity=_burst(settings.conversation_rate),
+        tenant_capacity=_burst(settings.tenant_rate),
+    )
     channels.register(
         ConversationChannel(
             conversations,

@@ -185,13 +185,18 @@ class TokenBucket:
             return
         now = self._clock()
         until = now + seconds
-        self._blocked_until = max(self._blocked_until, until)
+        previous = self._blocked_until
+        self._blocked_until = max(previous, until)
         last = self._tat - self._interval - self._tolerance  # slot of the newest reservation
         if last > now:
             # Queued slots are last, last - interval, ...; find the earliest still in the future.
             first = last - math.floor((last - now) / self._interval) * self._interval
             if first <= now:
                 first += self._interval
+            # Several sends refused at once each report the same pause: slots an earlier
+            # penalty already moved start at that pause's end, so only the excess counts.
+            if previous > now:
+                first = max(first, previous)
             shift = until - first
             if shift > 0:
                 self._shift += shift

@@ -75,10 +75,7 @@ async def via_sdk(reference: ConversationReference, logic: Send) -> None:
 async def test_send_is_byte_for_byte_the_sdks(
     kind: str, herald: RunningHerald, emulator: Emulator, connector: ConnectorStandIn
 ) -> None:
-    if kind == "msteams":
-        user = emulator.teams_user()
-    else:
-        user = emulator.user(channel_id=kind)
+    user = emulator.teams_user() if kind == "msteams" else emulator.user(channel_id=kind)
     reference = await stored_reference(herald, emulator, connector, user)
 
     async def send_card(context: TurnContext) -> None:

@@ -431,3 +431,14 @@ async def test_real_clock_burst_then_rate() -> None:
     finished.sort()
     assert finished[49] < 0.1  # the burst of 50 goes at once
     assert 0.18 <= finished[-1] < 1.5  # 10 more at 20 ms each: ~0.2 s
+
+
+def test_concurrent_429s_do_not_stack_their_pauses() -> None:
+    """Three sends refused at the same moment with Retry-After: 1 pause the bucket 1 s, not 3."""
+    now = [0.0]
+    bucket = TokenBucket(50.0, 50.0, clock=lambda: now[0])
+    waits = [bucket.reserve() for _ in range(60)]
+    assert waits[49] == 0 and waits[50] > 0
+    for _ in range(3):
+        bucket.penalize(1.0)
+    assert 0.99 <= bucket.reserve() <= 1.25  # the queued slots moved once, by ~1 s
