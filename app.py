@@ -211,6 +211,16 @@ def create_app(settings: Settings) -> web.Application:
             throttled_channels=frozenset(settings.throttled_channels),
         )
     )
+    # The router wakes the worker when it queues work; the worker asks the router's rules
+    # again at send time (preferences may change while a delivery waits out quiet hours).
+    router = Router(
+        users,
+        notifications,
+        outbox,
+        channels,
+        policy,
+        on_enqueued=lambda: worker.wake(),
+    )
     worker = DeliveryWorker(
         outbox,
         notifications,
@@ -219,14 +229,7 @@ def create_app(settings: Settings) -> web.Application:
         lease_seconds=settings.lease_seconds,
         max_attempts=settings.max_attempts,
         backoff=Backoff(settings.retry_base_seconds, settings.retry_max_seconds),
-    )
-    router = Router(
-        users,
-        notifications,
-        outbox,
-        channels,
-        policy,
-        on_enqueued=worker.wake,
+        gate=router,
     )
 
     key_hashes, generated = _api_key_hashes(settings)

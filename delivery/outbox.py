@@ -67,7 +67,7 @@ class Settlement:
     """What became of one leased job."""
 
     job_id: int
-    status: Literal["delivered", "retrying", "skipped", "failed", "dead"]
+    status: Literal["queued", "delivered", "retrying", "skipped", "failed", "dead"]
     due_at: float
     reason: str | None = None
     sent_version: int | None = None

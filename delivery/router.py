@@ -12,12 +12,13 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 from delivery.channel import ChannelRegistry
-from delivery.outbox import NewDelivery, Outbox
+from delivery.outbox import DeliveryJob, NewDelivery, Outbox
+from delivery.worker import Hold
 from preferences.model import UserPreferences
 from preferences.rules import DeliveryPolicy, EventFacts, decide
 from storage.protocols import NotificationStore, UserStore
@@ -162,6 +163,37 @@ class Router:
             if not await self._current(record):
                 return False
         return True
+
+    async def holds(
+        self, jobs: Sequence[DeliveryJob], notifications: Mapping[str, NotificationRecord]
+    ) -> dict[int, Hold]:
+        """The router's rules again at send time, for jobs that are not edits of a message the
+        user already has: a preference changed since expansion wins (DeliveryGate)."""
+        fresh = [job for job in jobs if job.remote_id is None and job.channel != NO_CHANNEL]
+        if not fresh:
+            return {}
+        documents = await self._users.preferences_for(list({job.user_id for job in fresh}))
+        now = datetime.fromtimestamp(self._clock(), UTC)
+        facts: dict[str, EventFacts] = {}
+        parsed: dict[str, UserPreferences | None] = {}
+        holds: dict[int, Hold] = {}
+        for job in fresh:
+            notification = notifications.get(job.notification_id)
+            if notification is None:
+                continue
+            if job.notification_id not in facts:
+                facts[job.notification_id] = event_facts(notification.event)
+            if job.user_id not in parsed:
+                document = documents.get(job.user_id)
+                parsed[job.user_id] = UserPreferences.model_validate(document) if document else None
+            decision = decide(
+                parsed[job.user_id], facts[job.notification_id], job.channel, now, self._policy
+            )
+            if decision.action == "skip":
+                holds[job.id] = Hold("skip", decision.reason)
+            elif decision.action == "defer" and decision.not_before is not None:
+                holds[job.id] = Hold("defer", decision.reason, decision.not_before.timestamp())
+        return holds
 
     async def _plan(
         self, user_ids: Sequence[str], facts: EventFacts

@@ -14,17 +14,17 @@ import logging
 import random
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal, Protocol
 
 from delivery.channel import ChannelRegistry, DeliveryResult
 from delivery.outbox import DeliveryJob, Outbox, Settlement
 from storage.protocols import NotificationStore
 from storage.records import NotificationRecord
 
-__all__ = ["Backoff", "DeliveryWorker"]
+__all__ = ["Backoff", "DeliveryGate", "DeliveryWorker", "Hold"]
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +39,24 @@ class Backoff:
     def delay(self, attempt: int, rng: random.Random) -> float:
         raw = min(self.cap, self.base * (2 ** max(0, attempt - 1)))
         return float(raw * rng.uniform(0.5, 1.0))
+
+
+@dataclass(frozen=True, slots=True)
+class Hold:
+    """A leased job that must not go out now: skipped for good, or deferred until `until`."""
+
+    action: Literal["skip", "defer"]
+    reason: str | None
+    until: float | None = None
+
+
+class DeliveryGate(Protocol):
+    """Second thoughts at send time: preferences may have changed since the job was queued
+    (opted out, channel switched off, type muted during a quiet-hours deferral)."""
+
+    async def holds(
+        self, jobs: Sequence[DeliveryJob], notifications: Mapping[str, NotificationRecord]
+    ) -> dict[int, Hold]: ...
 
 
 def _expired(notification: NotificationRecord, now: float) -> bool:
@@ -68,7 +86,9 @@ class DeliveryWorker:
         clock: Callable[[], float] = time.time,
         idle_poll_seconds: float = 5.0,
         lease_batch: int | None = None,
+        gate: DeliveryGate | None = None,
     ) -> None:
+        self._gate = gate
         self._outbox = outbox
         self._notifications = notifications
         self._channels = channels
@@ -200,6 +220,18 @@ class DeliveryWorker:
     async def _prepare(self, jobs: Sequence[DeliveryJob]) -> None:
         """Load the notifications and targets of a leased batch, one query per kind."""
         notifications = await self._notifications.get_many([j.notification_id for j in jobs])
+        if self._gate is not None:
+            holds = await self._gate.holds(jobs, notifications)
+            if holds:
+                await self._outbox.settle([
+                    Settlement(
+                        job_id, "skipped" if hold.action == "skip" else "queued",
+                        hold.until if hold.until is not None else self._clock(),
+                        reason=hold.reason, count_attempt=False,
+                    )
+                    for job_id, hold in holds.items()
+                ])
+                jobs = [job for job in jobs if job.id not in holds]
         by_channel: dict[str, list[DeliveryJob]] = {}
         for job in jobs:
             by_channel.setdefault(job.channel, []).append(job)

@@ -139,7 +139,9 @@ async def test_quiet_hours_defer_to_the_end_of_the_window_and_urgent_goes_throug
     )
     assert status["reasons"] == {"skipped:expired": 1}  # it would expire before the window ends
 
-    # The clock reaches the end of the window (moved here instead of waiting an hour).
+    # The window ends: the rules are asked again at send time, so the clock reaching the end
+    # is played here by the quiet hours ending (`quiet off`) and the due time moving to now.
+    await c.say("quiet off")
     await herald.herald.db.write(
         "UPDATE deliveries SET due_at = ? WHERE notification_id = ?", (time.time(), "quiet-1")
     )
