@@ -6,6 +6,8 @@ Everything is built here and passed down; nothing below reads the environment.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import os
 import sys
@@ -277,7 +279,7 @@ def create_app(settings: Settings) -> web.Application:
 
     for routes in (
         MessagesEndpoint(adapter, bot).routes(),
-        NotificationsApi(notifications, users, outbox, router).routes(),
+        NotificationsApi(notifications, users, outbox, router, prompts).routes(),
         UsersApi(users, inbox).routes(),
         PreferencesApi(users, preferences).routes(),
         HealthApi(ready, metrics).routes(),
@@ -285,6 +287,19 @@ def create_app(settings: Settings) -> web.Application:
     ):
         app.add_routes(routes)
     return app
+
+
+async def _housekeeping(herald: Herald, every_seconds: float = 3600.0) -> None:
+    """Hourly: drop history entries past HERALD_HISTORY_DAYS."""
+    while True:
+        try:
+            purged = await herald.inbox.purge_expired()
+            if purged:
+                log.info("purged %d history entries older than %d days", purged,
+                         herald.settings.history_days)
+        except Exception:
+            log.exception("housekeeping failed; trying again later")
+        await asyncio.sleep(every_seconds)
 
 
 async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
@@ -296,9 +311,13 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     await herald.router.start()
     channel_names = ", ".join(herald.channels.names)
     log.info("channels on: %s", channel_names)
+    housekeeping = asyncio.create_task(_housekeeping(herald), name="herald-housekeeping")
     try:
         yield
     finally:
+        housekeeping.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await housekeeping
         await herald.router.stop()
         await herald.worker.stop()
         await herald.bot.aclose()

@@ -30,6 +30,7 @@ from botbuilder.schema import (
 from botframework.connector import Channels
 from botframework.connector.auth import BotFrameworkAuthentication
 
+from errors import DeliveryError
 from proactive.connector import ConnectorTransport
 from proactive.encoding import ActivityEncoder, clone
 
@@ -119,9 +120,13 @@ class HeraldAdapter(CloudAdapter):
         # A delivery turn's failure belongs to the delivery worker (retry, dead target...).
         if BROADCAST_TURN_KEY in context.turn_state:
             raise error
-        log.error(
-            "unhandled error in a turn (%s): %r", context.activity.type, error, exc_info=error
-        )
+        if isinstance(error, DeliveryError):
+            # The connector refused or could not be reached: no stack trace is needed to act.
+            log.warning("a reply in a %s turn failed: %s", context.activity.type, error)
+        else:
+            log.error(
+                "unhandled error in a turn (%s): %r", context.activity.type, error, exc_info=error
+            )
         if context.activity.type == ActivityTypes.message:
             try:
                 await context.send_activity(self._error_reply)

@@ -116,6 +116,10 @@ class InboxStore(Protocol):
 
     async def mark_all_read(self, user_id: str) -> int: ...
 
+    async def purge_expired(self) -> int:
+        """Delete entries past the retention (Cosmos DB does this itself with TTL)."""
+        ...
+
     async def contains(self, user_id: str, notification_id: str) -> bool:
         """Whether the notification is in the user's history (they were one of its recipients)."""
         ...

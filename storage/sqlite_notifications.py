@@ -112,6 +112,11 @@ class SqliteInboxStore:
         self._db = db
         self._retention = retention_seconds
 
+    async def purge_expired(self) -> int:
+        return await self._db.write(
+            "DELETE FROM inbox WHERE created_at < ?", (time.time() - self._retention,)
+        )
+
     async def list(self, user_id: str, *, unread_only: bool, limit: int) -> list[InboxEntry]:
         rows = await self._db.fetchall(
             "SELECT i.notification_id, i.created_at, i.read_at, n.event, n.version"

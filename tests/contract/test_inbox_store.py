@@ -104,3 +104,14 @@ async def test_entries_older_than_the_retention_are_gone(backend: Backend) -> No
     assert [e.notification_id for e in unread] == ["new"]
     # Gone means gone: marking read does not count what the user can no longer see.
     assert await inbox.mark_all_read("u1") == 1
+
+
+async def test_purge_deletes_only_entries_past_retention(backend: Backend) -> None:
+    retention = 3 * backend.time_unit
+    inbox = backend.inbox_with_retention(retention)
+    await _post(backend, "old", ["u1"])
+    await asyncio.sleep(retention + 2 * backend.time_unit)
+    await _post(backend, "new", ["u1"])
+    assert await inbox.purge_expired() == 1
+    assert await inbox.purge_expired() == 0
+    assert await _ids(backend, "u1") == ["new"]
