@@ -10,10 +10,11 @@ from aiohttp import web
 from pydantic import TypeAdapter
 
 from api.http import ApiProblem, json_response, path_param, read_json
+from api.prompt_answers import prompt_answer_counts
 from api.schemas import Event, NotificationId, content_hash
 from delivery.outbox import Outbox
 from delivery.router import Router
-from storage.protocols import NotificationStore, UserStore
+from storage.protocols import NotificationStore, PromptStore, UserStore
 
 __all__ = ["NOTIFICATION_ID", "NotificationsApi"]
 
@@ -29,12 +30,18 @@ class NotificationsApi:
     """Accepts events (validate, persist, 202) and reports their delivery status."""
 
     def __init__(
-        self, notifications: NotificationStore, users: UserStore, outbox: Outbox, router: Router
+        self,
+        notifications: NotificationStore,
+        users: UserStore,
+        outbox: Outbox,
+        router: Router,
+        prompts: PromptStore,
     ) -> None:
         self._notifications = notifications
         self._users = users
         self._outbox = outbox
         self._router = router
+        self._prompts = prompts
 
     def routes(self) -> list[web.RouteDef]:
         return [
@@ -92,5 +99,8 @@ class NotificationsApi:
             "counters": counters.totals,
             "channels": counters.channels,
             "reasons": counters.reasons,
+            # Always present: null when the event asks nothing / nothing is outstanding.
+            "answers": await prompt_answer_counts(self._prompts, record),
+            "nextDueAt": None if counters.next_due is None else _iso(counters.next_due),
         }
         return json_response(body)

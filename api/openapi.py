@@ -6,7 +6,7 @@ document cannot drift from the code; schemathesis checks the running server agai
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
@@ -16,6 +16,7 @@ from api.http import json_response
 from api.notifications import NOTIFICATION_ID
 from api.schemas import ApiError, Event
 from api.users import MAX_LIMIT, USER_KEY
+from preferences.model import ChannelPreferences, UserPreferences
 
 __all__ = ["OpenApi", "build_document"]
 
@@ -57,6 +58,18 @@ class NotificationStatus(_Answer):
     counters: Counters
     channels: dict[str, Counters]
     reasons: dict[str, int]
+    answers: dict[str, Annotated[int, Field(ge=0)]] | None = Field(
+        description="Answers to the event's `prompt`, counted per choice in the order of its "
+        "choices (zeros included; an answer to a choice an update removed comes after them). "
+        "null when the event has no prompt."
+    )
+    nextDueAt: str | None = Field(
+        json_schema_extra={"format": "date-time"},
+        description="When the earliest queued or retrying delivery is due (UTC, like "
+        "createdAt): in the future while it waits (quiet hours defer it to the end of the "
+        "window, a retry to its backoff), in the past when it is due now or being sent. null "
+        "when no delivery is outstanding.",
+    )
 
 
 class HistoryItem(_Answer):
@@ -90,6 +103,7 @@ class Health(_Answer):
 
 _MODELS: list[type[BaseModel]] = [
     Event,
+    UserPreferences,
     ApiError,
     Accepted,
     Counters,
@@ -99,6 +113,16 @@ _MODELS: list[type[BaseModel]] = [
     ReadAll,
     Health,
 ]
+
+
+_REQUESTS: tuple[type[BaseModel], ...] = (Event, UserPreferences)
+"""Request bodies, published as what their handlers accept (pydantic's validation schema)."""
+
+# Python's white space (str.isspace): a muted type of nothing else strips to "" and is refused.
+_PY_SPACE = r"\t-\r\x1c-\x20\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+_HH_MM = "^(?:[01][0-9]|2[0-3]):[0-5][0-9]$"
+_ETAG = '^"[!#-~]+"$'
+"""A strong entity tag, as Herald issues them (RFC 9110 etagc without obs-text)."""
 
 
 def _json(model: str) -> dict[str, Any]:
@@ -115,6 +139,78 @@ _UNAUTHORIZED = {
         "WWW-Authenticate": {"required": True, "schema": {"type": "string", "pattern": "^Bearer "}}
     },
 }
+
+
+def _header(description: str, schema: dict[str, Any], required: bool = True) -> dict[str, Any]:
+    return {"description": description, "required": required, "schema": schema}
+
+
+_ETAG_HEADER = _header(
+    "The version of the preferences document: send it back in If-Match (PUT) or "
+    "If-None-Match (GET).",
+    {"type": "string", "pattern": _ETAG},
+)
+
+
+def _preferences_answer(description: str) -> dict[str, Any]:
+    return {
+        "description": description,
+        "content": _json("UserPreferencesDocument"),
+        "headers": {
+            "ETag": _ETAG_HEADER,
+            "Content-Location": _header(
+                "Where this document lives.",
+                {"type": "string", "pattern": "^/api/users/.+/preferences$"},
+            ),
+            "Cache-Control": _header(
+                "Never cached: always read the current version.", {"const": "no-store"}
+            ),
+        },
+    }
+
+
+def _aliases(model: type[BaseModel]) -> list[str]:
+    return [field.alias or name for name, field in model.model_fields.items()]
+
+
+def _document_preferences(schemas: dict[str, Any]) -> None:
+    """What UserPreferences' validators check beyond the types, and the answer's shape."""
+    prefs = schemas["UserPreferences"]
+    prefs["description"] = (
+        "One person's notification preferences. PUT replaces the whole document: a field left "
+        "out gets its default."
+    )
+    properties = prefs["properties"]
+    properties["optedIn"]["description"] = (
+        "null: never asked (matters only when the operator requires opt-in); false: opted out."
+    )
+    properties["mutedTypes"]["items"] = {"type": "string", "pattern": f"[^{_PY_SPACE}]"}
+    properties["mutedTypes"]["description"] = (
+        "Event types never delivered to this person (an urgent event of a critical type still "
+        "is). Saved trimmed, lower-case, without duplicates, sorted."
+    )
+    properties["timeZone"]["description"] = (
+        "IANA time zone name quiet hours are read in (e.g. Europe/Berlin); null means UTC. A "
+        "name Herald's time zone database does not know is refused with 400."
+    )
+    properties["updatedAt"]["description"] = (
+        "When the document was last saved, set by Herald on every write; a value sent is replaced."
+    )
+    quiet = schemas["QuietHours"]
+    for key in ("start", "end"):
+        quiet["properties"][key]["pattern"] = _HH_MM
+    quiet["description"] = (
+        "A daily window, in the person's time zone, in which only urgent notifications go out; "
+        "others are deferred to its end. `start` is in the window, `end` is not; `start` later "
+        "than `end` crosses midnight; `start` equal to `end` is refused with 400."
+    )
+    schemas["UserPreferencesDocument"] = {
+        "title": "UserPreferencesDocument",
+        "description": "The preferences as Herald answers them: every field is present.",
+        "allOf": [{"$ref": REF.format(model="UserPreferences")}],
+        "required": _aliases(UserPreferences),
+        "properties": {"channels": {"required": _aliases(ChannelPreferences)}},
+    }
 
 
 def _path_id(description: str, rule: TypeAdapter[str]) -> dict[str, Any]:
@@ -139,7 +235,7 @@ def _closed(properties: dict[str, Any], required: str) -> dict[str, Any]:
 
 def build_document(version: str = "0.1.0") -> dict[str, Any]:
     _, defs = models_json_schema(
-        [(m, "validation" if m is Event else "serialization") for m in _MODELS],
+        [(m, "validation" if m in _REQUESTS else "serialization") for m in _MODELS],
         ref_template=REF,
     )
     schemas: dict[str, Any] = defs.get("$defs", {})
@@ -156,6 +252,7 @@ def build_document(version: str = "0.1.0") -> dict[str, Any]:
             _closed({"all": {"const": True}, "users": {"type": "null"}}, required="all"),
         ],
     }
+    _document_preferences(schemas)
     event = schemas["Event"]
     event["properties"]["card"] = {
         "anyOf": [
@@ -261,6 +358,71 @@ def build_document(version: str = "0.1.0") -> dict[str, Any]:
                         "400": _error("Not a valid user id or alias."),
                         "401": _UNAUTHORIZED,
                         "404": _error("No such user."),
+                    },
+                },
+            },
+            "/api/users/{id}/preferences": {
+                "get": {
+                    "operationId": "getUserPreferences",
+                    "summary": "A user's preferences (the defaults if they never set any).",
+                    "parameters": [
+                        _path_id("The user's id or alias.", USER_KEY),
+                        {
+                            "name": "If-None-Match",
+                            "in": "header",
+                            "required": False,
+                            "description": "ETags the client holds, or `*`: when one matches "
+                            "the current version (weak comparison), the answer is 304.",
+                            "schema": {"type": "string"},
+                        },
+                    ],
+                    "responses": {
+                        "200": _preferences_answer("The preferences and their ETag."),
+                        "304": {
+                            "description": "Not modified: If-None-Match named the current "
+                            "version (or was `*`). No body.",
+                            "headers": {"ETag": _ETAG_HEADER},
+                        },
+                        "400": _error("Not a valid user id or alias."),
+                        "401": _UNAUTHORIZED,
+                        "404": _error("No such user."),
+                    },
+                },
+                "put": {
+                    "operationId": "putUserPreferences",
+                    "summary": "Replace a user's preferences, if they are still the version read.",
+                    "description": "Optimistic concurrency (RFC 9110): send the ETag from GET in "
+                    "If-Match. Without it the answer is 428, with a tag that is no longer "
+                    "current 412; either way nothing is written, so two writers never lose "
+                    "each other's change.",
+                    "parameters": [
+                        _path_id("The user's id or alias.", USER_KEY),
+                        {
+                            "name": "If-Match",
+                            "in": "header",
+                            "required": True,
+                            "description": "The ETag from GET (a comma-separated list matches "
+                            "if any tag does; weak tags never match), or `*` for whatever is "
+                            "current.",
+                            "schema": {"type": "string", "pattern": "[!-~]"},
+                        },
+                    ],
+                    "requestBody": {"required": True, "content": _json("UserPreferences")},
+                    "responses": {
+                        "200": _preferences_answer("Saved; the new ETag."),
+                        "400": _error(
+                            "Invalid user id, a body that is not JSON or not an object, or an "
+                            "invalid or unknown field; nothing was written."
+                        ),
+                        "401": _UNAUTHORIZED,
+                        "404": _error("No such user."),
+                        "412": _error(
+                            "If-Match names no current version: the preferences changed since "
+                            "they were read. Nothing was written; GET them again."
+                        ),
+                        "413": _error("Body too large."),
+                        "415": _error("Body is not application/json."),
+                        "428": _error("No If-Match header (or an empty one); nothing was written."),
                     },
                 },
             },

@@ -9,6 +9,7 @@ backend and the user's own card in chat) never silently overwrite each other.
 from __future__ import annotations
 
 from typing import Final
+from urllib.parse import quote
 
 from aiohttp import web
 
@@ -81,7 +82,7 @@ class PreferencesApi:
             snapshot.prefs.to_json_dict(),
             headers={
                 "ETag": format_etag(snapshot.etag),
-                "Content-Location": f"/api/users/{user_id}/preferences",
+                "Content-Location": f"/api/users/{quote(user_id, safe=':@')}/preferences",
                 "Cache-Control": "no-store",
             },
         )

@@ -78,11 +78,16 @@ class Settlement:
 
 @dataclass(slots=True)
 class DeliveryCounters:
-    """Counters of one notification, in total and per channel, plus skip/failure reasons."""
+    """Counters of one notification, in total and per channel, plus skip/failure reasons, and
+    when its next delivery is due."""
 
     totals: dict[str, int] = field(default_factory=lambda: dict.fromkeys(COUNTER_NAMES.values(), 0))
     channels: dict[str, dict[str, int]] = field(default_factory=dict)
     reasons: dict[str, int] = field(default_factory=dict)
+    next_due: float | None = None
+    """The earliest due time (epoch seconds) of its queued and retrying deliveries; None when
+    none is outstanding. In the past when one is due now (or being sent); in the future when
+    one waits: a retry's backoff, or quiet hours deferring it to the end of the window."""
 
     @property
     def outstanding(self) -> int:
@@ -129,4 +134,6 @@ class Outbox(Protocol):
         """When the earliest queued job becomes due (epoch seconds), or None."""
         ...
 
-    async def counters(self, notification_id: str) -> DeliveryCounters: ...
+    async def counters(self, notification_id: str) -> DeliveryCounters:
+        """The notification's counters and the due time of its next outstanding delivery."""
+        ...

@@ -10,6 +10,8 @@ from storage.sqlite import SqliteDatabase
 
 __all__ = ["SqliteOutbox"]
 
+_OUTSTANDING = frozenset({"queued", "retrying"})
+
 _LEASE = (
     "UPDATE deliveries SET lease_until = ? WHERE id IN ("
     " SELECT id FROM deliveries WHERE status IN ('queued', 'retrying')"
@@ -164,8 +166,9 @@ class SqliteOutbox:
         return float(row["due"]) if row is not None and row["due"] is not None else None
 
     async def counters(self, notification_id: str) -> DeliveryCounters:
+        # One pass: the earliest due time per group too, kept for the outstanding statuses.
         rows = await self._db.fetchall(
-            "SELECT channel, status, reason, COUNT(*) AS n FROM deliveries"
+            "SELECT channel, status, reason, COUNT(*) AS n, MIN(due_at) AS due FROM deliveries"
             " WHERE notification_id = ? GROUP BY channel, status, reason",
             (notification_id,),
         )
@@ -173,6 +176,10 @@ class SqliteOutbox:
         for r in rows:
             name = COUNTER_NAMES[r["status"]]
             n = int(r["n"])
+            if r["status"] in _OUTSTANDING:
+                due = float(r["due"])
+                if counters.next_due is None or due < counters.next_due:
+                    counters.next_due = due
             counters.totals[name] += n
             if r["channel"]:
                 per = counters.channels.setdefault(

@@ -15,7 +15,15 @@ from datetime import UTC, datetime, time
 from typing import Any, Final, Literal, Self
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    field_validator,
+    model_validator,
+)
 from pydantic.alias_generators import to_camel
 
 __all__ = [
@@ -30,7 +38,7 @@ ChannelName = Literal["conversation", "mobile", "webpush"]
 CHANNELS: Final[tuple[ChannelName, ...]] = ("conversation", "mobile", "webpush")
 """Channel names as the delivery channels and the preferences both spell them."""
 
-_HH_MM: Final = re.compile(r"(?:[01]\d|2[0-3]):[0-5]\d")
+_HH_MM: Final = re.compile(r"(?:[01][0-9]|2[0-3]):[0-5][0-9]")  # ASCII digits only
 
 # Names the tz database ships that are not places: they would follow the server, not the user.
 _NOT_PLACES: Final = frozenset({"localtime", "posixrules", "Factory"})
@@ -49,9 +57,9 @@ class _CamelModel(BaseModel):
 class ChannelPreferences(_CamelModel):
     """Which channels a person wants; the sample's rule is that every channel starts on."""
 
-    conversation: bool = True
-    mobile: bool = True
-    webpush: bool = True
+    conversation: StrictBool = True
+    mobile: StrictBool = True
+    webpush: StrictBool = True
 
     def is_enabled(self, channel: str) -> bool:
         """Whether ``channel`` is on; an unknown name is a wiring bug, so it raises."""
@@ -95,7 +103,7 @@ class QuietHours(_CamelModel):
 class UserPreferences(_CamelModel):
     """One person's notification preferences, as stored and as the API shows them."""
 
-    opted_in: bool | None = None
+    opted_in: StrictBool | None = None
     """None: never asked. Matters only when the operator requires opt-in."""
     channels: ChannelPreferences = Field(default_factory=ChannelPreferences)
     muted_types: list[str] = Field(default_factory=list)

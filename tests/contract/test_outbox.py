@@ -12,6 +12,8 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+import pytest
+
 from delivery.outbox import COUNTER_NAMES, DeliveryJob, NewDelivery, Settlement
 from storage.records import NotificationRecord
 from tests.contract.conftest import Backend
@@ -461,6 +463,32 @@ async def test_counters_of_an_unknown_notification_are_zero(backend: Backend) ->
     assert counters.channels == {}
     assert counters.reasons == {}
     assert counters.outstanding == 0
+
+
+async def test_counters_next_due_is_the_earliest_outstanding_delivery(backend: Backend) -> None:
+    outbox = backend.outbox
+    await _notify(backend, "n1")
+    await _notify(backend, "n2")
+    assert (await outbox.counters("n1")).next_due is None
+    later = time.time() + HOUR
+    await outbox.add_page(
+        "n1", 1, [_queued("u1"), _queued("u2", due=later + HOUR), _skipped("u3", "muted")], [], None
+    )
+    now = time.time()
+    due_now = (await outbox.counters("n1")).next_due
+    assert due_now is not None and due_now <= now  # u1 is due
+    [job] = await _lease_all(backend)
+    assert (await outbox.counters("n1")).next_due == due_now  # leased, still outstanding
+    await outbox.settle([Settlement(job.id, "retrying", later, reason="throttled")])
+    assert (await outbox.counters("n1")).next_due == pytest.approx(later, abs=1.0)
+
+    # Settled deliveries are due no more; each notification has its own.
+    assert (await outbox.counters("n2")).next_due is None
+    await outbox.add_page("n2", 1, [_queued("u1")], [], None)
+    [job] = await _lease_all(backend)
+    await outbox.settle([_delivered(job, 1)])
+    assert (await outbox.counters("n2")).next_due is None
+    assert (await outbox.counters("n1")).next_due == pytest.approx(later, abs=1.0)
 
 
 async def test_counters_are_per_notification(backend: Backend) -> None:

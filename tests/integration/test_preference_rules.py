@@ -122,6 +122,10 @@ async def test_quiet_hours_defer_to_the_end_of_the_window_and_urgent_goes_throug
     status = await deferred(c, "quiet-1")
     assert status["status"] == "delivering"
     assert status["counters"]["queued"] == 1 and status["counters"]["delivered"] == 0
+    # Queued with a due time: the end of the window, in UTC, shown like createdAt.
+    window_end = end_local.astimezone(UTC)
+    assert status["nextDueAt"] == window_end.isoformat().replace("+00:00", "Z")
+    assert datetime.fromisoformat(status["nextDueAt"]) == window_end
     row = await herald.herald.db.fetchone(
         "SELECT status, reason, due_at FROM deliveries WHERE notification_id = ?", ("quiet-1",)
     )
@@ -131,6 +135,7 @@ async def test_quiet_hours_defer_to_the_end_of_the_window_and_urgent_goes_throug
 
     status = await outcome(c, "quiet-urgent", urgency="high")
     assert status["counters"]["delivered"] == 1
+    assert status["nextDueAt"] is None  # nothing left to send
     [urgent] = await c.wait_new(1)
     assert "Security training due" in str(urgent["attachments"])
 
@@ -148,6 +153,7 @@ async def test_quiet_hours_defer_to_the_end_of_the_window_and_urgent_goes_throug
     herald.herald.worker.wake()
     status = await herald.wait_status("quiet-1")
     assert status["counters"]["delivered"] == 1
+    assert status["nextDueAt"] is None
     [late] = await c.wait_new(1)
     assert late["attachments"]
 

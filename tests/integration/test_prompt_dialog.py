@@ -26,9 +26,15 @@ def asking(user_key: str, notification_id: str, **fields: Any) -> dict[str, Any]
 
 
 async def answers(herald: RunningHerald, notification_id: str) -> dict[str, int] | None:
+    """The answers as GET /api/notifications/{id} reports them: what the prompt store counted,
+    in the same order (the prompt's choices first)."""
+    reported = (await herald.status(notification_id))["answers"]
     record = await herald.herald.notifications.get(notification_id)
     assert record is not None
-    return await prompt_answer_counts(herald.herald.prompts, record)
+    counted = await prompt_answer_counts(herald.herald.prompts, record)
+    assert reported == counted
+    assert list(reported or ()) == list(counted or ())
+    return reported
 
 
 async def joined(herald: RunningHerald, emulator: Emulator, connector: ConnectorStandIn) -> Chat:
@@ -222,6 +228,34 @@ async def test_an_edited_notification_keeps_its_question_and_answers(
     assert await answers(herald, "benefits-10") == {"Yes": 1, "No": 0, "Later": 0}
     [reply] = await c.say("no")  # answered already: not asked again after the edit
     assert "didn't understand" in reply["text"]
+
+
+async def test_the_status_shows_answers_per_choice_in_the_prompts_order(
+    herald: RunningHerald, emulator: Emulator, connector: ConnectorStandIn
+) -> None:
+    c = await joined(herald, emulator, connector)
+    plain = {"id": "no-question", "type": "hr.news", "title": "News"}
+    await receive(c, {**plain, "recipients": {"users": [c.user.key]}})
+    status = await herald.status("no-question")
+    assert "answers" in status and status["answers"] is None  # it asks nothing
+
+    choices = ["Later", "No", "Yes"]  # not alphabetical by accident: the prompt's order
+    event = asking(c.user.key, "benefits-11", prompt={"text": QUESTION, "choices": choices})
+    card = await receive(c, event)
+    status = await herald.status("benefits-11")
+    assert list(status["answers"].items()) == [("Later", 0), ("No", 0), ("Yes", 0)]
+    await c.click(button(card, "Later"))
+    status = await herald.status("benefits-11")
+    assert list(status["answers"].items()) == [("Later", 1), ("No", 0), ("Yes", 0)]
+
+    # An update drops "Later": its answer still counts, after the current choices.
+    updated = {**event, "prompt": {"text": QUESTION, "choices": ["Yes", "No"]}}
+    code, body = await herald.post_event(updated)
+    assert (code, body["outcome"]) == (202, "updated"), body
+    await connector.wait_for(lambda s: len(s.updates(c.user.conversation_id)) == 1)
+    status = await herald.wait_status("benefits-11", lambda s: s["version"] == 2)
+    assert list(status["answers"].items()) == [("Yes", 0), ("No", 0), ("Later", 1)]
+    assert await answers(herald, "benefits-11") == {"Yes": 0, "No": 0, "Later": 1}
 
 
 async def test_user_turns_racing_deliveries_with_questions_never_fail(

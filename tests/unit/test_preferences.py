@@ -489,3 +489,16 @@ def test_quiet_window_end_matches_the_timeline(case: tuple[datetime, time, time,
         assert wall_before < missing_end <= wall_after
     else:  # fall back to a wall time outside the window
         assert wall_after < wall_before
+
+
+def test_quiet_hours_take_ascii_digits_only() -> None:
+    with pytest.raises(ValidationError):
+        QuietHours(start="1٢:3٠", end="07:00")
+
+
+@pytest.mark.parametrize("value", ["no", "yes", 1, 0, "true"])
+def test_switches_are_real_booleans(value: object) -> None:
+    with pytest.raises(ValidationError):
+        UserPreferences.model_validate({"channels": {"mobile": value}})
+    with pytest.raises(ValidationError):
+        UserPreferences.model_validate({"optedIn": value})
