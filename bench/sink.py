@@ -27,8 +27,9 @@ import signal
 import sys
 import time
 from typing import Any
+from urllib.parse import unquote
 
-from aiohttp import web
+import httptools
 
 __all__ = ["Sink", "main"]
 
@@ -43,20 +44,36 @@ class Sink:
         self.rejected = 0
         self._ids = itertools.count(1)
 
-    def app(self) -> web.Application:
-        app = web.Application()
-        base = "/v3/conversations/{cid}/activities"
-        app.router.add_post(base, self._activity)
-        app.router.add_post(base + "/{aid}", self._activity)
-        app.router.add_put(base + "/{aid}", self._activity)
-        app.router.add_get("/_stats", self._stats)
-        app.router.add_get("/_arrivals", self._arrivals)
-        app.router.add_post("/_reset", self._reset)
-        return app
+    def answer(self, method: str, path: str, raw: bytes, at: float) -> tuple[int, bytes]:
+        """Status and JSON body for one request."""
+        route = path.split("?", 1)[0]
+        if route.startswith("/v3/conversations/") and method in ("POST", "PUT"):
+            parts = route.split("/")  # "", v3, conversations, cid, activities[, aid]
+            if len(parts) in (5, 6) and parts[4] == "activities":
+                return self._activity(unquote(parts[3]), raw, at)
+        if route == "/_stats" and method == "GET":
+            return 200, _json(
+                {
+                    "accepted": len(self.times),
+                    "rejected": self.rejected,
+                    "lastAt": self.times[-1] if self.times else None,
+                }
+            )
+        if route == "/_arrivals" and method == "GET":
+            return 200, _json(
+                {
+                    "times": self.times,
+                    "conversations": self.conversations,
+                    "firstBody": self.first_body,
+                    "rejected": self.rejected,
+                }
+            )
+        if route == "/_reset" and method == "POST":
+            self.times, self.conversations, self.first_body, self.rejected = [], [], None, 0
+            return 200, _json({"reset": True})
+        return 404, _json({"error": {"code": "NotFound", "message": route}})
 
-    async def _activity(self, request: web.Request) -> web.Response:
-        at = time.monotonic()
-        raw = await request.read()
+    def _activity(self, conversation: str, raw: bytes, at: float) -> tuple[int, bytes]:
         try:
             body = json.loads(raw)
         except ValueError:
@@ -64,57 +81,90 @@ class Sink:
         if not isinstance(body, dict) or not body.get("type"):
             # The connector's answer to a body it cannot use: never counted as delivered.
             self.rejected += 1
-            return web.json_response(
-                {"error": {"code": "BadArgument", "message": "not an activity"}}, status=400
-            )
+            return 400, _json({"error": {"code": "BadArgument", "message": "not an activity"}})
         self.times.append(at)
-        self.conversations.append(request.match_info["cid"])
+        self.conversations.append(conversation)
         if self.first_body is None:
             self.first_body = body
-        return web.Response(body=b'{"id":"%d"}' % next(self._ids), content_type="application/json")
+        return 200, b'{"id":"%d"}' % next(self._ids)
 
-    async def _stats(self, request: web.Request) -> web.Response:
-        return web.json_response(
-            {
-                "accepted": len(self.times),
-                "rejected": self.rejected,
-                "lastAt": self.times[-1] if self.times else None,
-            }
+
+def _json(value: Any) -> bytes:
+    return json.dumps(value, separators=(",", ":")).encode()
+
+
+_REASONS = {200: b"OK", 400: b"Bad Request", 404: b"Not Found"}
+
+
+class _Server(asyncio.Protocol):
+    """HTTP/1.1 keep-alive server for the sink: httptools parses, the sink answers.
+
+    aiohttp's server spends ~0.3 ms of CPU per request on this 2-core machine, a third of what
+    Herald spends sending it; this one spends a fraction of that, so the benchmark measures
+    Herald rather than the stand-in for a service that in production runs elsewhere.
+    """
+
+    def __init__(self, sink: Sink) -> None:
+        self._sink = sink
+        self._parser = httptools.HttpRequestParser(self)
+        self._transport: asyncio.Transport | None = None
+        self._url = b""
+        self._body: list[bytes] = []
+        self._arrived = 0.0
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self._transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            self._parser.feed_data(data)
+        except httptools.HttpParserError:
+            if self._transport is not None:
+                self._transport.close()
+
+    def on_message_begin(self) -> None:
+        self._arrived = time.monotonic()
+        self._url, self._body = b"", []
+
+    def on_url(self, url: bytes) -> None:
+        self._url += url
+
+    def on_body(self, body: bytes) -> None:
+        self._body.append(body)
+
+    def on_message_complete(self) -> None:
+        method = self._parser.get_method().decode()
+        status, payload = self._sink.answer(
+            method, self._url.decode("latin-1"), b"".join(self._body), self._arrived
         )
-
-    async def _arrivals(self, request: web.Request) -> web.Response:
-        return web.json_response(
-            {
-                "times": self.times,
-                "conversations": self.conversations,
-                "firstBody": self.first_body,
-                "rejected": self.rejected,
-            }
+        keep = self._parser.should_keep_alive()
+        head = b"HTTP/1.1 %d %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n" % (
+            status,
+            _REASONS.get(status, b"OK"),
+            len(payload),
         )
-
-    async def _reset(self, request: web.Request) -> web.Response:
-        self.times = []
-        self.conversations = []
-        self.first_body = None
-        self.rejected = 0
-        return web.json_response({"reset": True})
+        head += b"\r\n" if keep else b"Connection: close\r\n\r\n"
+        assert self._transport is not None
+        self._transport.write(head + payload)
+        if not keep:
+            self._transport.close()
 
 
 async def _serve(host: str, port: int) -> None:
-    runner = web.AppRunner(Sink().app(), access_log=None, handle_signals=False)
-    await runner.setup()
-    site = web.TCPSite(runner, host, port, backlog=1024)
-    await site.start()
-    bound_host, bound_port = runner.addresses[0][:2]
-    stopping = asyncio.Event()
+    sink = Sink()
     loop = asyncio.get_running_loop()
+    server = await loop.create_server(lambda: _Server(sink), host, port, backlog=1024)
+    bound_host, bound_port = server.sockets[0].getsockname()[:2]
+    stopping = asyncio.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stopping.set)
     print(f"LISTENING http://{bound_host}:{bound_port}", flush=True)
     try:
         await stopping.wait()
     finally:
-        await runner.cleanup()
+        server.close()
+        await server.wait_closed()
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -87,8 +87,11 @@ class DeliveryWorker:
         idle_poll_seconds: float = 5.0,
         lease_batch: int | None = None,
         gate: DeliveryGate | None = None,
+        settle_delay: float = 0.025,
     ) -> None:
         self._gate = gate
+        # Results wait this long to be recorded together: one commit (and fsync) per batch.
+        self._settle_delay = settle_delay
         self._outbox = outbox
         self._notifications = notifications
         self._channels = channels
@@ -320,7 +323,7 @@ class DeliveryWorker:
         while True:
             await self._pending_ready.wait()
             # Let a few more results arrive so one transaction records many.
-            await asyncio.sleep(0.005)
+            await asyncio.sleep(self._settle_delay)
             self._pending_ready.clear()
             try:
                 await self._flush()
