@@ -50,6 +50,7 @@ from msrest.serialization import (
     Deserializer,
     Model,
     Serializer,
+    _recursive_validate,
     attribute_key_case_insensitive_extractor,
     last_rest_key_case_insensitive_extractor,
     rest_key_case_insensitive_extractor,
@@ -142,11 +143,22 @@ class _DumpPlan:
     size: int  # len(_attribute_map) when built: enable_additional_properties_sending() grows it
     fields: tuple[tuple[str, str, _Conv], ...]  # (attribute, JSON key, converter)
     first_wins: bool  # additional_properties merged or duplicate keys: msrest keeps the first
+    unvalidatable: bool  # validated, but declares a non-string type: msrest always fails
 
+
+# How much of `Serializer.body` applies below a point of the model tree: msrest walks the tree
+# three times. RAW: only `_serialize` (models inside dicts and lists of an `object` field, and
+# everything under `model.serialize()`). VALIDATED: `_recursive_validate` first, which follows
+# declared types (and a model held directly by an `object` field). REBUILT: before that, the
+# Deserializer rebuild, which follows declared types naming a connector model or enum.
+_RAW: Final = 0
+_VALIDATED: Final = 1
+_REBUILT: Final = 2
 
 # Plans are derived from class attributes that do not change, so caching them for the life of
 # the process is safe; they are built lazily, on the first dump of each class.
-_DUMP_PLANS: dict[tuple[type, bool], _DumpPlan] = {}
+_DUMP_PLANS: dict[tuple[type, int], _DumpPlan] = {}
+_ROOT_MODES: dict[type, int] = {}
 
 
 def dump(model: Model) -> dict[str, Any]:
@@ -163,6 +175,8 @@ def dump(model: Model) -> dict[str, Any]:
       coerced), where `serialize()` raises; a tuple or a string where a list or a model is
       declared fails, where `serialize()` passes it through. `body` does this in place, mutating
       the caller's activity; `dump` never mutates its argument.
+    - `body` then validates the tree, which fails on an enum member where a dict is declared
+      (`serialize()` sends the member's value); `dump` fails too.
     - Two corners of `body` are not reproduced: a generator in a `[str]` field (body's validation
       consumes it and sends `[]`), and a nested model missing one of its attributes (body's
       rebuild silently drops that model; `dump` raises).
@@ -170,18 +184,30 @@ def dump(model: Model) -> dict[str, Any]:
     Raises SerializationError where msrest raises (msrest sometimes raises ValueError, TypeError
     or ValidationError instead).
     """
-    return _dump_model(model, type(model).__name__ in _wire_models())
+    cls: type = type(model)
+    mode = _ROOT_MODES.get(cls)
+    if mode is None:
+        if _declares_non_string_type(cls):
+            mode = _RAW  # body() always fails on these: do what serialize() does
+        else:
+            mode = _REBUILT if cls.__name__ in _wire_models() else _VALIDATED
+        _ROOT_MODES[cls] = mode
+    return _dump_model(model, mode)
 
 
-def _dump_model(obj: Any, rebuilt: bool) -> dict[str, Any]:
-    """`Serializer._serialize` of one model; `rebuilt` is True below body's model rebuild."""
+def _dump_model(obj: Any, mode: int) -> dict[str, Any]:
+    """`Serializer._serialize` of one model, below which `mode` of body()'s walks apply."""
     cls = type(obj)
-    plan = _DUMP_PLANS.get((cls, rebuilt))
+    plan = _DUMP_PLANS.get((cls, mode))
     if plan is None or plan.size != len(cls._attribute_map):
-        plan = _DUMP_PLANS[cls, rebuilt] = _build_dump_plan(cls, rebuilt)
+        plan = _DUMP_PLANS[cls, mode] = _build_dump_plan(cls, mode)
     out: dict[str, Any] = {}
     attr = ""
     try:
+        if plan.unvalidatable:
+            raise SerializationError(
+                f"{cls.__name__} declares a type that is not a string: msrest cannot validate it"
+            )
         if plan.first_wins:
             _dump_first_wins(obj, plan, out)
         else:
@@ -217,7 +243,12 @@ def _merge(value: Any) -> Any:
     raise AssertionError("not a converter")
 
 
-def _build_dump_plan(cls: type, rebuilt: bool) -> _DumpPlan:
+def _declares_non_string_type(cls: type) -> bool:
+    attribute_map: dict[str, dict[str, Any]] = cls._attribute_map  # type: ignore[attr-defined]
+    return any(not isinstance(desc["type"], str) for desc in attribute_map.values())
+
+
+def _build_dump_plan(cls: type, mode: int) -> _DumpPlan:
     _check_supported(cls)
     attribute_map: dict[str, dict[str, Any]] = cls._attribute_map  # type: ignore[attr-defined]
     fields: list[tuple[str, str, _Conv]] = []
@@ -231,31 +262,35 @@ def _build_dump_plan(cls: type, rebuilt: bool) -> _DumpPlan:
         key = _key(desc)
         first_wins = first_wins or key in seen
         seen.add(key)
-        fields.append((attr, key, _dump_conv(desc["type"], rebuilt)))
-    return _DumpPlan(len(attribute_map), tuple(fields), first_wins)
+        fields.append((attr, key, _dump_conv(desc["type"], mode)))
+    unvalidatable = mode != _RAW and _declares_non_string_type(cls)
+    return _DumpPlan(len(attribute_map), tuple(fields), first_wins, unvalidatable)
 
 
-def _dump_conv(data_type: object, rebuilt: bool) -> _Conv:
+def _dump_conv(data_type: object, mode: int) -> _Conv:
     """The converter for one declared msrest type; never called with None."""
     if not isinstance(data_type, str):
         return functools.partial(_fail_type, data_type)
+    if data_type == "object" and mode != _RAW:
+        return _ser_obj_validated
     simple = _DUMP_SIMPLE.get(data_type)
     if simple is not None:
         return simple
     wire = _wire_models()
     # body() rebuilds a field only if the innermost declared type is a known model or enum.
-    rebuild_here = rebuilt and data_type.strip("[]{}") in wire
+    rebuild_here = mode == _REBUILT and data_type.strip("[]{}") in wire
     if len(data_type) > 1 and data_type[0] + data_type[-1] in ("[]", "{}"):
-        inner = _dump_conv(data_type[1:-1], rebuilt)
-        if data_type[0] == "[":
-            return _rebuilt_list(inner) if rebuild_here else _raw_list(inner)
-        return _rebuilt_dict(inner) if rebuild_here else _raw_dict(inner)
+        inner = _dump_conv(data_type[1:-1], mode)
+        if rebuild_here:
+            return _rebuilt_list(inner) if data_type[0] == "[" else _rebuilt_dict(inner)
+        validate = data_type if mode != _RAW else ""
+        return (_raw_list if data_type[0] == "[" else _raw_dict)(inner, validate)
     target = wire.get(data_type)
     if isinstance(target, type) and issubclass(target, Enum):
         return _rebuilt_enum(target) if rebuild_here else _raw_enum(target)
     if rebuild_here and isinstance(target, type) and issubclass(target, Model):
         return _rebuilt_model(data_type)
-    return _raw_model(data_type)
+    return _raw_model(data_type, min(mode, _VALIDATED))
 
 
 def _fail_type(data_type: object, value: Any) -> Any:
@@ -282,6 +317,13 @@ def _ser_iso(value: Any) -> Any:
         f"{utc.tm_year:04d}-{utc.tm_mon:02d}-{utc.tm_mday:02d}"
         f"T{utc.tm_hour:02d}:{utc.tm_min:02d}:{utc.tm_sec:02d}{fraction}Z"
     )
+
+
+def _ser_obj_validated(value: Any) -> Any:
+    """An `object` field that body() validates: a model held directly is validated too."""
+    if isinstance(value, Model):
+        return _dump_model(value, _VALIDATED)
+    return _ser_obj(value)
 
 
 def _ser_obj(value: Any) -> Any:
@@ -336,7 +378,7 @@ def _ser_obj_other(value: Any) -> Any:
     if kind is decimal.Decimal:
         return Serializer.serialize_decimal(value)
     if isinstance(value, Model):
-        return _dump_model(value, False)
+        return _dump_model(value, _RAW)
     if kind in _wire_non_models():
         # msrest tries these as models and fails on `is_xml_model` (an AttributeError, which
         # the enclosing dict or list does not swallow).
@@ -344,13 +386,23 @@ def _ser_obj_other(value: Any) -> Any:
     return str(value)
 
 
-def _raw_list(inner: _Conv) -> _Conv:
+def _enum_for_container(value: Any, validate: str) -> Any:
+    """`serialize_data` sends an enum member's value even where a list or dict is declared;
+    body()'s validation may object first (it iterates lists and wants `.values()` of dicts)."""
+    if validate:
+        errors = _recursive_validate(validate, validate, value)
+        if errors:
+            raise errors[0]
+    return Serializer.serialize_enum(value, enum_obj=type(value))
+
+
+def _raw_list(inner: _Conv, validate: str) -> _Conv:
     """`Serializer.serialize_iter` (reached through `serialize_data`)."""
 
     def conv(value: Any) -> Any:
         if type(value) is not list:
             if isinstance(value, Enum):
-                return Serializer.serialize_enum(value, enum_obj=type(value))
+                return _enum_for_container(value, validate)
             if isinstance(value, str):
                 raise SerializationError("Refuse str type as a valid iter type.")
         return [None if item is None else inner(item) for item in value]
@@ -358,12 +410,12 @@ def _raw_list(inner: _Conv) -> _Conv:
     return conv
 
 
-def _raw_dict(inner: _Conv) -> _Conv:
+def _raw_dict(inner: _Conv, validate: str) -> _Conv:
     """`Serializer.serialize_dict` (reached through `serialize_data`)."""
 
     def conv(value: Any) -> Any:
         if isinstance(value, Enum):
-            return Serializer.serialize_enum(value, enum_obj=type(value))
+            return _enum_for_container(value, validate)
         return {
             key if type(key) is str else _unicode(key): None if item is None else inner(item)
             for key, item in value.items()
@@ -380,12 +432,12 @@ def _serialize_enum(enum: type[Enum], value: Any) -> Any:
     return Serializer.serialize_enum(value, enum_obj=enum)
 
 
-def _raw_model(data_type: str) -> _Conv:
+def _raw_model(data_type: str, mode: int) -> _Conv:
     """A declared model (or unknown) type where body() does not rebuild: msrest's own path."""
 
     def conv(value: Any) -> Any:
         if isinstance(value, Model):
-            return _dump_model(value, False)
+            return _dump_model(value, mode)
         return _wire_serializer().serialize_data(value, data_type, is_xml=False)
 
     return conv
@@ -405,7 +457,7 @@ def _rebuilt_model(data_type: str) -> _Conv:
             value = _rebuild(data_type, value)
             if not isinstance(value, Model):
                 raise SerializationError(f"Unable to build a model: {data_type}")
-        return _dump_model(value, True)
+        return _dump_model(value, _REBUILT)
 
     return conv
 
@@ -470,7 +522,8 @@ class _LoadPlan:
     size: int
     fields: tuple[tuple[str, str, _Conv], ...]  # (attribute, JSON key, converter)
     attrs: tuple[str, ...]  # every attribute passed to the constructor
-    by_key: dict[str, tuple[str, _Conv]] | None  # None if keys and attributes are not 1:1
+    # key -> (attribute, converter, the JSON type it takes as is); None if not one-to-one
+    by_key: dict[str, tuple[str, _Conv, type | None]] | None
     known: frozenset[str]  # keys that are not additional properties
     extras: bool  # whether unknown keys are collected into additional_properties
     broken: str  # why msrest cannot load this class at all, or ""
@@ -506,7 +559,7 @@ def load(cls: type[M], data: Mapping[str, Any]) -> M:
     if context is None:
         models = cls._infer_class_models()
         context = _LOAD_CONTEXTS[cls] = _LoadContext(Deserializer(models), models, _loadable(cls))
-    if not context.fast or not isinstance(data, Mapping):
+    if not context.fast or (type(data) is not dict and not isinstance(data, Mapping)):
         result: M = context.deserializer(cls.__name__, data)
         return result
     return _load_model(context, cls, data)  # type: ignore[no-any-return]
@@ -540,7 +593,8 @@ def _load_model(context: _LoadContext, cls: type, data: Mapping[str, Any]) -> An
                 if entry is None:
                     extra[key] = value
                 elif value is not None:
-                    kwargs[entry[0]] = entry[1](value)
+                    attr, conv, exact = entry
+                    kwargs[attr] = value if type(value) is exact else conv(value)
         obj = cls(**kwargs)
     except DeserializationError:
         raise
@@ -583,7 +637,12 @@ def _build_load_plan(context: _LoadContext, cls: type) -> _LoadPlan:
         size=len(attribute_map),
         fields=tuple(fields),
         attrs=tuple(attr for attr, _, _ in fields),
-        by_key={key: (attr, conv) for attr, key, conv in fields} if one_to_one else None,
+        by_key={
+            key: (attr, conv, _LOAD_FAST.get(attribute_map[attr]["type"]))
+            for attr, key, conv in fields
+        }
+        if one_to_one
+        else None,
         known=frozenset(_key(desc) for desc in attribute_map.values() if desc["key"] != ""),
         extras=extras_desc is None or extras_desc["key"] == "",
         broken=broken,
