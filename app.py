@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import os
 import sys
@@ -349,6 +350,10 @@ def main(environ: dict[str, str] | None = None, out: Callable[[str], None] | Non
         write("A backend API key was generated (stored hashed; shown only this once):")
         write(f"    {herald.generated_api_key}")
         write("Send it as 'Authorization: Bearer <key>', or set HERALD_API_KEYS.")
+    # Everything built so far (the SDK, pydantic models, the app) lives as long as the process:
+    # moving it out of the collector's view keeps full collections short during a broadcast.
+    gc.collect()
+    gc.freeze()
     web.run_app(app, host=settings.host, port=settings.port, print=None)
     return 0
 
