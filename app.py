@@ -22,6 +22,7 @@ from botbuilder.integration.aiohttp import ConfigurationBotFrameworkAuthenticati
 from api.auth import ApiKeyAuth, ensure_generated_key, hash_key
 from api.health import HealthApi
 from api.http import errors_middleware
+from api.link_tokens import LinkTokens, load_or_create_secret
 from api.notifications import NotificationsApi
 from api.openapi import OpenApi
 from api.preferences import PreferencesApi
@@ -88,6 +89,7 @@ class Herald:
     channels: ChannelRegistry
     router: Router
     worker: DeliveryWorker
+    links: LinkTokens
     generated_api_key: str | None
 
 
@@ -235,6 +237,10 @@ def create_app(settings: Settings) -> web.Application:
         gate=router,
     )
 
+    links = LinkTokens(
+        load_or_create_secret(settings.link_secret.get_secret_value(), settings.data_dir),
+        ttl_seconds=settings.link_minutes * 60,
+    )
     key_hashes, generated = _api_key_hashes(settings)
     api_auth = ApiKeyAuth(key_hashes)
     herald = Herald(
@@ -253,6 +259,7 @@ def create_app(settings: Settings) -> web.Application:
         channels=channels,
         router=router,
         worker=worker,
+        links=links,
         generated_api_key=generated,
     )
 

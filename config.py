@@ -142,6 +142,40 @@ class Settings(BaseModel):
         ge=1,
         description="How long history (inbox) entries are kept.",
     )
+    public_url: str = Field(
+        "http://localhost:3978", alias="HERALD_PUBLIC_URL",
+        description="Where people and services reach Herald (links the bot sends, push pages).",
+    )
+    link_secret: SecretStr = Field(
+        SecretStr(""), alias="HERALD_LINK_SECRET",
+        description=(
+            "HMAC key for the short-lived links the bot sends (push consent, device sign-up). "
+            "If empty, one is generated on first start and kept under the data dir."
+        ),
+    )
+    link_minutes: int = Field(
+        15, alias="HERALD_LINK_MINUTES", ge=1, le=24 * 60,
+        description="How long a link the bot sends stays valid.",
+    )
+    vapid_private_key: SecretStr = Field(
+        SecretStr(""), alias="WEBPUSH_VAPID_PRIVATE_KEY",
+        description=(
+            "VAPID private key (PEM or base64url raw P-256) for Web Push. If empty, one is "
+            "generated on first start and kept under the data dir."
+        ),
+    )
+    vapid_subject: str = Field(
+        "mailto:herald@localhost", alias="WEBPUSH_VAPID_SUBJECT",
+        description="VAPID subject: a mailto: or https: contact for push services.",
+    )
+    firebase_credentials: Path | None = Field(
+        None, alias="FIREBASE_CREDENTIALS",
+        description="Path to a Firebase service-account JSON; without it mobile push is off.",
+    )
+    fcm_endpoint: str = Field(
+        "https://fcm.googleapis.com", alias="FCM_ENDPOINT",
+        description="Base URL of the FCM HTTP v1 API (tests point it at a local stand-in).",
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         "INFO", alias="HERALD_LOG_LEVEL", description="Log level."
     )

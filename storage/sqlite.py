@@ -121,6 +121,33 @@ _MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (conversation_key, notification_id)
     );
     """,
+    # 3: browser push subscriptions (issue 4) and mobile devices (issue 5).
+    """
+    CREATE TABLE push_subscriptions (
+        id               TEXT PRIMARY KEY,
+        user_id          TEXT NOT NULL,
+        endpoint         TEXT NOT NULL UNIQUE,
+        p256dh           TEXT NOT NULL,
+        auth             TEXT NOT NULL,
+        expiration_time  REAL,
+        user_agent       TEXT,
+        created_at       REAL NOT NULL,
+        updated_at       REAL NOT NULL
+    );
+    CREATE INDEX push_subscriptions_user ON push_subscriptions (user_id);
+    CREATE TABLE devices (
+        installation_id  TEXT PRIMARY KEY,
+        user_id          TEXT NOT NULL,
+        platform         TEXT NOT NULL,
+        fcm_token        TEXT UNIQUE,
+        apns_token       TEXT UNIQUE,
+        metadata         TEXT NOT NULL,
+        active           INTEGER NOT NULL DEFAULT 1,
+        created_at       REAL NOT NULL,
+        updated_at       REAL NOT NULL
+    );
+    CREATE INDEX devices_user ON devices (user_id);
+    """,
 )
 
 
