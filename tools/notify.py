@@ -1,0 +1,173 @@
+"""Send a notification to Herald from a shell, and optionally follow its delivery.
+
+    python -m tools.notify --type it.outage --title "Mail is down" --all --follow
+    python -m tools.notify --to ada@contoso.com --to grace@contoso.com --type case.assigned \\
+        --title "Case 4711" --text "Customer: Contoso" --link https://crm.example.com/cases/4711
+    python -m tools.notify --file event.json --follow
+
+The API key comes from --api-key or HERALD_API_KEY; the server from --url or HERALD_URL
+(default http://localhost:3978). Exit status: 0 accepted (and, with --follow, completed with
+nothing failed), 1 delivered with failures or dead targets, 2 rejected or unreachable.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, TextIO
+
+import httpx
+
+__all__ = ["build_event", "main"]
+
+_BAR_WIDTH = 30
+
+
+def build_event(args: argparse.Namespace) -> dict[str, Any]:
+    """The event body from a JSON file and/or the command-line fields (flags win)."""
+    event: dict[str, Any] = {}
+    if args.file:
+        text = sys.stdin.read() if args.file == "-" else Path(args.file).read_text()
+        loaded = json.loads(text)
+        if not isinstance(loaded, dict):
+            raise ValueError("the event file must hold one JSON object")
+        event.update(loaded)
+    for field in ("id", "type", "title", "text", "severity", "icon", "urgency"):
+        value = getattr(args, field)
+        if value is not None:
+            event[field] = value
+    if args.link is not None:
+        event["url"] = args.link
+    if args.expires_at:
+        event["expiresAt"] = args.expires_at
+    if args.data:
+        event["data"] = json.loads(args.data)
+    if args.all:
+        event["recipients"] = {"all": True}
+    elif args.to:
+        event["recipients"] = {"users": list(dict.fromkeys(args.to))}
+    return event
+
+
+def _progress(status: dict[str, Any]) -> str:
+    counters = status.get("counters", {})
+    done = sum(counters.get(k, 0) for k in ("delivered", "skipped", "failed", "deadTargets"))
+    total = done + counters.get("queued", 0) + counters.get("retrying", 0)
+    share = done / total if total else 0.0
+    filled = int(share * _BAR_WIDTH)
+    bar = "#" * filled + "-" * (_BAR_WIDTH - filled)
+    return (
+        f"[{bar}] {done}/{total} {status.get('status', '?'):<10} "
+        f"delivered {counters.get('delivered', 0)}  skipped {counters.get('skipped', 0)}  "
+        f"failed {counters.get('failed', 0)}  dead {counters.get('deadTargets', 0)}  "
+        f"retrying {counters.get('retrying', 0)}"
+    )
+
+
+def follow(
+    client: httpx.Client,
+    notification_id: str,
+    out: TextIO,
+    *,
+    interval: float = 0.5,
+    timeout: float | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+) -> dict[str, Any]:
+    """Poll the status until completed, drawing a progress line; returns the last status."""
+    started = time.monotonic()
+    interactive = out.isatty()
+    while True:
+        response = client.get(f"/api/notifications/{notification_id}")
+        response.raise_for_status()
+        status: dict[str, Any] = response.json()
+        line = _progress(status)
+        out.write(("\r" + line) if interactive else (line + "\n"))
+        out.flush()
+        if status.get("status") == "completed":
+            if interactive:
+                out.write("\n")
+            return status
+        if timeout is not None and time.monotonic() - started > timeout:
+            if interactive:
+                out.write("\n")
+            return status
+        sleep(interval)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m tools.notify", description="Post a notification to Herald."
+    )
+    parser.add_argument("--url", default=os.environ.get("HERALD_URL", "http://localhost:3978"))
+    parser.add_argument("--api-key", default=os.environ.get("HERALD_API_KEY"))
+    parser.add_argument("--file", help="event JSON file ('-' for stdin); flags override it")
+    parser.add_argument("--id", help="idempotency key: re-posting it updates the notification")
+    parser.add_argument("--type")
+    parser.add_argument("--title")
+    parser.add_argument("--text")
+    parser.add_argument("--severity", choices=["info", "warning", "error"])
+    parser.add_argument("--link", help="https link the card opens (the event's url)")
+    parser.add_argument("--icon")
+    parser.add_argument("--urgency", choices=["very-low", "low", "normal", "high"])
+    parser.add_argument("--expires-at", help="ISO 8601 with offset, e.g. 2026-12-01T09:00Z")
+    parser.add_argument("--data", help="JSON object passed to the push channels")
+    audience = parser.add_mutually_exclusive_group()
+    audience.add_argument("--to", action="append", help="user id or alias (repeatable)")
+    audience.add_argument("--all", action="store_true", help="everybody Herald knows")
+    parser.add_argument("--follow", action="store_true", help="show progress until done")
+    parser.add_argument("--timeout", type=float, default=None, help="stop following after N s")
+    return parser
+
+
+def main(
+    argv: Sequence[str] | None = None,
+    *,
+    out: TextIO | None = None,
+    err: TextIO | None = None,
+    transport: httpx.BaseTransport | None = None,
+) -> int:
+    stdout, stderr = out or sys.stdout, err or sys.stderr
+    args = _parser().parse_args(argv)
+    try:
+        event = build_event(args)
+    except (OSError, ValueError) as exc:
+        stderr.write(f"notify: {exc}\n")
+        return 2
+    if not args.api_key:
+        stderr.write("notify: give --api-key or set HERALD_API_KEY\n")
+        return 2
+    headers = {"Authorization": f"Bearer {args.api_key}"}
+    with httpx.Client(
+        base_url=args.url, headers=headers, timeout=30.0, transport=transport, trust_env=False
+    ) as client:
+        try:
+            response = client.post("/api/notifications", json=event)
+        except httpx.HTTPError as exc:
+            stderr.write(f"notify: cannot reach {args.url}: {exc}\n")
+            return 2
+        body = response.json() if response.content else {}
+        if response.status_code != 202:
+            error = body.get("error", {}) if isinstance(body, dict) else {}
+            where = f" ({error['field']})" if error.get("field") else ""
+            stderr.write(
+                f"notify: {response.status_code} {error.get('message', response.text)}{where}\n"
+            )
+            return 2
+        stdout.write(
+            f"{body['id']}  {body['outcome']}  version {body['version']}  "
+            f"recipients {body['recipients']}\n"
+        )
+        if not args.follow:
+            return 0
+        status = follow(client, body["id"], stdout, timeout=args.timeout)
+    counters = status.get("counters", {})
+    return 1 if counters.get("failed", 0) or counters.get("deadTargets", 0) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
