@@ -1,7 +1,9 @@
-"""POST /api/notifications and GET /api/notifications/{id}."""
+"""POST /api/notifications, GET /api/notifications/{id} and its per-recipient report."""
 
 from __future__ import annotations
 
+import csv
+import io
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -16,7 +18,19 @@ from delivery.outbox import Outbox
 from delivery.router import Router
 from storage.protocols import NotificationStore, PromptStore, UserStore
 
-__all__ = ["NOTIFICATION_ID", "NotificationsApi"]
+__all__ = ["NOTIFICATION_ID", "REPORT_COLUMNS", "NotificationsApi"]
+
+REPORT_COLUMNS = (
+    "userId",
+    "channel",
+    "target",
+    "status",
+    "reason",
+    "attempts",
+    "lastError",
+    "updatedAt",
+)
+_REPORT_PAGE = 1000
 
 NOTIFICATION_ID: TypeAdapter[str] = TypeAdapter(NotificationId)
 """The rule for a notification id in a path: the same as for an event's `id`."""
@@ -47,6 +61,7 @@ class NotificationsApi:
         return [
             web.post("/api/notifications", self.post),
             web.get("/api/notifications/{id}", self.get),
+            web.get("/api/notifications/{id}/report.csv", self.report),
         ]
 
     async def post(self, request: web.Request) -> web.Response:
@@ -104,3 +119,48 @@ class NotificationsApi:
             "nextDueAt": None if counters.next_due is None else _iso(counters.next_due),
         }
         return json_response(body)
+
+    async def report(self, request: web.Request) -> web.StreamResponse:
+        """Per recipient and channel: status, reason, attempts, last error (CSV, streamed)."""
+        notification_id = path_param(request, "id", NOTIFICATION_ID)
+        if await self._notifications.get(notification_id) is None:
+            raise ApiProblem(404, "not_found", f"no notification with id {notification_id!r}", "id")
+        response = web.StreamResponse(
+            headers={
+                "Content-Type": "text/csv; charset=utf-8",
+                "Content-Disposition": f'attachment; filename="{notification_id}-report.csv"',
+            }
+        )
+        await response.prepare(request)
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\r\n")
+        writer.writerow(REPORT_COLUMNS)
+        after = 0
+        while True:
+            rows = await self._outbox.report(notification_id, after=after, limit=_REPORT_PAGE)
+            for row in rows:
+                writer.writerow(
+                    [
+                        _csv_safe(row.user_id),
+                        row.channel,
+                        _csv_safe(row.target),
+                        row.status,
+                        row.reason or "",
+                        row.attempts,
+                        _csv_safe(row.last_error or ""),
+                        _iso(row.updated_at),
+                    ]
+                )
+            await response.write(buffer.getvalue().encode())
+            buffer.seek(0)
+            buffer.truncate()
+            if len(rows) < _REPORT_PAGE:
+                break
+            after = rows[-1].id
+        await response.write_eof()
+        return response
+
+
+def _csv_safe(text: str) -> str:
+    """Cells opened in a spreadsheet must not run as formulas (CSV injection)."""
+    return "'" + text if text[:1] in ("=", "+", "-", "@") else text

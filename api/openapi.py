@@ -316,6 +316,24 @@ def build_document(version: str = "0.1.0") -> dict[str, Any]:
                     },
                 },
             },
+            "/api/notifications/{id}/report.csv": {
+                "get": {
+                    "operationId": "getNotificationReport",
+                    "summary": "Per recipient and channel: status, reason, attempts, last error.",
+                    "parameters": [_path_id("The notification id.", NOTIFICATION_ID)],
+                    "responses": {
+                        "200": {
+                            "description": "CSV with a header row: userId, channel, target, "
+                            "status, reason, attempts, lastError, updatedAt. Unknown recipients "
+                            "have an empty channel; status uses the counter names.",
+                            "content": {"text/csv": {"schema": {"type": "string"}}},
+                        },
+                        "400": _error("Not a valid notification id."),
+                        "401": _UNAUTHORIZED,
+                        "404": _error("No such notification."),
+                    },
+                },
+            },
             "/api/users/{id}/notifications": {
                 "get": {
                     "operationId": "getUserNotifications",

@@ -19,6 +19,7 @@ __all__ = [
     "DeliveryJob",
     "NewDelivery",
     "Outbox",
+    "ReportRow",
     "Settlement",
 ]
 
@@ -74,6 +75,21 @@ class Settlement:
     remote_id: str | None = None
     error: str | None = None
     count_attempt: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class ReportRow:
+    """One delivery as the per-recipient report shows it (`status` uses the counter names)."""
+
+    id: int
+    user_id: str
+    channel: str
+    target: str
+    status: str
+    reason: str | None
+    attempts: int
+    last_error: str | None
+    updated_at: float
 
 
 @dataclass(slots=True)
@@ -136,4 +152,9 @@ class Outbox(Protocol):
 
     async def counters(self, notification_id: str) -> DeliveryCounters:
         """The notification's counters and the due time of its next outstanding delivery."""
+        ...
+
+    async def report(self, notification_id: str, *, after: int, limit: int) -> list[ReportRow]:
+        """Deliveries of a notification in id order after `after`: the report is streamed a
+        page at a time, so it costs the same memory for 50 recipients or 50,000."""
         ...

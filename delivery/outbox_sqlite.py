@@ -5,7 +5,14 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 
-from delivery.outbox import COUNTER_NAMES, DeliveryCounters, DeliveryJob, NewDelivery, Settlement
+from delivery.outbox import (
+    COUNTER_NAMES,
+    DeliveryCounters,
+    DeliveryJob,
+    NewDelivery,
+    ReportRow,
+    Settlement,
+)
 from storage.sqlite import SqliteDatabase
 
 __all__ = ["SqliteOutbox"]
@@ -190,3 +197,25 @@ class SqliteOutbox:
                 key = f"{r['status']}:{r['reason']}"
                 counters.reasons[key] = counters.reasons.get(key, 0) + n
         return counters
+
+    async def report(self, notification_id: str, *, after: int, limit: int) -> list[ReportRow]:
+        rows = await self._db.fetchall(
+            "SELECT id, user_id, channel, target, status, reason, attempts, last_error,"
+            " updated_at FROM deliveries WHERE notification_id = ? AND id > ?"
+            " ORDER BY id LIMIT ?",
+            (notification_id, after, limit),
+        )
+        return [
+            ReportRow(
+                id=r["id"],
+                user_id=r["user_id"],
+                channel=r["channel"],
+                target=r["target"],
+                status=COUNTER_NAMES[r["status"]],
+                reason=r["reason"],
+                attempts=r["attempts"],
+                last_error=r["last_error"],
+                updated_at=float(r["updated_at"]),
+            )
+            for r in rows
+        ]

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import csv
+import io
 from typing import Any
 
 from tests.conftest import HeraldFactory
-from tests.harness import Emulator, RunningHerald
+from tests.harness import API_KEY, Emulator, RunningHerald
 from tests.peers.connector import ConnectorStandIn, Member
 
 CARD = "application/vnd.microsoft.card.adaptive"
@@ -338,3 +340,38 @@ async def test_status_tells_the_user_their_id(
     await emulator.say(user, "status")
     sent = await connector.wait_for(1)
     assert user.key in sent[0].body["text"]
+
+
+async def test_report_lists_every_recipient_and_channel(
+    herald: RunningHerald, emulator: Emulator, connector: ConnectorStandIn
+) -> None:
+    ok, blocked = emulator.user("ok"), emulator.user("blocked")
+    for user in (ok, blocked):
+        await emulator.join(user)
+    await connector.wait_for(2)
+    connector.fail(blocked.conversation_id, 403, times=None)
+    await herald.post_event(
+        event({"users": [ok.key, blocked.key, "=cmd|' /C calc'!A0"]}, id="report-1")
+    )
+    await herald.wait_status("report-1")
+    assert herald.http is not None
+    async with herald.http.get(
+        f"{herald.url}/api/notifications/report-1/report.csv",
+        headers={"Authorization": f"Bearer {API_KEY}"},
+    ) as response:
+        assert response.status == 200
+        assert response.content_type == "text/csv"
+        text = await response.text()
+    rows = list(csv.DictReader(io.StringIO(text)))
+    by_user = {row["userId"]: row for row in rows}
+    assert by_user[ok.key]["status"] == "delivered"
+    assert by_user[ok.key]["channel"] == "conversation"
+    assert by_user[ok.key]["attempts"] == "1"
+    assert by_user[blocked.key]["status"] == "deadTargets"
+    assert by_user[blocked.key]["lastError"].startswith("403")
+    unknown = by_user["'=cmd|' /C calc'!A0"]  # defused: no formula runs in a spreadsheet
+    assert (unknown["status"], unknown["reason"], unknown["channel"]) == (
+        "skipped", "unknown-user", ""
+    )
+    code, _ = await herald.request("GET", "/api/notifications/nope/report.csv")
+    assert code == 404

@@ -323,6 +323,7 @@ def test_known_resources_answer_as_documented(
 SECURED = [
     ("/api/notifications", "POST"),
     ("/api/notifications/{id}", "GET"),
+    ("/api/notifications/{id}/report.csv", "GET"),
     ("/api/users/{id}/notifications", "GET"),
     ("/api/users/{id}/notifications/read-all", "POST"),
     ("/api/users/{id}/preferences", "GET"),
