@@ -21,7 +21,7 @@ from botbuilder.integration.aiohttp import ConfigurationBotFrameworkAuthenticati
 
 from api.auth import ApiKeyAuth, ensure_generated_key, hash_key
 from api.health import HealthApi
-from api.http import errors_middleware
+from api.http import echo_request_id, errors_middleware, request_id_middleware
 from api.link_tokens import LinkTokens, load_or_create_secret
 from api.notifications import NotificationsApi
 from api.openapi import OpenApi
@@ -44,6 +44,7 @@ from dialogs.preferences_flow import PreferencesFlow
 from dialogs.prompt_dialog import PromptAnswers
 from dialogs.services import DialogServices
 from errors import SettingsError
+from logs import configure_logging
 from preferences.rules import DeliveryPolicy
 from preferences.service import PreferencesService
 from proactive.adapter import HeraldAdapter
@@ -265,8 +266,9 @@ def create_app(settings: Settings) -> web.Application:
 
     app = web.Application(
         client_max_size=settings.max_body_bytes,
-        middlewares=[errors_middleware, api_auth.middleware],
+        middlewares=[request_id_middleware, errors_middleware, api_auth.middleware],
     )
+    app.on_response_prepare.append(echo_request_id)
     app[HERALD] = herald
     app.cleanup_ctx.append(_lifecycle)
 
@@ -278,12 +280,8 @@ def create_app(settings: Settings) -> web.Application:
             store = False
         return {"store": store, "worker": worker.running, "router": router.running}
 
-    async def metrics() -> dict[str, float]:
-        values: dict[str, float] = {
-            f'herald_deliveries_total{{result="{k}"}}': float(v) for k, v in worker.results.items()
-        }
-        values["herald_deliveries_in_flight"] = float(worker.in_flight)
-        return values
+    async def metrics() -> str:
+        return worker.metrics.render(in_flight=worker.in_flight, depth=await outbox.depth())
 
     for routes in (
         MessagesEndpoint(adapter, bot).routes(),
@@ -342,9 +340,7 @@ def main(environ: dict[str, str] | None = None, out: Callable[[str], None] | Non
     except SettingsError as exc:
         sys.stderr.write(f"herald: {exc}\n")
         return 2
-    logging.basicConfig(
-        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    configure_logging(settings.log_level, settings.log_format)
     try:
         app = create_app(settings)
     except SettingsError as exc:

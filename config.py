@@ -176,6 +176,11 @@ class Settings(BaseModel):
         "https://fcm.googleapis.com", alias="FCM_ENDPOINT",
         description="Base URL of the FCM HTTP v1 API (tests point it at a local stand-in).",
     )
+    log_format: Literal["auto", "json", "text"] = Field(
+        "auto", alias="HERALD_LOG_FORMAT",
+        description="Log lines as JSON (with request/notification ids) or text; auto = text on a "
+        "terminal, JSON otherwise (containers).",
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         "INFO", alias="HERALD_LOG_LEVEL", description="Log level."
     )

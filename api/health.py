@@ -17,7 +17,7 @@ class HealthApi:
     def __init__(
         self,
         ready: Callable[[], Awaitable[dict[str, bool]]],
-        metrics: Callable[[], Awaitable[dict[str, float]]],
+        metrics: Callable[[], Awaitable[str]],
     ) -> None:
         self._ready = ready
         self._metrics = metrics
@@ -40,14 +40,7 @@ class HealthApi:
         )
 
     async def metrics(self, request: web.Request) -> web.Response:
-        values = await self._metrics()
-        lines: list[str] = []
-        for name, value in sorted(values.items()):
-            metric = name.split("{", 1)[0]
-            if f"# TYPE {metric}" not in "\n".join(lines):
-                kind = "counter" if metric.endswith("_total") else "gauge"
-                lines.append(f"# TYPE {metric} {kind}")
-            lines.append(f"{name} {value:g}")
         return web.Response(
-            text="\n".join(lines) + "\n", content_type="text/plain", charset="utf-8"
+            text=await self._metrics(), content_type="text/plain", charset="utf-8",
+            headers={"X-Content-Type-Options": "nosniff"},
         )

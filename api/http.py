@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import logging
 import math
+import re
+import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -12,15 +14,18 @@ from aiohttp import web
 from pydantic import TypeAdapter, ValidationError
 
 from api.schemas import first_problem
+from logs import REQUEST_ID
 
 __all__ = [
     "ApiProblem",
+    "echo_request_id",
     "error_response",
     "errors_middleware",
     "json_response",
     "path_param",
     "query_param",
     "read_json",
+    "request_id_middleware",
 ]
 
 log = logging.getLogger(__name__)
@@ -166,3 +171,26 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
     except Exception:
         log.exception("unhandled error on %s %s", request.method, request.path)
         return error_response(500, "internal_error", "an unexpected error occurred")
+
+
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
+_REQUEST_ID_KEY = web.RequestKey("herald_request_id", str)
+
+
+@web.middleware
+async def request_id_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Tag the request's log lines with an id (the caller's X-Request-Id, if sane)."""
+    given = request.headers.get("X-Request-Id", "")
+    request_id = given if _REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
+    request[_REQUEST_ID_KEY] = request_id
+    # Not reset on the way out: aiohttp writes the access-log line after the handler returns,
+    # in the same task, and it should carry the id too; the next request sets its own.
+    REQUEST_ID.set(request_id)
+    return await handler(request)
+
+
+async def echo_request_id(request: web.Request, response: web.StreamResponse) -> None:
+    """on_response_prepare: every answer, streamed or error, carries the request's id."""
+    request_id = request.get(_REQUEST_ID_KEY)
+    if request_id:
+        response.headers["X-Request-Id"] = request_id

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import logging
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -16,6 +17,7 @@ from api.prompt_answers import prompt_answer_counts
 from api.schemas import Event, NotificationId, content_hash
 from delivery.outbox import Outbox
 from delivery.router import Router
+from logs import NOTIFICATION_ID as NOTIFICATION_ID_LOG
 from storage.protocols import NotificationStore, PromptStore, UserStore
 
 __all__ = ["NOTIFICATION_ID", "REPORT_COLUMNS", "NotificationsApi"]
@@ -31,6 +33,8 @@ REPORT_COLUMNS = (
     "updatedAt",
 )
 _REPORT_PAGE = 1000
+
+log = logging.getLogger(__name__)
 
 NOTIFICATION_ID: TypeAdapter[str] = TypeAdapter(NotificationId)
 """The rule for a notification id in a path: the same as for an event's `id`."""
@@ -68,6 +72,7 @@ class NotificationsApi:
         event = Event.model_validate(await read_json(request))
         document = event.document()
         notification_id = event.id or uuid.uuid4().hex
+        NOTIFICATION_ID_LOG.set(notification_id)
         document["id"] = notification_id
         if event.recipients.users is not None:
             recipients = len(dict.fromkeys(event.recipients.users))
@@ -78,6 +83,10 @@ class NotificationsApi:
         )
         if outcome != "unchanged":
             self._router.submit(notification_id)
+        log.info(
+            "notification %s %s (version %d, %d recipients)",
+            notification_id, outcome, record.version, record.recipients,
+        )
         return json_response(
             {
                 "id": notification_id,

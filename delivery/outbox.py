@@ -154,6 +154,10 @@ class Outbox(Protocol):
         """The notification's counters and the due time of its next outstanding delivery."""
         ...
 
+    async def depth(self) -> dict[tuple[str, str], int]:
+        """Deliveries waiting, by (channel, "queued" | "retrying"), for /metrics."""
+        ...
+
     async def report(self, notification_id: str, *, after: int, limit: int) -> list[ReportRow]:
         """Deliveries of a notification in id order after `after`: the report is streamed a
         page at a time, so it costs the same memory for 50 recipients or 50,000."""

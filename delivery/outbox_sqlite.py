@@ -198,6 +198,13 @@ class SqliteOutbox:
                 counters.reasons[key] = counters.reasons.get(key, 0) + n
         return counters
 
+    async def depth(self) -> dict[tuple[str, str], int]:
+        rows = await self._db.fetchall(
+            "SELECT channel, status, COUNT(*) AS n FROM deliveries"
+            " WHERE status IN ('queued', 'retrying') GROUP BY channel, status"
+        )
+        return {(r["channel"], r["status"]): int(r["n"]) for r in rows}
+
     async def report(self, notification_id: str, *, after: int, limit: int) -> list[ReportRow]:
         rows = await self._db.fetchall(
             "SELECT id, user_id, channel, target, status, reason, attempts, last_error,"

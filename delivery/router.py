@@ -19,6 +19,7 @@ from typing import Any
 from delivery.channel import ChannelRegistry
 from delivery.outbox import DeliveryJob, NewDelivery, Outbox
 from delivery.worker import Hold
+from logs import NOTIFICATION_ID
 from preferences.model import UserPreferences
 from preferences.rules import DeliveryPolicy, EventFacts, decide
 from storage.protocols import NotificationStore, UserStore
@@ -111,6 +112,13 @@ class Router:
                 self._idle.set()
 
     async def expand(self, notification_id: str) -> None:
+        token = NOTIFICATION_ID.set(notification_id)
+        try:
+            await self._expand(notification_id)
+        finally:
+            NOTIFICATION_ID.reset(token)
+
+    async def _expand(self, notification_id: str) -> None:
         record = await self._notifications.get(notification_id)
         if record is None or not record.expansion_pending:
             return

@@ -20,7 +20,9 @@ from datetime import datetime
 from typing import Any, Literal, Protocol
 
 from delivery.channel import ChannelRegistry, DeliveryResult
+from delivery.metrics import DeliveryMetrics
 from delivery.outbox import DeliveryJob, Outbox, Settlement
+from logs import NOTIFICATION_ID
 from storage.protocols import NotificationStore
 from storage.records import NotificationRecord
 
@@ -88,8 +90,10 @@ class DeliveryWorker:
         lease_batch: int | None = None,
         gate: DeliveryGate | None = None,
         settle_delay: float = 0.025,
+        metrics: DeliveryMetrics | None = None,
     ) -> None:
         self._gate = gate
+        self.metrics = metrics or DeliveryMetrics()
         # Results wait this long to be recorded together: one commit (and fsync) per batch.
         self._settle_delay = settle_delay
         self._outbox = outbox
@@ -254,6 +258,7 @@ class DeliveryWorker:
     async def _deliver(
         self, job: DeliveryJob, target: Any, notification: NotificationRecord | None
     ) -> None:
+        NOTIFICATION_ID.set(job.notification_id)  # this task's own context: tags its log lines
         now = self._clock()
         channel = self._channels.get(job.channel)
         if notification is None:
@@ -285,6 +290,10 @@ class DeliveryWorker:
         now = self._clock()
         settlement: Settlement
         self.results[result.status] = self.results.get(result.status, 0) + 1
+        latency = None
+        if result.status == "delivered" and notification is not None:
+            latency = now - notification.updated_at
+        self.metrics.observe(job.channel, result.status, latency)
         if result.status == "delivered":
             settlement = Settlement(
                 job.id,
