@@ -3,8 +3,10 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip --disable-pip-version-check -q
+# Node test peers (web-push-testing, ...), pinned by package-lock.json, installed with npm ci.
+NODE_PEERS := tests/peers/node
 
-.PHONY: run test lint typecheck unit bench clean
+.PHONY: run test lint typecheck unit bench bench-webpush bench-fcm clean
 
 $(VENV)/.runtime: requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -15,12 +17,16 @@ $(VENV)/.dev: $(VENV)/.runtime requirements-dev.txt
 	$(PIP) install -r requirements-dev.txt
 	touch $@
 
+$(NODE_PEERS)/node_modules/.installed: $(NODE_PEERS)/package.json $(NODE_PEERS)/package-lock.json
+	npm ci --prefix $(NODE_PEERS) --no-audit --no-fund
+	touch $@
+
 ## make run: set up .venv and start Herald on embedded defaults (http://localhost:3978/api/messages)
 run: $(VENV)/.runtime
 	$(PY) app.py
 
 ## make test: set up dev requirements and test peers, lint, type-check and run the whole suite
-test: $(VENV)/.dev
+test: $(VENV)/.dev $(NODE_PEERS)/node_modules/.installed
 	$(PY) -m ruff check .
 	$(PY) -m mypy
 	$(PY) -m pytest
@@ -37,6 +43,14 @@ unit: $(VENV)/.dev
 ## make bench: the broadcast benchmark (unthrottled and with Teams' limits)
 bench: $(VENV)/.dev
 	$(PY) bench/broadcast.py
+
+## make bench-webpush: encrypted pushes/s to web-push-testing vs a loop of pywebpush.webpush
+bench-webpush: $(VENV)/.dev $(NODE_PEERS)/node_modules/.installed
+	$(PY) bench/webpush.py
+
+## make bench-fcm: pushes/s to the FCM stand-in (5,000 tokens) vs a loop of messaging.send
+bench-fcm: $(VENV)/.dev
+	$(PY) bench/fcm.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -20,22 +20,31 @@ from botbuilder.core import ConversationState, UserState
 from botbuilder.integration.aiohttp import ConfigurationBotFrameworkAuthentication
 
 from api.auth import ApiKeyAuth, ensure_generated_key, hash_key
+from api.devices import SELF_AUTHENTICATED_PATHS as DEVICE_PATHS
+from api.devices import DevicesApi
+from api.graph import GraphApi
 from api.health import HealthApi
 from api.http import echo_request_id, errors_middleware, request_id_middleware
 from api.link_tokens import LinkTokens, load_or_create_secret
 from api.notifications import NotificationsApi
 from api.openapi import OpenApi
 from api.preferences import PreferencesApi
+from api.push import SELF_AUTHENTICATED_PATHS, PushApi, PushLinks
+from api.push_page import PushPage
 from api.users import UsersApi
 from bots.endpoint import MessagesEndpoint
 from bots.herald_bot import HeraldBot
 from config import Settings
 from delivery.channel import ChannelRegistry
 from delivery.conversation import ConversationChannel
+from delivery.mobile import UnreachableDevices
 from delivery.outbox_sqlite import SqliteOutbox
 from delivery.ratelimit import RateLimiter
 from delivery.router import Router
+from delivery.vapid import VapidKeys
+from delivery.webpush import WebPushChannel
 from delivery.worker import Backoff, DeliveryWorker
+from dialogs.calendar import CalendarFlow
 from dialogs.card_actions import CardActions
 from dialogs.consent import ConsentFlow
 from dialogs.history import HistoryFlow
@@ -49,11 +58,20 @@ from preferences.rules import DeliveryPolicy
 from preferences.service import PreferencesService
 from proactive.adapter import HeraldAdapter
 from proactive.connector import HttpConnectorTransport, MsalTokenProvider, NoTokens, TokenProvider
+from sources.graph import GraphConfig
+from sources.graph_source import GraphSource
 from storage.sqlite import SqliteDatabase
 from storage.sqlite_bot_state import SqliteBotStorage
 from storage.sqlite_conversations import SqliteConversationStore
+from storage.sqlite_devices import SqliteDeviceStore
+from storage.sqlite_graph import (
+    SqliteGraphChangeInbox,
+    SqliteGraphResourceStore,
+    SqliteGraphSubscriptionStore,
+)
 from storage.sqlite_notifications import SqliteInboxStore, SqliteNotificationStore
 from storage.sqlite_prompts import SqlitePromptStore
+from storage.sqlite_subscriptions import SqliteSubscriptionStore
 from storage.sqlite_users import SqliteUserStore
 
 __all__ = ["HERALD", "Herald", "create_app", "main"]
@@ -91,6 +109,10 @@ class Herald:
     router: Router
     worker: DeliveryWorker
     links: LinkTokens
+    subscriptions: SqliteSubscriptionStore
+    devices: SqliteDeviceStore
+    vapid: VapidKeys
+    graph: GraphSource
     generated_api_key: str | None
 
 
@@ -150,7 +172,23 @@ def create_app(settings: Settings) -> web.Application:
     outbox = SqliteOutbox(db)
     bot_storage = SqliteBotStorage(db)
     prompts = SqlitePromptStore(db)
+    subscriptions = SqliteSubscriptionStore(db)
+    devices = SqliteDeviceStore(db)
     preferences = PreferencesService(users)
+    # Microsoft Graph change notifications (off unless configured). Its notifications go the
+    # way of posted events: stored, then handed to the router built below.
+    graph = GraphSource(
+        config=GraphConfig.from_settings(settings),
+        subscriptions=SqliteGraphSubscriptionStore(db),
+        inbox=SqliteGraphChangeInbox(db),
+        resources=SqliteGraphResourceStore(db),
+        notifications=notifications,
+        preferences=preferences,
+        submit=lambda notification_id: router.submit(notification_id),
+        public_url=settings.public_url,
+        lifetime_minutes=settings.graph_subscription_minutes,
+        renew_before_minutes=settings.graph_renew_before_minutes,
+    )
     policy = DeliveryPolicy(
         opt_in_required=settings.opt_in_required,
         critical_types=frozenset(t.lower() for t in settings.critical_types),
@@ -166,6 +204,14 @@ def create_app(settings: Settings) -> web.Application:
         )
     )
     adapter = HeraldAdapter(auth, transport, app_id=settings.app_id)
+    links = LinkTokens(
+        load_or_create_secret(settings.link_secret.get_secret_value(), settings.data_dir),
+        ttl_seconds=settings.link_minutes * 60,
+    )
+    # Generated and kept under the data dir when not configured: Web Push is always on.
+    vapid = VapidKeys.load(
+        settings.vapid_private_key.get_secret_value(), settings.vapid_subject, settings.data_dir
+    )
     # Filled below: the conversation channel needs the bot, and the bot's preferences card
     # needs to know which channels exist.
     channels = ChannelRegistry()
@@ -178,11 +224,16 @@ def create_app(settings: Settings) -> web.Application:
         prompts=prompts,
         channels=channels,
         policy=policy,
+        channel_links={
+            "webpush": PushLinks(links, settings.public_url, settings.link_minutes).link,
+        },
+        calendar=graph,
     )
     consent = ConsentFlow(services)
     preferences_flow = PreferencesFlow(services)
     history = HistoryFlow(services)
     answers = PromptAnswers(services)
+    calendar = CalendarFlow(services)
     bot = HeraldBot(
         users=users,
         conversations=conversations,
@@ -194,8 +245,9 @@ def create_app(settings: Settings) -> web.Application:
             preferences=preferences_flow,
             history=history,
             answers=answers,
+            calendar=calendar,
         ),
-        card_actions=CardActions(consent, preferences_flow, answers, history),
+        card_actions=CardActions(consent, preferences_flow, answers, history, calendar=calendar),
         services=services,
     )
 
@@ -216,6 +268,19 @@ def create_app(settings: Settings) -> web.Application:
             limiter,
             throttled_channels=frozenset(settings.throttled_channels),
         )
+    )
+    channels.register(WebPushChannel(subscriptions, vapid))
+    # Mobile push is on with a Firebase service account only (a bad file stops start-up here).
+    # Devices nothing here can reach (all of them while it is off; those registered with only
+    # an APNs token always) are counted as skipped with the reason, never dropped.
+    if settings.firebase_credentials is not None:
+        from delivery.fcm import FcmChannel  # firebase-admin is imported only when configured
+
+        channels.register(
+            FcmChannel(devices, settings.firebase_credentials, settings.fcm_endpoint)
+        )
+    channels.register_unreachable(
+        UnreachableDevices(devices, fcm_configured=settings.firebase_credentials is not None)
     )
     # The router wakes the worker when it queues work; the worker asks the router's rules
     # again at send time (preferences may change while a delivery waits out quiet hours).
@@ -238,12 +303,10 @@ def create_app(settings: Settings) -> web.Application:
         gate=router,
     )
 
-    links = LinkTokens(
-        load_or_create_secret(settings.link_secret.get_secret_value(), settings.data_dir),
-        ttl_seconds=settings.link_minutes * 60,
-    )
     key_hashes, generated = _api_key_hashes(settings)
-    api_auth = ApiKeyAuth(key_hashes)
+    api_auth = ApiKeyAuth(
+        key_hashes, self_authenticated=SELF_AUTHENTICATED_PATHS | DEVICE_PATHS
+    )
     herald = Herald(
         settings=settings,
         db=db,
@@ -261,6 +324,10 @@ def create_app(settings: Settings) -> web.Application:
         router=router,
         worker=worker,
         links=links,
+        subscriptions=subscriptions,
+        devices=devices,
+        vapid=vapid,
+        graph=graph,
         generated_api_key=generated,
     )
 
@@ -278,7 +345,10 @@ def create_app(settings: Settings) -> web.Application:
             store = True
         except Exception:
             store = False
-        return {"store": store, "worker": worker.running, "router": router.running}
+        checks = {"store": store, "worker": worker.running, "router": router.running}
+        if graph.enabled:
+            checks["graph"] = graph.running
+        return checks
 
     async def metrics() -> str:
         return worker.metrics.render(in_flight=worker.in_flight, depth=await outbox.depth())
@@ -290,6 +360,10 @@ def create_app(settings: Settings) -> web.Application:
         PreferencesApi(users, preferences).routes(),
         HealthApi(ready, metrics).routes(),
         OpenApi().routes(),
+        GraphApi(graph, users).routes(),
+        PushApi(subscriptions, users, links, vapid.public_key, api_auth.check).routes(),
+        PushPage().routes(),
+        DevicesApi(devices, users, preferences, links, api_auth.check).routes(),
     ):
         app.add_routes(routes)
     return app
@@ -315,8 +389,11 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     await herald.transport.open()
     await herald.worker.start()
     await herald.router.start()
+    await herald.graph.start()
     channel_names = ", ".join(herald.channels.names)
     log.info("channels on: %s", channel_names)
+    if herald.settings.firebase_credentials is None:
+        log.info("mobile push (FCM) is off: FIREBASE_CREDENTIALS is not set")
     housekeeping = asyncio.create_task(_housekeeping(herald), name="herald-housekeeping")
     try:
         yield
@@ -324,6 +401,7 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
         housekeeping.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await housekeeping
+        await herald.graph.stop()
         await herald.router.stop()
         await herald.worker.stop()
         await herald.bot.aclose()

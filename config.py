@@ -12,7 +12,15 @@ from pathlib import Path
 from typing import Any, Literal
 
 from dotenv import dotenv_values
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from errors import SettingsError
 
@@ -176,6 +184,42 @@ class Settings(BaseModel):
         "https://fcm.googleapis.com", alias="FCM_ENDPOINT",
         description="Base URL of the FCM HTTP v1 API (tests point it at a local stand-in).",
     )
+    graph_tenant_id: str = Field(
+        "", alias="GRAPH_TENANT_ID",
+        description="Entra ID tenant whose calendars Herald may watch (Microsoft Graph). "
+        "Graph is off unless the tenant, client id and secret are all set.",
+    )
+    graph_client_id: str = Field(
+        "", alias="GRAPH_CLIENT_ID",
+        description="Application (client) id of the app registration Herald calls Graph with "
+        "(application permission Calendars.Read).",
+    )
+    graph_client_secret: SecretStr = Field(
+        SecretStr(""), alias="GRAPH_CLIENT_SECRET",
+        description="Client secret of that app registration.",
+    )
+    graph_authority_host: str = Field(
+        "https://login.microsoftonline.com", alias="GRAPH_AUTHORITY_HOST",
+        description="Entra ID host tokens come from (https; national clouds have their own).",
+    )
+    graph_base_url: str = Field(
+        "https://graph.microsoft.com/v1.0", alias="GRAPH_BASE_URL",
+        description="Microsoft Graph's base URL (tests point it at a local stand-in).",
+    )
+    graph_ca_file: Path | None = Field(
+        None, alias="GRAPH_CA_FILE",
+        description="PEM file of the only CAs trusted for Entra ID and Graph; proxy and CA "
+        "environment variables are then not used for them. Empty = the system's trust store.",
+    )
+    graph_subscription_minutes: int = Field(
+        4230, alias="GRAPH_SUBSCRIPTION_MINUTES", ge=10, le=4230,
+        description="Lifetime asked for each Graph subscription (Outlook events allow at most "
+        "4,230 minutes; Herald asks 5 minutes less than that at most, for clock skew).",
+    )
+    graph_renew_before_minutes: int = Field(
+        720, alias="GRAPH_RENEW_BEFORE_MINUTES", ge=1,
+        description="Renew a Graph subscription when less than this is left of it.",
+    )
     log_format: Literal["auto", "json", "text"] = Field(
         "auto", alias="HERALD_LOG_FORMAT",
         description="Log lines as JSON (with request/notification ids) or text; auto = text on a "
@@ -194,6 +238,39 @@ class Settings(BaseModel):
     @classmethod
     def _split_list(cls, value: Any) -> tuple[str, ...]:
         return _csv(value)
+
+    @model_validator(mode="after")
+    def _graph_complete(self) -> Settings:
+        given = [
+            name
+            for name, value in (
+                ("GRAPH_TENANT_ID", self.graph_tenant_id),
+                ("GRAPH_CLIENT_ID", self.graph_client_id),
+                ("GRAPH_CLIENT_SECRET", self.graph_client_secret.get_secret_value()),
+            )
+            if value
+        ]
+        if given and len(given) < 3:
+            missing = {"GRAPH_TENANT_ID", "GRAPH_CLIENT_ID", "GRAPH_CLIENT_SECRET"} - set(given)
+            raise ValueError(
+                f"Microsoft Graph needs {', '.join(sorted(missing))} too (or none of them)"
+            )
+        if not self.graph_authority_host.startswith("https://"):
+            raise ValueError("GRAPH_AUTHORITY_HOST must be an https URL")
+        if self.graph_renew_before_minutes >= self.graph_subscription_minutes:
+            raise ValueError(
+                "GRAPH_RENEW_BEFORE_MINUTES must be less than GRAPH_SUBSCRIPTION_MINUTES"
+            )
+        return self
+
+    @property
+    def graph_configured(self) -> bool:
+        """Calendar subscriptions through Microsoft Graph are on."""
+        return bool(
+            self.graph_tenant_id
+            and self.graph_client_id
+            and self.graph_client_secret.get_secret_value()
+        )
 
     @property
     def emulator_mode(self) -> bool:
@@ -215,7 +292,10 @@ class Settings(BaseModel):
             return cls.model_validate(merged)
         except ValidationError as exc:
             problems = "; ".join(
-                f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
+                f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}"
+                if err["loc"]
+                else str(err["msg"]).removeprefix("Value error, ")
+                for err in exc.errors()
             )
             raise SettingsError(f"invalid settings: {problems}") from None
 

@@ -5,6 +5,10 @@
     ├── StoreError                    a store could not do what was asked
     │   ├── ConcurrencyConflict       an etag (If-Match) no longer matches: someone else wrote first
     │   └── NotFound                  the record does not exist
+    ├── SourceError                   an event source's service (Microsoft Graph, its token
+    │   │                             endpoint) refused or failed a call: `status`, `code`
+    │   ├── SourceNotFound            the resource, subscription or sync state is gone
+    │   └── SourceUnavailable(after)  throttled or down even after retries: try again later
     └── DeliveryError                 one send to one target did not succeed
         ├── TargetGone                the target will never accept a delivery again
         │                             (bot uninstalled or blocked, conversation deleted, token
@@ -29,6 +33,9 @@ __all__ = [
     "NotFound",
     "RetryLater",
     "SettingsError",
+    "SourceError",
+    "SourceNotFound",
+    "SourceUnavailable",
     "StoreError",
     "TargetGone",
 ]
@@ -52,6 +59,30 @@ class ConcurrencyConflict(StoreError):
 
 class NotFound(StoreError):
     """The record does not exist."""
+
+
+class SourceError(HeraldError):
+    """A call to an event source's service failed; `status` is the HTTP status (0: none)."""
+
+    def __init__(self, message: str, *, status: int = 0, code: str = "") -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+
+
+class SourceNotFound(SourceError):
+    """What the call was about does not exist (any more)."""
+
+
+class SourceUnavailable(SourceError):
+    """A transient failure that retries did not overcome; try again after `after` seconds
+    when the service said so."""
+
+    def __init__(
+        self, message: str, *, after: float | None = None, status: int = 0, code: str = ""
+    ) -> None:
+        super().__init__(message, status=status, code=code)
+        self.after = after
 
 
 class DeliveryError(HeraldError):

@@ -23,7 +23,18 @@ log = logging.getLogger(__name__)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
-PUBLIC_PATHS = frozenset({"/api/messages", "/healthz", "/readyz", "/openapi.json", "/metrics"})
+PUBLIC_PATHS = frozenset(
+    {
+        "/api/messages",
+        "/healthz",
+        "/readyz",
+        "/openapi.json",
+        "/metrics",
+        # Microsoft Graph cannot send an API key: its notifications are checked by clientState.
+        "/api/graph/notifications",
+        "/api/graph/lifecycle",
+    }
+)
 
 
 def hash_key(key: str) -> str:
@@ -47,8 +58,16 @@ def ensure_generated_key(data_dir: Path) -> tuple[list[str], str | None]:
 class ApiKeyAuth:
     """`Authorization: Bearer <key>` against a set of key hashes."""
 
-    def __init__(self, key_hashes: Iterable[str]) -> None:
+    def __init__(
+        self, key_hashes: Iterable[str], *, self_authenticated: Iterable[str] = ()
+    ) -> None:
         self._hashes = tuple(key_hashes)
+        # Paths whose handlers check credentials themselves (e.g. a link token from the bot).
+        self._self_authenticated = frozenset(self_authenticated)
+        # An entry ending in "/" covers everything under it (/api/devices/{installationId}).
+        self._self_authenticated_prefixes = tuple(
+            path for path in self._self_authenticated if path.endswith("/")
+        )
 
     def check(self, header: str | None) -> bool:
         if not header:
@@ -65,7 +84,12 @@ class ApiKeyAuth:
 
     @web.middleware
     async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
-        if request.path in PUBLIC_PATHS or not request.path.startswith("/api/"):
+        if (
+            request.path in PUBLIC_PATHS
+            or request.path in self._self_authenticated
+            or request.path.startswith(self._self_authenticated_prefixes)
+            or not request.path.startswith("/api/")
+        ):
             return await handler(request)
         if not self.check(request.headers.get("Authorization")):
             return error_response(

@@ -12,8 +12,16 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 from pydantic.json_schema import models_json_schema
 
+from api.devices_openapi import (
+    DEVICE_MODELS,
+    DEVICE_REQUESTS,
+    device_paths,
+    document_device_schemas,
+)
+from api.graph_openapi import GRAPH_MODELS, GRAPH_REQUESTS, document_graph_schemas, graph_paths
 from api.http import json_response
 from api.notifications import NOTIFICATION_ID
+from api.push_openapi import PUSH_MODELS, PUSH_REQUESTS, document_push_schemas, push_paths
 from api.schemas import ApiError, Event
 from api.users import MAX_LIMIT, USER_KEY
 from preferences.model import ChannelPreferences, UserPreferences
@@ -112,10 +120,19 @@ _MODELS: list[type[BaseModel]] = [
     History,
     ReadAll,
     Health,
+    *PUSH_MODELS,
+    *GRAPH_MODELS,
+    *DEVICE_MODELS,
 ]
 
 
-_REQUESTS: tuple[type[BaseModel], ...] = (Event, UserPreferences)
+_REQUESTS: tuple[type[BaseModel], ...] = (
+    Event,
+    UserPreferences,
+    *PUSH_REQUESTS,
+    *GRAPH_REQUESTS,
+    *DEVICE_REQUESTS,
+)
 """Request bodies, published as what their handlers accept (pydantic's validation schema)."""
 
 # Python's white space (str.isspace): a muted type of nothing else strips to "" and is refused.
@@ -253,6 +270,9 @@ def build_document(version: str = "0.1.0") -> dict[str, Any]:
         ],
     }
     _document_preferences(schemas)
+    document_push_schemas(schemas)
+    document_graph_schemas(schemas)
+    document_device_schemas(schemas)
     event = schemas["Event"]
     event["properties"]["card"] = {
         "anyOf": [
@@ -444,6 +464,9 @@ def build_document(version: str = "0.1.0") -> dict[str, Any]:
                     },
                 },
             },
+            **push_paths(_json, _error, _UNAUTHORIZED),
+            **graph_paths(_json, _error, _UNAUTHORIZED),
+            **device_paths(_json, _error, _UNAUTHORIZED),
             "/api/messages": {
                 "post": {
                     "operationId": "postActivity",

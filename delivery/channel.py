@@ -9,7 +9,7 @@ from typing import Any, Literal, Protocol
 from delivery.outbox import DeliveryJob
 from storage.records import NotificationRecord
 
-__all__ = ["Channel", "ChannelRegistry", "DeliveryResult"]
+__all__ = ["Channel", "ChannelRegistry", "DeliveryResult", "UnreachableTargets"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,13 +65,34 @@ class Channel(Protocol):
     async def aclose(self) -> None: ...
 
 
+class UnreachableTargets(Protocol):
+    """Targets people registered that this instance cannot send to (a channel, or a kind of
+    target, that is not configured here), each with the reason. The router records them as
+    skipped with that reason, so they are counted, not reported as `no-target`."""
+
+    name: str
+
+    async def unreachable(self, user_ids: Sequence[str]) -> dict[str, list[tuple[str, str]]]:
+        """(target, reason) pairs of each user that has any."""
+        ...
+
+
 class ChannelRegistry:
     """The channels switched on in this instance, built once in app.py."""
 
     def __init__(self, channels: Sequence[Channel] = ()) -> None:
         self._channels: dict[str, Channel] = {}
+        self._unreachable: list[UnreachableTargets] = []
         for channel in channels:
             self.register(channel)
+
+    def register_unreachable(self, source: UnreachableTargets) -> None:
+        """Targets of channel `source.name` that no registered channel can reach."""
+        self._unreachable.append(source)
+
+    @property
+    def unreachable(self) -> list[UnreachableTargets]:
+        return list(self._unreachable)
 
     def register(self, channel: Channel) -> None:
         if channel.name in self._channels:

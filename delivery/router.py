@@ -211,6 +211,10 @@ class Router:
         now_dt = datetime.fromtimestamp(now, UTC)
         documents = await self._users.preferences_for(user_ids)
         targets = {channel.name: await channel.targets(user_ids) for channel in self._channels}
+        unreachable = [
+            (source.name, await source.unreachable(user_ids))
+            for source in self._channels.unreachable
+        ]
         deliveries: list[NewDelivery] = []
         for user_id in user_ids:
             document = documents.get(user_id)
@@ -233,6 +237,23 @@ class Router:
                         NewDelivery(user_id, channel_name, target, "queued", due, decision.reason)
                     )
                     planned += 1
+            for channel_name, reach in unreachable:
+                # Registered where nothing here can reach them: counted as skipped, with why
+                # (the policy's reason first, like for the channels that can send).
+                pairs = reach.get(user_id)
+                if not pairs:
+                    continue
+                decision = decide(prefs, facts, channel_name, now_dt, self._policy)
+                if decision.action == "skip":
+                    deliveries.append(
+                        NewDelivery(user_id, channel_name, "", "skipped", now, decision.reason)
+                    )
+                else:
+                    deliveries.extend(
+                        NewDelivery(user_id, channel_name, target, "skipped", now, reason)
+                        for target, reason in pairs
+                    )
+                planned += 1
             if not planned:
                 deliveries.append(NewDelivery(user_id, NO_CHANNEL, "", "skipped", now, "no-target"))
         return deliveries, list(user_ids)

@@ -13,15 +13,19 @@ from typing import Any
 
 from botbuilder.core import TurnContext
 
+from dialogs.calendar import CalendarFlow
 from dialogs.consent import ConsentFlow
 from dialogs.history import HistoryFlow
 from dialogs.preference_cards import (
+    ACTION_CALENDAR_ALLOW,
+    ACTION_CALENDAR_DENY,
     ACTION_KEEP,
     ACTION_MARK_ALL_READ,
     ACTION_OPT_IN,
     ACTION_OPT_OUT,
     ACTION_PROMPT_ANSWER,
     ACTION_SAVE_PREFERENCES,
+    ACTION_SHOW_CALENDAR,
     ACTION_SHOW_PREFERENCES,
 )
 from dialogs.preferences_flow import PreferencesFlow
@@ -46,11 +50,14 @@ class CardActions:
         preferences: PreferencesFlow,
         answers: PromptAnswers,
         history: HistoryFlow,
+        *,
+        calendar: CalendarFlow | None = None,
     ) -> None:
         self._consent = consent
         self._preferences = preferences
         self._answers = answers
         self._history = history
+        self._calendar = calendar
 
     async def handle(self, context: TurnContext, value: dict[str, Any]) -> None:
         action = card_action(value)
@@ -72,6 +79,10 @@ class CardActions:
             await self._answers.answer(context, notification_id, choice)
         elif action == ACTION_MARK_ALL_READ:
             await self._history.mark_all_read(context)
+        elif action in (ACTION_CALENDAR_ALLOW, ACTION_CALENDAR_DENY) and self._calendar:
+            await self._calendar.set(context, action == ACTION_CALENDAR_ALLOW)
+        elif action == ACTION_SHOW_CALENDAR and self._calendar is not None:
+            await self._calendar.show(context)
         else:
             await context.send_activity(
                 "Sorry, I don't know that button (it may be from an older version of me). "

@@ -30,6 +30,7 @@ class Verb(Enum):
     QUIET_OFF = "quiet-off"
     TIME_ZONE = "time-zone"
     CHANNEL = "channel"
+    CALENDAR = "calendar"
     CANCEL = "cancel"
     UNKNOWN = "unknown"
 
@@ -40,7 +41,7 @@ class Command:
     argument: str = ""
     """What follows the command word, as typed (case kept: time zones and types need it)."""
     on: bool | None = None
-    """For CHANNEL: switch on (True) or off (False)."""
+    """For CHANNEL and CALENDAR: switch on (True) or off (False); None for CALENDAR: ask."""
 
 
 CHANNEL_WORDS: Final[dict[str, str]] = {
@@ -91,6 +92,15 @@ _EXACT: Final[dict[str, Verb]] = {
     "cancel": Verb.CANCEL,
 }
 
+_CALENDAR: Final[dict[str, bool | None]] = {
+    "calendar": None,
+    "my calendar": None,
+    "calendar notifications": None,
+    "calendar on": True,
+    "calendar off": False,
+}
+"""Calendar notifications (Microsoft Graph): ask, or switch them directly."""
+
 _WITH_ARGUMENT: Final = re.compile(
     r"(?P<word>mute|unmute|quiet hours|quiet|timezone|time zone|tz)\s+(?P<arg>.+)",
     re.IGNORECASE | re.DOTALL,
@@ -114,6 +124,8 @@ def parse(text: str | None) -> Command:
     if not (text or "").strip():
         return Command(Verb.UNKNOWN)
     normal = normalise_text(text)
+    if normal in _CALENDAR:
+        return Command(Verb.CALENDAR, on=_CALENDAR[normal])
     verb = _EXACT.get(normal)
     if verb is not None:
         return Command(verb)

@@ -12,6 +12,8 @@ from typing import Final
 from botbuilder.core import TurnContext
 from botbuilder.dialogs import DialogTurnResult, WaterfallDialog, WaterfallStepContext
 
+from dialogs.calendar import CalendarFlow
+from dialogs.channel_links import link_markdown, links_to_offer
 from dialogs.choice_prompt import CHOICE_PROMPT, Choice, ChoicePrompt, ChoicePromptOptions
 from dialogs.interruptible import CommandHandler, InterruptibleDialog
 from dialogs.preference_cards import (
@@ -81,6 +83,9 @@ class ConsentFlow:
                 if update.changed
                 else "You're already getting notifications. Type **settings** to change them."
             )
+            if update.changed:  # channels set up outside the chat, offered once, on yes
+                links = await links_to_offer(self._services, user_id, update.after)
+                text += "".join(f"\n\n{link_markdown(link)}" for link in links)
         else:
             text = (
                 "Done: I've turned off all notifications. Type **start** whenever you want them "
@@ -88,6 +93,9 @@ class ConsentFlow:
                 if update.changed
                 else "Your notifications are already off. Type **start** to turn them back on."
             )
+            # Opting out of everything also ends the watch on their calendar (Microsoft Graph).
+            if await CalendarFlow(self._services).opt_out(user_id):
+                text += " I've also stopped watching your calendar (type **calendar** to resume)."
         await context.send_activity(text)
 
 

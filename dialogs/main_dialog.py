@@ -18,6 +18,7 @@ from botbuilder.dialogs import (
     WaterfallStepContext,
 )
 
+from dialogs.calendar import CALENDAR_DIALOG, CalendarDialog, CalendarFlow
 from dialogs.commands import Command, Verb, parse
 from dialogs.consent import (
     OPT_IN_DIALOG,
@@ -96,15 +97,19 @@ class MainDialog(ComponentDialog):
         preferences: PreferencesFlow,
         history: HistoryFlow,
         answers: PromptAnswers,
+        calendar: CalendarFlow | None = None,
     ) -> None:
         super().__init__(MAIN_DIALOG)
         self._services = services
         self._preferences = preferences
         self._history = history
+        self._calendar = calendar
         self.add_dialog(WaterfallDialog(_ROUTE, [self._route, self._done]))
         self.add_dialog(OptInDialog(services, consent, commands=self.answer_command))
         self.add_dialog(OptOutDialog(services, consent, commands=self.answer_command))
         self.add_dialog(ProactivePromptDialog(answers, commands=self.answer_command))
+        if calendar is not None:
+            self.add_dialog(CalendarDialog(calendar, commands=self.answer_command))
         self.initial_dialog_id = _ROUTE
 
     async def _route(self, step: WaterfallStepContext) -> DialogTurnResult:
@@ -168,6 +173,8 @@ class MainDialog(ComponentDialog):
                 return await step.begin_dialog(OPT_IN_DIALOG, OptInOptions())
         elif verb is Verb.OPT_OUT:
             return await step.begin_dialog(OPT_OUT_DIALOG)
+        elif verb is Verb.CALENDAR and self._calendar is not None:
+            return await step.begin_dialog(CALENDAR_DIALOG)
         elif verb is Verb.CANCEL:
             await context.send_activity("There's nothing to cancel.")
         else:
@@ -191,6 +198,8 @@ class MainDialog(ComponentDialog):
             await self._history.mark_all_read(context)
         elif verb in _SETTING_VERBS:
             await self._preferences.apply_text(context, command)
+        elif verb is Verb.CALENDAR and command.on is not None and self._calendar is not None:
+            await self._calendar.set(context, command.on)
         else:
             return False
         return True
@@ -206,11 +215,14 @@ class MainDialog(ComponentDialog):
         references = await self._services.conversations.for_users([user_id])
         unread = await self._services.inbox.list(user_id, unread_only=True, limit=1000)
         required = self._services.policy.opt_in_required
+        settings = summary_lines(prefs, opt_in_required=required)
+        if self._calendar is not None and self._calendar.available:
+            settings.append((await self._calendar.note(user_id)).rstrip("."))
         return status_text(
             user_id,
             prefs.opted_in,
             len(references.get(user_id, [])),
             len(unread),
             opt_in_required=required,
-            settings=summary_lines(prefs, opt_in_required=required),
+            settings=settings,
         )

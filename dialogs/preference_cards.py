@@ -8,20 +8,24 @@ away, days later, or after a restart, whether or not a dialog is waiting for it.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Final
 
 from dialogs.cards import PROMPT_ANSWER
+from dialogs.channel_links import ChannelLink
 from preferences.model import CHANNELS, UserPreferences
 from preferences.service import CHANNEL_LABELS, summary_lines
 
 __all__ = [
+    "ACTION_CALENDAR_ALLOW",
+    "ACTION_CALENDAR_DENY",
     "ACTION_KEEP",
     "ACTION_MARK_ALL_READ",
     "ACTION_OPT_IN",
     "ACTION_OPT_OUT",
     "ACTION_PROMPT_ANSWER",
     "ACTION_SAVE_PREFERENCES",
+    "ACTION_SHOW_CALENDAR",
     "ACTION_SHOW_PREFERENCES",
     "CARD_VERSION",
     "INPUT_MUTED",
@@ -45,6 +49,9 @@ ACTION_SAVE_PREFERENCES: Final = "savePreferences"
 ACTION_SHOW_PREFERENCES: Final = "showPreferences"
 ACTION_PROMPT_ANSWER: Final = PROMPT_ANSWER
 ACTION_MARK_ALL_READ: Final = "markAllRead"
+ACTION_CALENDAR_ALLOW: Final = "calendarAllow"
+ACTION_CALENDAR_DENY: Final = "calendarDeny"
+ACTION_SHOW_CALENDAR: Final = "showCalendar"
 
 # Input ids of the preferences card (the keys its submit value carries besides the data).
 INPUT_MUTED: Final = "mutedTypes"
@@ -134,6 +141,10 @@ class PreferencesView:
     """Types to offer for muting: those received so far and those already muted."""
     critical_types: frozenset[str] = frozenset()
     opt_in_required: bool = False
+    channel_links: Mapping[str, ChannelLink] = field(default_factory=dict)
+    """Per channel: a link to set it up outside the chat (a button under its toggle)."""
+    calendar_note: str | None = None
+    """Whether Herald watches the person's calendar (None: no calendar section)."""
 
 
 def preferences_card(view: PreferencesView) -> dict[str, Any]:
@@ -158,6 +169,29 @@ def preferences_card(view: PreferencesView) -> dict[str, Any]:
         note = view.channel_notes.get(channel)
         if note:
             body.append(_text(note, isSubtle=True, size="Small", spacing="None"))
+        link = view.channel_links.get(channel)
+        if link is not None:
+            body.append(
+                {
+                    "type": "ActionSet",
+                    "spacing": "Small",
+                    "actions": [{"type": "Action.OpenUrl", "title": link.title, "url": link.url}],
+                }
+            )
+    if view.calendar_note:
+        body.extend(
+            [
+                _text("Calendar", weight="Bolder", spacing="Medium"),
+                _text(view.calendar_note, isSubtle=True, size="Small", spacing="None"),
+                {
+                    "type": "ActionSet",
+                    "spacing": "Small",
+                    "actions": [
+                        submit("Calendar notifications…", {"action": ACTION_SHOW_CALENDAR})
+                    ],
+                },
+            ]
+        )
     body.append(_text("Muted types", weight="Bolder", spacing="Medium"))
     if view.offered_types:
         choices = []

@@ -9,7 +9,7 @@ commands change one setting of the latest document (PreferencesService.update).
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from botbuilder.core import MessageFactory, TurnContext
@@ -17,7 +17,9 @@ from botbuilder.schema import Attachment
 from pydantic import ValidationError
 
 from api.schemas import first_problem
+from dialogs.calendar import CalendarFlow
 from dialogs.cards import ADAPTIVE_CARD
+from dialogs.channel_links import link_markdown, links_to_offer
 from dialogs.commands import Command, Verb
 from dialogs.preference_cards import (
     INPUT_MUTED,
@@ -151,6 +153,8 @@ class PreferencesFlow:
     async def view(self, user_id: str, snapshot: Snapshot) -> PreferencesView:
         received = await self._services.inbox.types(user_id)
         offered = sorted(set(received) | set(snapshot.prefs.muted_types))
+        calendar = CalendarFlow(self._services)
+        calendar_note = await calendar.note(user_id) if calendar.available else None
         return PreferencesView(
             prefs=snapshot.prefs,
             etag=snapshot.etag,
@@ -158,6 +162,12 @@ class PreferencesFlow:
             offered_types=offered,
             critical_types=self._services.policy.critical_types,
             opt_in_required=self._required,
+            channel_links={
+                name: make(user_id)
+                for name, make in self._services.channel_links.items()
+                if self._services.channels.get(name) is not None
+            },
+            calendar_note=calendar_note,
         )
 
     async def show(self, context: TurnContext, intro: str = _INTRO) -> None:
@@ -210,7 +220,14 @@ class PreferencesFlow:
                 "Here they are as they are now:",
             )
             return
-        await context.send_activity(_saved(changes))
+        switched_on = [
+            name
+            for name in CHANNELS
+            if wanted.channels.is_enabled(name) and not current.prefs.channels.is_enabled(name)
+        ]
+        await context.send_activity(
+            _saved(changes) + await self._offers(user_id, wanted, switched_on)
+        )
 
     async def apply_text(self, context: TurnContext, command: Command) -> None:
         """A text command that changes one setting (mute, quiet, timezone, channel on/off)."""
@@ -233,15 +250,27 @@ class PreferencesFlow:
             await context.send_activity("I don't know you yet. Say **hi** first.")
             return
         changes = describe_changes(update.before, update.after, opt_in_required=self._required)
+        offers = ""
+        if command.verb is Verb.CHANNEL and command.on:
+            offers = await self._offers(user_id, update.after, [command.argument])
         if not changes:
-            await context.send_activity(f"{_NOTHING_CHANGED} {_already(command)}".strip())
+            await context.send_activity(
+                f"{_NOTHING_CHANGED} {_already(command)}".strip() + offers
+            )
             return
-        note = ""
+        note = offers
         if command.verb is Verb.MUTE and self._services.policy.is_critical(command.argument):
             note = (
                 f"\n\n{command.argument.lower()} is critical here: urgent ones still come through."
             )
         await context.send_activity(_saved(changes) + note)
+
+    async def _offers(
+        self, user_id: str, prefs: UserPreferences, channels: Sequence[str]
+    ) -> str:
+        """Links for the channels just switched on that reach the person nowhere yet."""
+        links = await links_to_offer(self._services, user_id, prefs, channels)
+        return "".join(f"\n\n{link_markdown(link)}" for link in links)
 
     def summary(self, prefs: UserPreferences) -> list[str]:
         return summary_lines(prefs, opt_in_required=self._required)

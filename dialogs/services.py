@@ -7,16 +7,18 @@ a global or builds its own store.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from botbuilder.core import TurnContext
 from botbuilder.schema import Activity
 
 from delivery.channel import ChannelRegistry
+from dialogs.channel_links import LinkMaker
 from preferences.rules import DeliveryPolicy
 from preferences.service import PreferencesService
 from proactive.identity import user_key
+from sources.graph_source import CalendarAccess
 from storage.protocols import (
     ConversationStore,
     InboxStore,
@@ -42,6 +44,10 @@ class DialogServices:
     """May still be filling up while the app is wired; read it only during turns."""
     policy: DeliveryPolicy = field(default_factory=DeliveryPolicy)
     clock: Callable[[], float] = time.time
+    channel_links: Mapping[str, LinkMaker] = field(default_factory=dict)
+    """Per channel name: a link to set it up outside the chat (browser push's consent page)."""
+    calendar: CalendarAccess | None = None
+    """Calendar subscriptions through Microsoft Graph (off unless configured)."""
 
 
 def conversation_key(activity: Activity) -> str | None:

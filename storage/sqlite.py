@@ -148,6 +148,59 @@ _MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX devices_user ON devices (user_id);
     """,
+    # 4: Microsoft Graph subscriptions, the inbox of change notifications between
+    # Graph's 202 and their processing, and what Herald last saw of each watched event.
+    """
+    CREATE TABLE graph_subscriptions (
+        user_id          TEXT NOT NULL,
+        kind             TEXT NOT NULL,
+        resource         TEXT NOT NULL,
+        allowed          INTEGER NOT NULL,
+        client_state     TEXT NOT NULL,
+        subscription_id  TEXT,
+        expires_at       REAL,
+        delta_link       TEXT,
+        last_error       TEXT,
+        attempts         INTEGER NOT NULL DEFAULT 0,
+        next_attempt_at  REAL NOT NULL DEFAULT 0,
+        renew_wanted     INTEGER NOT NULL DEFAULT 0,
+        renew_done       INTEGER NOT NULL DEFAULT 0,
+        resync_wanted    INTEGER NOT NULL DEFAULT 0,
+        resync_done      INTEGER NOT NULL DEFAULT 0,
+        lease_until      REAL NOT NULL DEFAULT 0,
+        lease_owner      TEXT,
+        created_at       REAL NOT NULL,
+        updated_at       REAL NOT NULL,
+        PRIMARY KEY (user_id, kind)
+    );
+    CREATE UNIQUE INDEX graph_subscriptions_by_id ON graph_subscriptions (subscription_id)
+        WHERE subscription_id IS NOT NULL;
+    CREATE TABLE graph_changes (
+        id               INTEGER PRIMARY KEY,
+        subscription_id  TEXT NOT NULL,
+        user_id          TEXT NOT NULL,
+        kind             TEXT NOT NULL,
+        payload          TEXT NOT NULL,
+        dedupe_key       TEXT UNIQUE,
+        received_at      REAL NOT NULL,
+        due_at           REAL NOT NULL,
+        lease_until      REAL NOT NULL DEFAULT 0,
+        attempts         INTEGER NOT NULL DEFAULT 0,
+        processed_at     REAL,
+        last_error       TEXT
+    );
+    CREATE INDEX graph_changes_pending ON graph_changes (due_at) WHERE processed_at IS NULL;
+    CREATE INDEX graph_changes_processed ON graph_changes (received_at)
+        WHERE processed_at IS NOT NULL;
+    CREATE TABLE graph_resources (
+        user_id      TEXT NOT NULL,
+        resource_id  TEXT NOT NULL,
+        change_key   TEXT,
+        summary      TEXT NOT NULL,
+        updated_at   REAL NOT NULL,
+        PRIMARY KEY (user_id, resource_id)
+    );
+    """,
 )
 
 

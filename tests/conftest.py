@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.harness import Emulator, RunningHerald
 from tests.peers.connector import ConnectorStandIn
+from tests.peers.webpush import WebPushTesting, WebPushTestingServer
 
 HeraldFactory = Callable[..., Awaitable[RunningHerald]]
 
@@ -42,3 +43,17 @@ async def herald(herald_factory: HeraldFactory) -> RunningHerald:
 @pytest.fixture
 def emulator(herald: RunningHerald, connector: ConnectorStandIn) -> Emulator:
     return Emulator(herald, connector.url)
+
+
+@pytest.fixture(scope="session")
+def web_push_server() -> Iterator[str]:
+    """web-push-testing (npm) on 127.0.0.1, one process for the session; its base URL."""
+    with WebPushTestingServer() as server:
+        yield server.url
+
+
+@pytest.fixture
+async def push_service(web_push_server: str) -> AsyncIterator[WebPushTesting]:
+    """A client of the session's push service (subscribe, read decrypted pushes, expire)."""
+    async with WebPushTesting(web_push_server) as client:
+        yield client

@@ -114,7 +114,8 @@ class RunningHerald(HeraldClient):
         self.app = create_app(settings)
         self._runner = web.AppRunner(self.app, handle_signals=False)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        # PORT, when given, is kept across restarts (a URL given out, e.g. to Graph, stays valid).
+        site = web.TCPSite(self._runner, "127.0.0.1", int(self.env.get("PORT", "0")))
         await site.start()
         host, port = self._runner.addresses[0][:2]
         self.url = f"http://{host}:{port}"
@@ -154,7 +155,7 @@ class HeraldProcess(HeraldClient):
         self.log = data_dir.parent / f"{data_dir.name}.log"
 
     async def start(self, timeout: float = 30.0) -> None:
-        port = free_port()
+        port = int(self.env["PORT"]) if "PORT" in self.env else free_port()
         self.url = f"http://127.0.0.1:{port}"
         env = {**os.environ, **self.env, "PORT": str(port), "HOST": "127.0.0.1"}
         self.data_dir.parent.mkdir(parents=True, exist_ok=True)

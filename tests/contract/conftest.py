@@ -25,6 +25,12 @@ from botbuilder.core import Storage
 
 from delivery.outbox import Outbox
 from delivery.outbox_sqlite import SqliteOutbox
+from storage.devices import DeviceStore
+from storage.graph_subscriptions import (
+    GraphChangeInbox,
+    GraphResourceStore,
+    GraphSubscriptionStore,
+)
 from storage.protocols import (
     ConversationStore,
     InboxStore,
@@ -35,9 +41,17 @@ from storage.protocols import (
 from storage.sqlite import SqliteDatabase
 from storage.sqlite_bot_state import SqliteBotStorage
 from storage.sqlite_conversations import SqliteConversationStore
+from storage.sqlite_devices import SqliteDeviceStore
+from storage.sqlite_graph import (
+    SqliteGraphChangeInbox,
+    SqliteGraphResourceStore,
+    SqliteGraphSubscriptionStore,
+)
 from storage.sqlite_notifications import SqliteInboxStore, SqliteNotificationStore
 from storage.sqlite_prompts import SqlitePromptStore
+from storage.sqlite_subscriptions import SqliteSubscriptionStore
 from storage.sqlite_users import SqliteUserStore
+from storage.subscriptions import SubscriptionStore
 
 __all__ = ["BACKENDS", "Backend"]
 
@@ -57,6 +71,11 @@ class Backend:
     outbox: Outbox
     bot_storage: Storage
     prompts: PromptStore
+    subscriptions: SubscriptionStore
+    devices: DeviceStore
+    graph_subscriptions: GraphSubscriptionStore
+    graph_changes: GraphChangeInbox
+    graph_resources: GraphResourceStore
     # An inbox over the same data whose entries expire after the given number of seconds.
     inbox_with_retention: Callable[[float], InboxStore]
     # The shortest lease / retention (seconds) the backend honours exactly; waits are multiples.
@@ -83,6 +102,11 @@ async def sqlite_backend(request: pytest.FixtureRequest, tmp_path: Path) -> Asyn
             outbox=SqliteOutbox(db),
             bot_storage=SqliteBotStorage(db),
             prompts=SqlitePromptStore(db),
+            subscriptions=SqliteSubscriptionStore(db),
+            devices=SqliteDeviceStore(db),
+            graph_subscriptions=SqliteGraphSubscriptionStore(db),
+            graph_changes=SqliteGraphChangeInbox(db),
+            graph_resources=SqliteGraphResourceStore(db),
             inbox_with_retention=lambda seconds: SqliteInboxStore(db, retention_seconds=seconds),
             time_unit=0.1,
         )

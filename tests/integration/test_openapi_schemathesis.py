@@ -95,6 +95,61 @@ CONFIG: dict[str, Any] = {
                 "negative_data_rejection": {"expected-statuses": [400, 401, 404, 413, 415, 428]},
             },
         },
+        {
+            "include-operation-id": "getVapidPublicKey",
+            "checks": {"positive_data_acceptance": {"expected-statuses": [200]}},
+        },
+        {
+            # A schema-valid subscription can still be refused: generated keys are almost never
+            # points on P-256 and an http endpoint is taken only for a loopback host, neither
+            # of which JSON Schema can say (400); a generated link token or `previous` proves
+            # nothing (401); a generated userId names nobody (404).
+            "include-operation-id": "postPushSubscription",
+            "checks": {
+                "positive_data_acceptance": {"expected-statuses": [200, 201, 400, 401, 404]}
+            },
+        },
+        {
+            # Generated endpoints name no subscription (404); a generated token is refused (401).
+            "include-operation-id": "deletePushSubscription",
+            "checks": {"positive_data_acceptance": {"expected-statuses": [204, 401, 404]}},
+        },
+        {
+            # Microsoft Graph's endpoints accept by design what a generated request sends: a
+            # validationToken is echoed (200, whatever the body), and a notification collection
+            # gets 202 even when its items name no subscription, carry a wrong clientState or
+            # fields of the wrong type (ignored and logged, so Graph does not retry them). Only a
+            # body that is no collection at all (400), too large (413) or not JSON (415) is
+            # refused: invalid *items* are not rejected, so 200/202 are expected for them too.
+            "include-operation-id": ["postGraphNotifications", "postGraphLifecycle"],
+            "checks": {
+                "positive_data_acceptance": {"expected-statuses": [200, 202]},
+                "negative_data_rejection": {"expected-statuses": [200, 202, 400, 413, 415]},
+            },
+        },
+        {
+            # Graph is not configured on this Herald: subscribing is refused with 503 for a
+            # Teams user, 409 for one without an Entra ID (the seeded Emulator user) and 404 for
+            # an id that names nobody; unsubscribing a known user is 200.
+            "include-operation-id": "putCalendarSubscription",
+            "checks": {"positive_data_acceptance": {"expected-statuses": [200, 404, 409, 503]}},
+        },
+        {
+            # A valid registration is stored, always: 201 for a new installation, 200 for one
+            # registered before (generated installation ids repeat). Never 400 or 404: a user
+            # Herald has not met is created.
+            "include-operation-id": "registerDevice",
+            "checks": {"positive_data_acceptance": {"expected-statuses": [200, 201]}},
+        },
+        {
+            "include-operation-id": "listDevices",
+            "checks": {"positive_data_acceptance": {"expected-statuses": [200]}},
+        },
+        {
+            # Generated ids mostly name no installation (404); a registered one is deleted.
+            "include-operation-id": "deleteDevice",
+            "checks": {"positive_data_acceptance": {"expected-statuses": [204, 404]}},
+        },
     ],
 }
 
@@ -328,6 +383,8 @@ SECURED = [
     ("/api/users/{id}/notifications/read-all", "POST"),
     ("/api/users/{id}/preferences", "GET"),
     ("/api/users/{id}/preferences", "PUT"),
+    ("/api/users/{id}/subscriptions/calendar", "GET"),
+    ("/api/users/{id}/subscriptions/calendar", "PUT"),
 ]
 NO_KEY: list[dict[str, str]] = [
     {},

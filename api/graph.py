@@ -1,0 +1,194 @@
+"""Microsoft Graph's endpoints (change and lifecycle notifications) and the calendar
+subscription of a user for backends.
+
+`POST /api/graph/notifications` and `/api/graph/lifecycle` carry no API key: Graph cannot send
+one. They answer Graph's validation handshake (`?validationToken=` → 200 text/plain, the token
+echoed), and otherwise accept a notification collection: items are checked against their
+subscription's clientState and stored durably before the 202; an item that fails the check is
+ignored and logged, and the answer is still 202, so Graph does not retry what will never pass.
+
+`GET/PUT /api/users/{id}/subscriptions/calendar` show and set whether Herald watches a user's
+calendar (`{"allowed": true|false}`), as the `calendar` dialog does.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import UTC, datetime
+from typing import Any, Final
+
+from aiohttp import web
+from pydantic import BaseModel, ConfigDict, StrictBool
+
+from api.http import ApiProblem, json_response, path_param, query_param, read_json
+from api.users import USER_KEY
+from sources.graph_source import (
+    LIFECYCLE_PATH,
+    NOTIFICATIONS_PATH,
+    CalendarState,
+    CalendarUnavailable,
+    GraphSource,
+)
+from storage.protocols import UserStore
+
+__all__ = [
+    "MAX_GRAPH_BODY_BYTES",
+    "MAX_VALIDATION_TOKEN",
+    "CalendarRequest",
+    "GraphApi",
+    "calendar_state_json",
+]
+
+log = logging.getLogger(__name__)
+
+MAX_VALIDATION_TOKEN: Final = 512
+"""Graph's tokens are a short sentence (~150 characters); anything far longer is not Graph. 512
+characters, even each percent-encoded from 4 UTF-8 bytes, keep the request line under
+aiohttp's 8,190 bytes, so an over-long token is refused here (400 JSON), not by the parser."""
+MAX_GRAPH_BODY_BYTES: Final = 1024 * 1024
+"""Graph batches notifications; a batch of resource-less ones stays well below this."""
+
+
+class CalendarRequest(BaseModel):
+    """The body of PUT /api/users/{id}/subscriptions/calendar."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    allowed: StrictBool
+
+
+def _iso(epoch: float | None) -> str | None:
+    if epoch is None:
+        return None
+    return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def calendar_state_json(state: CalendarState) -> dict[str, Any]:
+    return {
+        "userId": state.user_id,
+        "resource": "calendar",
+        "available": state.available,
+        "eligible": state.eligible,
+        "allowed": state.allowed,
+        "status": state.status,
+        "expiresAt": _iso(state.expires_at),
+        "lastError": state.last_error,
+    }
+
+
+async def _read_limited(request: web.Request) -> bytes:
+    """The body, refusing more than MAX_GRAPH_BODY_BYTES (413) before reading it all."""
+    if request.content_length is not None and request.content_length > MAX_GRAPH_BODY_BYTES:
+        raise ApiProblem(413, "body_too_large", "the notification batch is too large")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.content.iter_chunked(64 * 1024):
+        size += len(chunk)
+        if size > MAX_GRAPH_BODY_BYTES:
+            raise ApiProblem(413, "body_too_large", "the notification batch is too large")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _items(raw: bytes, content_type: str) -> list[Any]:
+    if not raw.strip():
+        return []  # nothing to accept (Graph's validation request has no body either)
+    if content_type != "application/json":
+        raise ApiProblem(415, "unsupported_media_type", "send notifications as application/json")
+    try:
+        document = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        raise ApiProblem(400, "invalid_json", "the body is not a JSON document") from exc
+    if not isinstance(document, dict) or not isinstance(document.get("value"), list):
+        raise ApiProblem(
+            400, "invalid_body", 'a notification collection is {"value": [...]}', "value"
+        )
+    items: list[Any] = document["value"]
+    return items
+
+
+class GraphApi:
+    """Graph's webhook endpoints and the calendar subscription resource."""
+
+    def __init__(self, source: GraphSource, users: UserStore) -> None:
+        self._source = source
+        self._users = users
+
+    def routes(self) -> list[web.RouteDef]:
+        return [
+            web.post(NOTIFICATIONS_PATH, self.notifications),
+            web.post(LIFECYCLE_PATH, self.lifecycle),
+            web.get("/api/users/{id}/subscriptions/calendar", self.get_calendar),
+            web.put("/api/users/{id}/subscriptions/calendar", self.put_calendar),
+        ]
+
+    async def notifications(self, request: web.Request) -> web.StreamResponse:
+        return await self._receive(request, lifecycle=False)
+
+    async def lifecycle(self, request: web.Request) -> web.StreamResponse:
+        return await self._receive(request, lifecycle=True)
+
+    async def _receive(self, request: web.Request, *, lifecycle: bool) -> web.StreamResponse:
+        token = query_param(request, "validationToken")
+        if token is not None:
+            # Graph's validation handshake: echo the token, as plain text, at once.
+            if not 0 < len(token) <= MAX_VALIDATION_TOKEN:
+                raise ApiProblem(
+                    400,
+                    "invalid_field",
+                    f"validationToken must have 1 to {MAX_VALIDATION_TOKEN} characters",
+                    "validationToken",
+                )
+            return web.Response(text=token, content_type="text/plain", charset="utf-8")
+        items = _items(await _read_limited(request), request.content_type)
+        accepted, ignored = await self._source.accept(items, lifecycle=lifecycle)
+        if items:
+            log.info(
+                "Graph %s notifications: %d accepted, %d ignored",
+                "lifecycle" if lifecycle else "change",
+                accepted,
+                ignored,
+            )
+        return web.Response(status=202)
+
+    async def _user(self, request: web.Request) -> str:
+        key = path_param(request, "id", USER_KEY)
+        resolved = await self._users.resolve([key])
+        if key not in resolved:
+            raise ApiProblem(404, "not_found", f"no user with id or alias {key!r}", "id")
+        return resolved[key]
+
+    async def get_calendar(self, request: web.Request) -> web.Response:
+        user_id = await self._user(request)
+        return json_response(calendar_state_json(await self._source.state(user_id)))
+
+    async def put_calendar(self, request: web.Request) -> web.Response:
+        user_id = await self._user(request)
+        body = await read_json(request)
+        if not isinstance(body, dict):
+            raise ApiProblem(400, "invalid_body", 'send {"allowed": true} or {"allowed": false}')
+        wanted = CalendarRequest.model_validate(body)
+        try:
+            state = await self._source.set_allowed(user_id, wanted.allowed)
+        except CalendarUnavailable as exc:
+            if exc.reason == "off":
+                raise ApiProblem(
+                    503,
+                    "graph_off",
+                    "calendar subscriptions are off: Microsoft Graph is not configured "
+                    "on this Herald",
+                ) from exc
+            if exc.reason == "opted-out":
+                raise ApiProblem(
+                    409,
+                    "opted_out",
+                    "this user opted out of all notifications; they must opt in first",
+                ) from exc
+            raise ApiProblem(
+                409,
+                "no_entra_id",
+                "this user has no Entra ID account (Teams), so Herald cannot watch a calendar",
+                "id",
+            ) from exc
+        return json_response(calendar_state_json(state))

@@ -1,0 +1,477 @@
+"""Browser push registration: the VAPID public key and /api/push/subscriptions.
+
+The consent page (GET /push/) posts a browser's PushSubscription here. Who it belongs to is
+never taken from the request on trust; one of these proves it:
+
+- `token`: the signed, short-lived link token the bot gave one person (purpose "webpush").
+  A forged, expired or other-purpose token is a 401; a token for Ada sent with
+  `"userId": "grace"` is a 403. Nothing is stored either way.
+- `previous`: the endpoint and auth secret of a subscription Herald already holds. Only the
+  browser knows that secret (RFC 8291 keeps it between browser and Herald), so its service
+  worker can re-register after `pushsubscriptionchange` without a token; the new
+  subscription keeps the old one's owner, and the old one is removed.
+- a backend's API key with an explicit `userId`.
+
+DELETE works the same way (token, API key, or the subscription's own auth secret, which is
+what the page's "turn off" uses), and a token for one person can never remove another's
+subscription: the answer is 404, as for one that does not exist. GET lists a user's
+subscriptions for support, with an API key only. The endpoints authenticate themselves, so the
+API-key middleware lets them through (`SELF_AUTHENTICATED_PATHS`).
+"""
+
+from __future__ import annotations
+
+import base64
+import hmac
+import ipaddress
+import re
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Annotated, Any, Final
+from urllib.parse import urlsplit
+
+from aiohttp import web
+from cryptography.hazmat.primitives.asymmetric import ec
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import model_validator as _model_validator
+
+from api.http import ApiProblem, error_response, json_response, read_json
+from api.link_tokens import LinkTokenError, LinkTokens
+from api.schemas import RecipientKey
+from dialogs.channel_links import ChannelLink
+from storage.protocols import UserStore
+from storage.subscriptions import PushSubscription, SubscriptionStore, subscription_id
+
+__all__ = [
+    "PUSH_PURPOSE",
+    "SELF_AUTHENTICATED_PATHS",
+    "PushApi",
+    "PushLinks",
+    "PushSubscriptionJson",
+    "SubscribeRequest",
+    "UnsubscribeRequest",
+    "valid_endpoint",
+]
+
+PUSH_PURPOSE: Final = "webpush"
+"""The link-token purpose of the consent page: such a token registers browsers, nothing else."""
+
+VAPID_KEY_PATH: Final = "/api/push/vapid-public-key"
+SUBSCRIPTIONS_PATH: Final = "/api/push/subscriptions"
+SELF_AUTHENTICATED_PATHS: Final = frozenset({VAPID_KEY_PATH, SUBSCRIPTIONS_PATH})
+"""Paths that check their own credentials (link token, proof of a subscription, or API key)."""
+
+MAX_ENDPOINT = 2048
+MAX_USER_AGENT = 512
+_CONTROL = r"\x00-\x1f\x7f-\x9f"
+_SPACE = r"\x20\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff"
+ENDPOINT_PATTERN: Final = rf"^https?://[^{_CONTROL}{_SPACE}/?#@]+(?:[/?][^{_CONTROL}{_SPACE}#]*)?$"
+"""An absolute http(s) URL without user info, fragment, white space or control characters
+(the handler also checks the scheme against the host: see `valid_endpoint`)."""
+B64URL_PATTERN: Final = r"^[A-Za-z0-9_-]+={0,2}$"
+_B64URL = re.compile(B64URL_PATTERN)
+P256DH_PATTERN: Final = "^B[A-P][A-Za-z0-9_-]{84}[AEIMQUYcgkosw048]=?$"
+"""Canonical base64url of 65 bytes starting with 0x04 (an uncompressed point), as published;
+the handler also checks that the point is on P-256."""
+AUTH_PATTERN: Final = "^[A-Za-z0-9_-]{21}[AQgw](==)?$"
+"""Canonical base64url of 16 bytes, as published."""
+_UNPRINTABLE = re.compile(rf"[{_CONTROL}\u2028\u2029]")
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def valid_endpoint(url: str) -> str:
+    """A push endpoint Herald may post to, or ValueError saying why not.
+
+    https only, except on a loopback host: a push service on the same machine (web-push-testing
+    in the tests, a developer's local one) is reached without leaving the host, so there is no
+    network path to protect, while http to any other host would send the VAPID token in clear.
+    The payload itself is end-to-end encrypted (RFC 8291) either way.
+    """
+    try:
+        parts = urlsplit(url)
+        _ = parts.port  # raises ValueError for a port that is not a number in range
+    except ValueError as exc:
+        raise ValueError(f"endpoint is not a valid URL: {exc}") from None
+    host = parts.hostname
+    if not host:
+        raise ValueError("endpoint must be an absolute URL with a host")
+    if parts.username is not None or parts.password is not None or parts.fragment:
+        raise ValueError("endpoint must not carry user info or a fragment")
+    if parts.scheme == "https":
+        return url
+    if parts.scheme == "http" and _loopback(host):
+        return url
+    raise ValueError("endpoint must be an https URL (http only on a loopback host)")
+
+
+def _b64url_bytes(value: str, what: str) -> bytes:
+    if not _B64URL.fullmatch(value):
+        raise ValueError(f"{what} must be base64url")
+    stripped = value.rstrip("=")
+    if len(stripped) % 4 == 1:
+        raise ValueError(f"{what} is not valid base64url")
+    raw = base64.urlsafe_b64decode(stripped + "=" * (-len(stripped) % 4))
+    # One spelling per key: unused low bits set would decode alike but compare differently.
+    if _canonical(raw) != stripped:
+        raise ValueError(f"{what} is not canonical base64url")
+    return raw
+
+
+def _canonical(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+def _public_key(value: str) -> str:
+    """A browser's p256dh key, checked to be a point on P-256, in unpadded base64url."""
+    raw = _b64url_bytes(value, "p256dh")
+    if len(raw) != 65 or raw[0] != 4:
+        raise ValueError("p256dh must be a 65-byte uncompressed P-256 point (base64url)")
+    try:
+        ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256R1(), raw)
+    except ValueError:
+        raise ValueError("p256dh is not a point on the P-256 curve") from None
+    return _canonical(raw)
+
+
+def _auth_secret(value: str) -> str:
+    """A browser's 16-byte auth secret in unpadded base64url."""
+    raw = _b64url_bytes(value, "auth")
+    if len(raw) != 16:
+        raise ValueError("auth must be 16 bytes (base64url)")
+    return _canonical(raw)
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class _Tolerant(BaseModel):
+    # What browsers produce (PushSubscription.toJSON()): fields a later browser adds are
+    # ignored rather than refused.
+    model_config = ConfigDict(extra="ignore", frozen=True, populate_by_name=True)
+
+
+Endpoint = Annotated[
+    str, StringConstraints(min_length=1, max_length=MAX_ENDPOINT, pattern=ENDPOINT_PATTERN)
+]
+Secret = Annotated[str, StringConstraints(min_length=1, max_length=200)]
+AuthSecret = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=200),
+    Field(
+        description="The browser's 16-byte authentication secret, base64url.",
+        json_schema_extra={"pattern": AUTH_PATTERN},
+    ),
+]
+
+
+class SubscriptionKeys(_Tolerant):
+    """The browser's keys for RFC 8291 message encryption."""
+
+    p256dh: Secret = Field(
+        description="The browser's P-256 public key: base64url of the 65-byte uncompressed "
+        "point (a value that is not a point on the curve is refused with 400).",
+        json_schema_extra={"pattern": P256DH_PATTERN},
+    )
+    auth: AuthSecret
+
+    @field_validator("p256dh")
+    @classmethod
+    def _point(cls, value: str) -> str:
+        return _public_key(value)
+
+    @field_validator("auth")
+    @classmethod
+    def _secret(cls, value: str) -> str:
+        return _auth_secret(value)
+
+
+class PushSubscriptionJson(_Tolerant):
+    """A PushSubscription as the browser's `toJSON()` gives it."""
+
+    endpoint: Endpoint = Field(
+        description="The push service URL for this browser: https (http only on a loopback "
+        "host, for a push service on the same machine)."
+    )
+    expiration_time: Annotated[float, Field(strict=True, ge=0)] | None = Field(
+        None,
+        alias="expirationTime",
+        description="When the subscription ends, in milliseconds since 1970 (null: never).",
+    )
+    keys: SubscriptionKeys
+
+    @field_validator("endpoint")
+    @classmethod
+    def _endpoint(cls, value: str) -> str:
+        return valid_endpoint(value)
+
+
+UserAgent = Annotated[str, StringConstraints(max_length=MAX_USER_AGENT)]
+Token = Annotated[str, StringConstraints(min_length=1, max_length=2048)]
+
+
+class SubscriptionProof(_Strict):
+    """A subscription Herald holds, proven by its auth secret (only its browser knows it)."""
+
+    endpoint: Endpoint
+    auth: AuthSecret
+
+    @field_validator("auth")
+    @classmethod
+    def _secret(cls, value: str) -> str:
+        return _auth_secret(value)
+
+
+class SubscribeRequest(_Strict):
+    """The body of POST /api/push/subscriptions."""
+
+    subscription: PushSubscriptionJson
+    token: Token | None = Field(None, description="The link token from the bot's link.")
+    user_id: RecipientKey | None = Field(
+        None,
+        alias="userId",
+        description="Whose browser this is: required with an API key; with a token it must be "
+        "the token's user.",
+    )
+    previous: SubscriptionProof | None = Field(
+        None,
+        description="The subscription this one replaces (a service worker's re-registration "
+        "after pushsubscriptionchange).",
+    )
+    user_agent: UserAgent | None = Field(None, alias="userAgent")
+
+    @_model_validator(mode="after")
+    def _one_proof(self) -> SubscribeRequest:
+        if self.previous is not None and (self.token is not None or self.user_id is not None):
+            raise ValueError("previous cannot be combined with token or userId")
+        return self
+
+
+class UnsubscribeRequest(_Strict):
+    """The body of DELETE /api/push/subscriptions."""
+
+    endpoint: Endpoint
+    token: Token | None = None
+    auth: AuthSecret | None = Field(
+        None, description="The subscription's own auth secret: proof that this is its browser."
+    )
+    user_id: RecipientKey | None = Field(None, alias="userId")
+
+    @field_validator("auth")
+    @classmethod
+    def _secret(cls, value: str | None) -> str | None:
+        return None if value is None else _auth_secret(value)
+
+    @_model_validator(mode="after")
+    def _one_proof(self) -> UnsubscribeRequest:
+        if self.auth is not None and (self.token is not None or self.user_id is not None):
+            raise ValueError("auth cannot be combined with token or userId")
+        return self
+
+
+def _iso(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, UTC).isoformat().replace("+00:00", "Z")
+
+
+def subscription_answer(subscription: PushSubscription) -> dict[str, Any]:
+    """A subscription as the API shows it: never its keys."""
+    expiration = subscription.expiration_time
+    return {
+        "id": subscription.id,
+        "userId": subscription.user_id,
+        "endpoint": subscription.endpoint,
+        "expirationTime": None if expiration is None else expiration * 1000.0,
+        "userAgent": subscription.user_agent,
+        "createdAt": _iso(subscription.created_at),
+        "updatedAt": _iso(subscription.updated_at),
+    }
+
+
+def _unauthorized(message: str, code: str = "unauthorized") -> ApiProblem:
+    return ApiProblem(401, code, message)
+
+
+class PushLinks:
+    """Builds the consent page link the bot gives one person: `{public URL}/push/?token=...`."""
+
+    def __init__(self, tokens: LinkTokens, public_url: str, minutes: int) -> None:
+        self._tokens = tokens
+        self._base = public_url.rstrip("/")
+        self._minutes = minutes
+
+    def link(self, user_id: str) -> ChannelLink:
+        token = self._tokens.issue(user_id, PUSH_PURPOSE)  # base64url and ".": URL-safe
+        return ChannelLink(
+            channel="webpush",
+            title="Enable browser notifications",
+            url=f"{self._base}/push/?token={token}",
+            minutes=self._minutes,
+            invitation="To get them as browser notifications, open this link in each browser "
+            "that should show them:",
+        )
+
+
+class PushApi:
+    """GET the VAPID key; POST, DELETE and (with an API key) GET push subscriptions."""
+
+    def __init__(
+        self,
+        subscriptions: SubscriptionStore,
+        users: UserStore,
+        tokens: LinkTokens,
+        vapid_public_key: str,
+        api_key_valid: Callable[[str | None], bool],
+    ) -> None:
+        self._subscriptions = subscriptions
+        self._users = users
+        self._tokens = tokens
+        self._public_key = vapid_public_key
+        self._api_key_valid = api_key_valid
+
+    def routes(self) -> list[web.RouteDef]:
+        return [
+            web.get(VAPID_KEY_PATH, self.vapid_public_key),
+            web.post(SUBSCRIPTIONS_PATH, self.subscribe),
+            web.delete(SUBSCRIPTIONS_PATH, self.unsubscribe),
+            web.get(SUBSCRIPTIONS_PATH, self.list_subscriptions),
+        ]
+
+    async def vapid_public_key(self, request: web.Request) -> web.Response:
+        return json_response({"publicKey": self._public_key})
+
+    def _token_user(self, token: str, claimed: str | None) -> str:
+        try:
+            user_id = self._tokens.verify(token, PUSH_PURPOSE)
+        except LinkTokenError as exc:
+            raise _unauthorized(
+                f"the link token is not valid ({exc.reason}); ask the bot for a new link",
+                "invalid_token",
+            ) from exc
+        if claimed is not None and claimed != user_id:
+            raise ApiProblem(
+                403, "forbidden", "the link token was issued to another user", "userId"
+            )
+        return user_id
+
+    async def _backend_user(self, request: web.Request, claimed: str | None) -> str | None:
+        """The user a backend names, or None when the request has no valid API key."""
+        if not self._api_key_valid(request.headers.get("Authorization")):
+            return None
+        if claimed is None:
+            raise ApiProblem(400, "missing_field", "userId is required with an API key", "userId")
+        resolved = await self._users.resolve([claimed])
+        if claimed not in resolved:
+            raise ApiProblem(404, "not_found", f"no user with id or alias {claimed!r}", "userId")
+        return resolved[claimed]
+
+    async def subscribe(self, request: web.Request) -> web.Response:
+        body = SubscribeRequest.model_validate(await _object(request))
+        replaced: str | None = None
+        if body.token is not None:
+            user_id = self._token_user(body.token, body.user_id)
+        elif body.previous is not None:
+            old = await self._subscriptions.get(subscription_id(body.previous.endpoint))
+            if old is None or not hmac.compare_digest(old.auth, body.previous.auth):
+                raise _unauthorized(
+                    "previous names no subscription Herald holds (or the wrong secret)",
+                    "invalid_proof",
+                )
+            user_id, replaced = old.user_id, old.id
+        else:
+            backend_user = await self._backend_user(request, body.user_id)
+            if backend_user is None:
+                raise _missing_credentials()
+            user_id = backend_user
+        browser = body.subscription
+        agent = (
+            body.user_agent if body.user_agent is not None else request.headers.get("User-Agent")
+        )
+        record = PushSubscription(
+            user_id=user_id,
+            endpoint=browser.endpoint,
+            p256dh=browser.keys.p256dh,
+            auth=browser.keys.auth,
+            expiration_time=(
+                None if browser.expiration_time is None else browser.expiration_time / 1000.0
+            ),
+            user_agent=_UNPRINTABLE.sub("", agent)[:MAX_USER_AGENT] if agent else None,
+        )
+        outcome = await self._subscriptions.save(record)
+        if replaced is not None and replaced != record.id:
+            await self._subscriptions.delete(replaced, user_id=user_id)
+        saved = await self._subscriptions.get(record.id)
+        if saved is None:  # removed between the two statements (a concurrent DELETE)
+            raise ApiProblem(409, "conflict", "the subscription was removed meanwhile; post again")
+        return json_response(subscription_answer(saved), 200 if outcome == "updated" else 201)
+
+    async def unsubscribe(self, request: web.Request) -> web.Response:
+        body = UnsubscribeRequest.model_validate(await _object(request))
+        key = subscription_id(body.endpoint)
+        found = await self._subscriptions.get(key)
+        owner: str | None
+        if body.token is not None:
+            owner = self._token_user(body.token, body.user_id)
+        elif body.auth is not None:
+            if found is not None and not hmac.compare_digest(found.auth, body.auth):
+                raise _unauthorized("that is not this subscription's secret", "invalid_proof")
+            owner = found.user_id if found is not None else None
+        elif self._api_key_valid(request.headers.get("Authorization")):
+            owner = None
+            if body.user_id is not None:
+                resolved = await self._users.resolve([body.user_id])
+                owner = resolved.get(body.user_id, body.user_id)
+        else:
+            raise _missing_credentials()
+        if found is None or (owner is not None and found.user_id != owner):
+            raise ApiProblem(404, "not_found", "no such subscription", "endpoint")
+        if not await self._subscriptions.delete(key, user_id=found.user_id):
+            raise ApiProblem(404, "not_found", "no such subscription", "endpoint")
+        return web.Response(status=204)
+
+    async def list_subscriptions(self, request: web.Request) -> web.Response:
+        if not self._api_key_valid(request.headers.get("Authorization")):
+            return error_response(
+                401,
+                "unauthorized",
+                "a valid API key is required (Authorization: Bearer <key>)",
+                headers={"WWW-Authenticate": 'Bearer realm="herald"'},
+            )
+        values = request.query.getall("userId", [])
+        if len(values) != 1:
+            raise ApiProblem(400, "invalid_field", "give userId exactly once", "userId")
+        user_id = await self._backend_user(request, _user_key(values[0]))
+        assert user_id is not None
+        items = await self._subscriptions.for_user(user_id)
+        return json_response({"userId": user_id, "items": [subscription_answer(s) for s in items]})
+
+
+class _UserQuery(_Strict):
+    user_id: RecipientKey = Field(alias="userId")
+
+
+def _user_key(raw: str) -> str:
+    return _UserQuery.model_validate({"userId": raw}).user_id
+
+
+def _missing_credentials() -> ApiProblem:
+    return ApiProblem(
+        401,
+        "unauthorized",
+        "send the link token from the bot (token), the subscription it replaces (previous), "
+        "or an API key (Authorization: Bearer <key>) with userId",
+    )
+
+
+async def _object(request: web.Request) -> dict[str, Any]:
+    body = await read_json(request)
+    if not isinstance(body, dict):
+        raise ApiProblem(400, "invalid_body", "the body is a JSON object")
+    return body

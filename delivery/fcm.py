@@ -1,0 +1,654 @@
+"""The FCM channel (`mobile`): native pushes to registered app installations via firebase-admin.
+
+Sends go out with `messaging.send_each_async` in batches of at most 500. The worker runs one
+task per delivery, so the channel micro-batches: sends that arrive within a couple of
+milliseconds (or 500 of them, whichever comes first) become one `send_each_async` call, and
+each caller gets the result for its own token. One bad token never fails the rest of a batch:
+FCM answers per message, and the content shared by a batch is validated once, when it is built.
+
+What goes to a device (cached per notification version and platform):
+
+- `notification`: title, body (the event's text) and image (the event's icon);
+- `data` (string values only): `herald.id`, `herald.version`, `herald.type`,
+  `herald.severity`, `herald.url` (the click link) and the event's own `data` (non-strings as
+  JSON, FCM's reserved keys left out);
+- Android: priority `high` for urgent events else `normal`, the notification's priority from
+  `urgency`, `collapse_key` and notification `tag` from the notification id (a progress update
+  replaces the one before, queued or on screen), `ttl` from `expiresAt`;
+- APNs (iOS through FCM): `apns-priority` 10, or 5 for low urgency, `apns-collapse-id` from the
+  notification id, `apns-expiration` from `expiresAt`, `apns-push-type: alert`, thread id from
+  the event type;
+- web: `Urgency`, `TTL` and `Topic` headers, notification `tag`, and the click link as
+  `fcm_options.link`.
+
+The whole message, token aside, is kept within FCM's 4,096-byte payload limit: the text is cut
+first (keeping a readable start), then the event's data and the image go, then the rest of the
+text, the link, and the title last.
+
+Errors per token (FCM's `errorCode`): UNREGISTERED and SENDER_ID_MISMATCH → the token is removed
+from the installation (`deadTargets`); INVALID_ARGUMENT (and THIRD_PARTY_AUTH_ERROR) → `failed`
+with FCM's reason, not retried; QUOTA_EXCEEDED, UNAVAILABLE, INTERNAL (and timeouts, refused
+connections, an OAuth token that could not be had) → retried after `Retry-After` when FCM gave
+one, else with the worker's exponential backoff.
+
+Two seams of firebase-admin 7.7 are used, both private, both pinned by requirements.txt and
+covered by tests against a stand-in of the FCM HTTP v1 API:
+
+1. The endpoint: `messaging._MessagingService.FCM_URL` is read when an app's messaging service
+   is created; the channel sets it from FCM_ENDPOINT just for that moment (synchronously, and
+   restores it), for its own named firebase_admin App, so instances never see each other's.
+2. The HTTP client under `send_each_async`: the SDK's httpx client refreshes the OAuth token
+   with a blocking `requests` call inside its auth flow (on the event loop), retries 500/503
+   itself without honouring Retry-After, and measured here sends ~100 messages/s (httpcore's
+   pool, with 500 requests queued on 100 connections, spends its time re-scanning the queue).
+   The channel puts Herald's keep-alive HTTP/1.1 client (proactive/http.py) in its place,
+   behind the same interface: the SDK still encodes each message, sends them and maps FCM's
+   error bodies to its exception types; the token comes from google-auth's service-account
+   flow, refreshed in a thread before a batch needs it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import time
+import uuid
+from collections import OrderedDict
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from email.utils import parsedate_to_datetime
+from pathlib import Path
+from typing import Any, Final
+
+import firebase_admin
+import google.auth.exceptions
+import google.auth.transport.requests
+import httpx
+import requests
+from firebase_admin import credentials, exceptions, messaging
+from yarl import URL
+
+from delivery.channel import DeliveryResult
+from delivery.mobile import APNS_NOT_CONFIGURED, MOBILE
+from delivery.outbox import DeliveryJob
+from delivery.payload import Shrink, encode_json, fit_json
+from errors import DeliveryError, DeliveryFailed, RetryLater, SettingsError, TargetGone
+from proactive.http import LeanHttpClient
+from storage.devices import DeviceRecord, DeviceStore
+from storage.records import NotificationRecord
+
+__all__ = [
+    "MAX_BATCH",
+    "FcmChannel",
+    "FcmStats",
+    "build_message",
+    "collapse_id",
+    "map_fcm_error",
+]
+
+log = logging.getLogger(__name__)
+
+MAX_BATCH: Final = 500
+"""The most messages `send_each_async` takes in one call."""
+FCM_SEND_PATH: Final = "/v1/projects/{0}/messages:send"
+
+_SHRINK: Final[tuple[Shrink, ...]] = (
+    ("body", "truncate", 280),
+    ("data", "drop", 0),
+    ("image", "drop", 0),
+    ("body", "truncate", 0),
+    ("url", "drop", 0),
+    ("title", "truncate", 1),
+)
+_ANDROID_NOTIFICATION_PRIORITY: Final = {
+    "very-low": "min",
+    "low": "low",
+    "normal": "default",
+    "high": "high",
+}
+_RESERVED_DATA_KEYS: Final = frozenset({"from", "message_type"})
+_RESERVED_DATA_PREFIXES: Final = ("google", "gcm")
+_MAX_REASON: Final = 200
+
+
+def collapse_id(notification_id: str) -> str:
+    """The notification id as a collapse key / `apns-collapse-id` (APNs allows 64 bytes):
+    one per notification, so its versions replace each other on the device."""
+    if len(notification_id.encode()) <= 64:
+        return notification_id
+    return hashlib.sha256(notification_id.encode()).hexdigest()
+
+
+def _web_topic(notification_id: str) -> str:
+    """RFC 8030 Topic for web installations: at most 32 base64url characters."""
+    return hashlib.sha256(notification_id.encode()).hexdigest()[:32]
+
+
+def _data_value(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def _event_data(data: Mapping[str, Any] | None) -> dict[str, str]:
+    """The event's `data` as FCM takes it: string values, FCM's reserved keys left out."""
+    result: dict[str, str] = {}
+    for key, value in (data or {}).items():
+        lowered = key.lower()
+        if value is None or lowered in _RESERVED_DATA_KEYS:
+            continue
+        if lowered.startswith(_RESERVED_DATA_PREFIXES) or key.startswith("herald."):
+            continue
+        result[key] = _data_value(value)
+    return result
+
+
+def _seconds_left(event: Mapping[str, Any], now: float) -> tuple[int, float] | None:
+    expires = event.get("expiresAt")
+    if not expires:
+        return None
+    try:
+        at = datetime.fromisoformat(str(expires)).timestamp()
+    except ValueError:
+        return None
+    return max(0, int(at - now)), at
+
+
+def _encoded_size(message: messaging.Message) -> int:
+    """Bytes of the message as sent (compact UTF-8 JSON), its token aside."""
+    document = json.loads(str(message))  # str() runs the SDK's encoder: it validates too
+    document.pop("token", None)
+    return len(encode_json(document))
+
+
+def _assemble(
+    fitted: Mapping[str, Any],
+    event: Mapping[str, Any],
+    notification_id: str,
+    version: int,
+    platform: str,
+    now: float,
+) -> messaging.Message:
+    urgency = event.get("urgency")
+    collapse = collapse_id(notification_id)
+    url = fitted.get("url")
+    data = dict(fitted.get("data") or {})
+    data.update(
+        {
+            "herald.id": notification_id,
+            "herald.version": str(version),
+            "herald.type": str(event.get("type", "")),
+            "herald.severity": str(event.get("severity", "info")),
+        }
+    )
+    if url:
+        data["herald.url"] = url
+    left = _seconds_left(event, now)
+    android = apns = webpush = None
+    if platform == "android":
+        android = messaging.AndroidConfig(
+            collapse_key=collapse,
+            priority="high" if urgency == "high" else "normal",
+            ttl=timedelta(seconds=left[0]) if left else None,
+            notification=messaging.AndroidNotification(
+                tag=collapse, priority=_ANDROID_NOTIFICATION_PRIORITY.get(urgency or "")
+            ),
+        )
+    elif platform == "ios":
+        headers = {
+            "apns-priority": "5" if urgency in ("low", "very-low") else "10",
+            "apns-collapse-id": collapse,
+            "apns-push-type": "alert",
+        }
+        if left:
+            headers["apns-expiration"] = str(int(left[1]))
+        image = fitted.get("image")
+        apns = messaging.APNSConfig(
+            headers=headers,
+            payload=messaging.APNSPayload(
+                aps=messaging.Aps(
+                    thread_id=str(event.get("type", "")) or None,
+                    mutable_content=True if image else None,
+                )
+            ),
+            fcm_options=messaging.APNSFCMOptions(image=image) if image else None,
+        )
+    else:
+        headers = {"Topic": _web_topic(notification_id)}
+        if urgency:
+            headers["Urgency"] = str(urgency)
+        if left:
+            headers["TTL"] = str(left[0])
+        webpush = messaging.WebpushConfig(
+            headers=headers,
+            notification=messaging.WebpushNotification(tag=collapse),
+            fcm_options=messaging.WebpushFCMOptions(link=url) if url else None,
+        )
+    message = messaging.Message(
+        notification=messaging.Notification(
+            title=fitted.get("title"), body=fitted.get("body"), image=fitted.get("image")
+        ),
+        data=data,
+        android=android,
+        apns=apns,
+        webpush=webpush,
+    )
+    # `Message(token=...)` warns (DeprecationWarning) in firebase-admin 7 in favour of `fid=`,
+    # but `fid` addresses a Firebase installation ID, not the registration token apps register;
+    # FCM's API takes `token`, and setting the attribute sends it without the warning.
+    message.token = "x"
+    return message
+
+
+def build_message(
+    event: Mapping[str, Any],
+    notification_id: str,
+    version: int,
+    platform: str,
+    *,
+    limit: int = 4096,
+    now: float | None = None,
+) -> messaging.Message:
+    """The message for one platform, shrunk to `limit` bytes (token aside); the caller sets
+    `token`. Raises ValueError for content the SDK (and so FCM) would refuse."""
+    when = time.time() if now is None else now
+    flat: dict[str, Any] = {
+        "title": event.get("title"),
+        "body": event.get("text"),
+        "image": event.get("icon"),
+        "url": event.get("url"),
+        "data": _event_data(event.get("data")) or None,
+    }
+    flat = {k: v for k, v in flat.items() if v is not None}
+    budget = limit
+    for _ in range(4):
+        fitted = json.loads(fit_json(flat, budget, _SHRINK))
+        message = _assemble(fitted, event, notification_id, version, platform, when)
+        size = _encoded_size(message)
+        if size <= limit:
+            return message
+        budget -= size - limit  # the envelope around the fitted fields takes the rest
+        if budget <= 0:
+            break
+    raise ValueError(f"the message cannot be fitted into {limit} bytes")
+
+
+def _retry_after(exc: BaseException) -> float | None:
+    """Retry-After from FCM's answer: delay-seconds or an HTTP-date (RFC 9110 §10.2.3)."""
+    response = getattr(exc, "http_response", None)
+    value = response.headers.get("Retry-After") if response is not None else None
+    if not value:
+        return None
+    text = str(value).strip()
+    if text.isascii() and text.isdigit():
+        return float(text)
+    try:
+        when = parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError):
+        return None
+    return None if when.tzinfo is None else max(0.0, when.timestamp() - time.time())
+
+
+def _fcm_code(exc: BaseException) -> str:
+    code = getattr(exc, "code", None)
+    return str(code).upper().replace("-", "_") if code else type(exc).__name__
+
+
+def _short(text: str) -> str:
+    return text if len(text) <= _MAX_REASON else text[: _MAX_REASON - 1] + "…"
+
+
+def map_fcm_error(exc: BaseException) -> DeliveryError:
+    """What an FCM failure (an SDK exception, per token or for a whole batch) means for the
+    delivery: the one place where firebase-admin's error types are read."""
+    if isinstance(exc, messaging.UnregisteredError):
+        return TargetGone("UNREGISTERED")
+    if isinstance(exc, messaging.SenderIdMismatchError):
+        return TargetGone("SENDER_ID_MISMATCH")
+    if isinstance(exc, messaging.QuotaExceededError):
+        return RetryLater("QUOTA_EXCEEDED", _retry_after(exc))
+    if isinstance(exc, exceptions.InvalidArgumentError):
+        return DeliveryFailed(_short(f"INVALID_ARGUMENT: {exc}"))
+    if isinstance(exc, messaging.ThirdPartyAuthError):
+        # Firebase could not authenticate to APNs / the web push service: a project setting.
+        return DeliveryFailed(_short(f"THIRD_PARTY_AUTH_ERROR: {exc}"))
+    if isinstance(exc, exceptions.UnavailableError):
+        return RetryLater("UNAVAILABLE", _retry_after(exc))
+    if isinstance(exc, exceptions.InternalError):
+        return RetryLater("INTERNAL", _retry_after(exc))
+    if isinstance(exc, exceptions.FirebaseError):
+        # Timeouts, refused credentials, unknown answers: worth another try later.
+        return RetryLater(_fcm_code(exc), _retry_after(exc))
+    if isinstance(exc, google.auth.exceptions.GoogleAuthError):
+        return RetryLater(_short(f"oauth-token: {exc}"))
+    if isinstance(exc, ValueError):
+        return DeliveryFailed(_short(f"invalid-message: {exc}"))
+    return RetryLater(type(exc).__name__)
+
+
+def _as_result(error: DeliveryError) -> DeliveryResult:
+    if isinstance(error, TargetGone):
+        return DeliveryResult.dead(error.reason)
+    if isinstance(error, RetryLater):
+        return DeliveryResult.retry(error.reason, error.after)
+    return DeliveryResult.failed(error.reason)
+
+
+class _AccessToken:
+    """OAuth 2.0 access tokens for FCM from the service account, via google-auth's own flow
+    (a JWT signed with the account's key, posted to its `token_uri`)."""
+
+    def __init__(self, credential: Any, session: requests.Session) -> None:
+        self._credential = credential
+        self._request = google.auth.transport.requests.Request(session)
+        self._lock = asyncio.Lock()
+        self._stale = False
+        self.header = ""
+
+    async def ensure(self) -> None:
+        """Refresh unless the token is good for a few more minutes (google-auth's margin)."""
+        if self._stale or not self._credential.valid:
+            async with self._lock:
+                if self._stale or not self._credential.valid:
+                    # google-auth's stable service-account refresh is synchronous (requests);
+                    # its async variant is private and experimental. About once an hour, so
+                    # it runs in a thread rather than blocking the event loop.
+                    await asyncio.to_thread(self._credential.refresh, self._request)
+                    self._stale = False
+        self.header = f"Bearer {self._credential.token}"
+
+    def invalidate(self) -> None:
+        """FCM refused the token (401): fetch a new one before the next batch."""
+        self._stale = True
+
+
+class _Answer:
+    """A 2xx answer as firebase-admin reads it (`.json()`), without building an httpx one."""
+
+    __slots__ = ("_body",)
+
+    def __init__(self, body: bytes) -> None:
+        self._body = body
+
+    def json(self) -> Any:
+        return json.loads(self._body)
+
+
+class _FirebaseTransport:
+    """In the place of firebase-admin's `HttpxAsyncClient` under `send_each_async`: the same
+    `request(method, url, headers=..., json=...)`, answering like it (a response with `.json()`,
+    or httpx's exceptions, which the SDK maps to its FCM error types)."""
+
+    def __init__(self, http: LeanHttpClient, token: _AccessToken, timeout: float) -> None:
+        self._http = http
+        self._token = token
+        self._timeout = timeout
+        self._urls: dict[str, URL] = {}
+
+    async def request(self, method: str, url: str, **kwargs: Any) -> Any:
+        target = self._urls.get(url)
+        if target is None:
+            target = self._urls[url] = URL(url)
+        headers = {
+            **(kwargs.get("headers") or {}),
+            "Authorization": self._token.header,
+            "Content-Type": "application/json; charset=UTF-8",
+        }
+        body = encode_json(kwargs["json"])
+        timeout = float(kwargs.get("timeout") or self._timeout)
+        try:
+            answer = await self._http.request(
+                method.upper(), target, headers, body, timeout=timeout
+            )
+        except TimeoutError as exc:
+            raise httpx.ReadTimeout(
+                "FCM did not answer in time", request=httpx.Request(method, url)
+            ) from exc
+        except OSError as exc:  # refused, reset, closed mid-answer
+            raise httpx.ConnectError(str(exc), request=httpx.Request(method, url)) from exc
+        if 200 <= answer.status < 300:
+            return _Answer(answer.body)
+        if answer.status == 401:
+            self._token.invalidate()
+        response = httpx.Response(
+            answer.status,
+            headers=answer.headers,
+            content=answer.body,
+            request=httpx.Request(method, url),
+        )
+        return response.raise_for_status()
+
+    async def aclose(self) -> None:
+        # The channel owns the HTTP client. firebase_admin.delete_app runs this (through
+        # asyncio.run, in a thread of its own), so there is nothing to do here.
+        return None
+
+
+@dataclass(slots=True)
+class FcmStats:
+    """How the channel batched its sends (for tests, benchmarks and operators)."""
+
+    batches: int = 0
+    messages: int = 0
+    largest_batch: int = 0
+
+
+_Pending = tuple[messaging.Message, "asyncio.Future[DeliveryResult]"]
+
+
+class FcmChannel:
+    """Channel `mobile`: FCM pushes to each active installation with an FCM token."""
+
+    name = MOBILE
+    max_payload_bytes: Final = 4096
+    """FCM's limit for a message's payload; Herald counts the whole message but the token."""
+
+    def __init__(
+        self,
+        devices: DeviceStore,
+        credentials_path: Path,
+        endpoint: str = "https://fcm.googleapis.com",
+        *,
+        batch_window: float = 0.002,
+        connections: int = 128,
+        timeout_seconds: float = 30.0,
+        template_cache_size: int = 64,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        try:
+            # Reads and checks the service-account file now: a bad file stops start-up.
+            self._certificate = credentials.Certificate(str(credentials_path))
+        except (OSError, ValueError) as exc:
+            raise SettingsError(f"FIREBASE_CREDENTIALS: {exc}") from None
+        if not endpoint.startswith(("https://", "http://")):
+            raise SettingsError(f"FCM_ENDPOINT must be an http(s) URL, not {endpoint!r}")
+        self._devices = devices
+        self._endpoint = endpoint.rstrip("/")
+        self._window = batch_window
+        self._timeout = timeout_seconds
+        self._clock = clock
+        self._http = LeanHttpClient(
+            max_connections_per_origin=connections, user_agent="Herald (firebase-admin)"
+        )
+        self._token_session = requests.Session()
+        self._token = _AccessToken(self._certificate.get_credential(), self._token_session)
+        # Built now, at start-up, not on the event loop: the SDK's messaging service makes TLS
+        # contexts for its own HTTP clients (~0.1 s of CPU each) even though they go unused.
+        self._app: firebase_admin.App | None = self._create_app()
+        self._templates: OrderedDict[tuple[str, int, str], messaging.Message | str] = OrderedDict()
+        self._template_cache_size = template_cache_size
+        self._queue: list[_Pending] = []
+        self._timer: asyncio.TimerHandle | None = None
+        self._batches: set[asyncio.Task[None]] = set()
+        self._dead_tokens: dict[int, str] = {}
+        self.stats = FcmStats()
+
+    @property
+    def project_id(self) -> str:
+        return str(self._certificate.project_id)
+
+    # ------------------------------------------------------------------ Channel
+
+    async def targets(self, user_ids: Sequence[str]) -> dict[str, list[str]]:
+        return await self._devices.targets_for(user_ids)
+
+    async def load(self, jobs: Sequence[DeliveryJob]) -> dict[int, Any]:
+        found = await self._devices.get_many([(job.user_id, job.target) for job in jobs])
+        targets: dict[int, Any] = {}
+        for job in jobs:
+            device = found.get((job.user_id, job.target))
+            if device is not None and device.active:
+                targets[job.id] = device
+        return targets
+
+    async def send(
+        self, job: DeliveryJob, target: Any, notification: NotificationRecord
+    ) -> DeliveryResult:
+        device: DeviceRecord = target
+        token = device.fcm_token
+        if token is None:
+            return DeliveryResult.skipped(APNS_NOT_CONFIGURED)
+        template = self._template(notification, device.platform)
+        if isinstance(template, str):
+            return DeliveryResult.failed(template)
+        message = messaging.Message(
+            data=template.data,
+            notification=template.notification,
+            android=template.android,
+            apns=template.apns,
+            webpush=template.webpush,
+        )
+        message.token = token  # see _assemble: `token=` would warn
+        result = await self._submit(message)
+        if result.status == "dead":
+            self._dead_tokens[job.id] = token
+        return result
+
+    async def retire(self, job: DeliveryJob, reason: str) -> None:
+        token = self._dead_tokens.pop(job.id, None)
+        if token is None:
+            return
+        if await self._devices.remove_fcm_token(job.target, token, reason):
+            log.info("removed the FCM token of installation %s (%s)", job.target, reason)
+
+    async def aclose(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        pending, self._queue = self._queue, []
+        for _, future in pending:
+            if not future.done():
+                future.set_result(DeliveryResult.retry("shutting down"))
+        if self._batches:
+            await asyncio.wait(self._batches, timeout=self._timeout)
+        await self._http.aclose()
+        self._token_session.close()  # closes idle pooled sockets only: nothing to wait for
+        app, self._app = self._app, None
+        if app is not None:
+            # delete_app closes the messaging service with asyncio.run(), which cannot run in
+            # this event loop: it gets a thread (and a loop) of its own.
+            await asyncio.to_thread(firebase_admin.delete_app, app)
+
+    # ---------------------------------------------------------------- internals
+
+    def _template(self, notification: NotificationRecord, platform: str) -> messaging.Message | str:
+        """The message content for one notification version and platform (without a token),
+        or why it cannot be sent to anyone (then nothing is tried)."""
+        key = (notification.id, notification.version, platform)
+        template = self._templates.get(key)
+        if template is None:
+            try:
+                template = build_message(
+                    notification.event,
+                    notification.id,
+                    notification.version,
+                    platform,
+                    limit=self.max_payload_bytes,
+                    now=self._clock(),
+                )
+            except ValueError as exc:
+                log.warning("notification %s cannot be sent through FCM: %s", notification.id, exc)
+                template = _as_result(map_fcm_error(exc)).reason or "invalid-message"
+            self._templates[key] = template
+            if len(self._templates) > self._template_cache_size:
+                self._templates.popitem(last=False)
+        return template
+
+    def _messaging_app(self) -> firebase_admin.App:
+        if self._app is None:
+            raise RuntimeError("the FCM channel is closed")
+        return self._app
+
+    def _create_app(self) -> firebase_admin.App:
+        """This channel's own firebase_admin App, its messaging service pointed at FCM_ENDPOINT
+        and sending through Herald's HTTP client."""
+        app = firebase_admin.initialize_app(
+            self._certificate,
+            {"projectId": self._certificate.project_id, "httpTimeout": self._timeout},
+            name=f"herald-{uuid.uuid4().hex}",
+        )
+        service_class = messaging._MessagingService
+        original = service_class.FCM_URL
+        service_class.FCM_URL = self._endpoint + FCM_SEND_PATH
+        try:
+            service = messaging._get_messaging_service(app)
+        finally:
+            service_class.FCM_URL = original
+        # The SDK's httpx client has made no connection yet; dropping it leaves nothing open.
+        service._async_client = _FirebaseTransport(self._http, self._token, self._timeout)
+        return app
+
+    def _submit(self, message: messaging.Message) -> asyncio.Future[DeliveryResult]:
+        future: asyncio.Future[DeliveryResult] = asyncio.get_running_loop().create_future()
+        self._queue.append((message, future))
+        if len(self._queue) >= MAX_BATCH:
+            self._flush()
+        elif self._timer is None:
+            self._timer = asyncio.get_running_loop().call_later(self._window, self._flush)
+        return future
+
+    def _flush(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        while self._queue:
+            batch, self._queue = self._queue[:MAX_BATCH], self._queue[MAX_BATCH:]
+            task = asyncio.create_task(self._send_batch(batch), name="herald-fcm-batch")
+            self._batches.add(task)
+            task.add_done_callback(self._batches.discard)
+
+    async def _send_batch(self, batch: list[_Pending]) -> None:
+        stats = self.stats
+        stats.batches += 1
+        stats.messages += len(batch)
+        stats.largest_batch = max(stats.largest_batch, len(batch))
+        try:
+            app = self._messaging_app()
+            await self._token.ensure()
+            answer = await messaging.send_each_async([m for m, _ in batch], app=app)
+        except asyncio.CancelledError:
+            _resolve_all(batch, DeliveryResult.retry("cancelled"))
+            raise
+        except Exception as exc:
+            if not isinstance(exc, google.auth.exceptions.GoogleAuthError):
+                log.warning("an FCM batch of %d failed as a whole: %s", len(batch), exc)
+            else:
+                log.warning("no OAuth token for FCM: %s", exc)
+            _resolve_all(batch, _as_result(map_fcm_error(exc)))
+            return
+        for (_, future), response in zip(batch, answer.responses, strict=True):
+            if future.done():
+                continue
+            if response.success:
+                future.set_result(DeliveryResult.delivered(response.message_id))
+            else:
+                future.set_result(_as_result(map_fcm_error(response.exception)))
+
+
+def _resolve_all(batch: list[_Pending], result: DeliveryResult) -> None:
+    for _, future in batch:
+        if not future.done():
+            future.set_result(result)

@@ -1,0 +1,246 @@
+"""The Web Push channel: a browser notification through the browser's push service.
+
+Each push is encrypted for one subscription with pywebpush (RFC 8291 `aes128gcm`), signed with
+Herald's VAPID key (RFC 8292) and posted to the subscription's endpoint (RFC 8030) over one
+shared aiohttp session. Headers: `TTL` always (seconds until the event's `expiresAt`, else a
+default), `Urgency` when the event has one, and `Topic` derived from the notification id, so a
+progress update (same id, new version) replaces a push still waiting at the push service; the
+service worker shows it under the same tag, replacing what is on screen.
+
+Push services answer 201; 404/410 mean the subscription is gone (it is deleted and counted in
+`deadTargets`); 429 and 5xx are retried after `Retry-After` (or the worker's backoff); any
+other refusal fails that one delivery.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import logging
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
+from email.utils import parsedate_to_datetime
+from typing import Any, Final
+
+import aiohttp
+from pywebpush import WebPusher, WebPushException
+
+from delivery.channel import DeliveryResult
+from delivery.outbox import DeliveryJob
+from delivery.payload import Shrink, fit_json
+from delivery.vapid import VapidKeys
+from storage.records import NotificationRecord
+from storage.subscriptions import PushSubscription, SubscriptionStore
+
+__all__ = ["DEFAULT_TTL_SECONDS", "WebPushChannel", "push_payload", "topic_for"]
+
+log = logging.getLogger(__name__)
+
+DEFAULT_TTL_SECONDS: Final = 24 * 3600
+"""How long a push service keeps a push for a browser that is offline, unless the event says
+(`expiresAt`). A day: most notifications are stale after that."""
+
+_SHRINK: Final[tuple[Shrink, ...]] = (
+    ("text", "truncate", 280),
+    ("data", "drop", 0),
+    ("icon", "drop", 0),
+    ("text", "truncate", 0),
+    ("url", "drop", 0),
+    ("title", "truncate", 1),
+)
+"""What gives way when a payload is too large: the text is cut first, as long as a readable
+start (280 characters) still fits; otherwise `data` and the icon go first (the service worker
+shows neither) and the text is cut after; the click URL and the title go last."""
+
+_URGENCIES: Final = frozenset({"very-low", "low", "normal", "high"})
+
+
+def topic_for(notification_id: str) -> str:
+    """RFC 8030 §5.4 Topic: at most 32 characters of the base64url alphabet, one per id."""
+    digest = hashlib.sha256(notification_id.encode()).digest()
+    return base64.urlsafe_b64encode(digest).decode()[:32]
+
+
+def push_payload(event: Mapping[str, Any], notification_id: str, limit: int) -> bytes:
+    """What the service worker receives: {id, title, text, icon, url, severity, type, data},
+    absent fields left out, shrunk to `limit` bytes (text cut first) when needed."""
+    document: dict[str, Any] = {
+        "id": notification_id,
+        "title": event.get("title"),
+        "text": event.get("text"),
+        "icon": event.get("icon"),
+        "url": event.get("url"),
+        "severity": event.get("severity", "info"),
+        "type": event.get("type"),
+        "data": event.get("data"),
+    }
+    return fit_json({k: v for k, v in document.items() if v is not None}, limit, _SHRINK)
+
+
+def _retry_after(value: str | None, now: float) -> float | None:
+    """Retry-After as seconds from now: delay-seconds or an HTTP-date (RFC 9110 §10.2.3)."""
+    if not value:
+        return None
+    text = value.strip()
+    if text.isascii() and text.isdigit():
+        return float(text)
+    try:
+        when = parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        return None
+    return max(0.0, when.timestamp() - now)
+
+
+def _ttl(event: Mapping[str, Any], now: float, default: int) -> int:
+    expires = event.get("expiresAt")
+    if not expires:
+        return default
+    try:
+        remaining = datetime.fromisoformat(str(expires)).timestamp() - now
+    except ValueError:
+        return default
+    return max(0, int(remaining))
+
+
+class WebPushChannel:
+    """Channel `webpush`: one push per subscription (a user may have several browsers)."""
+
+    name = "webpush"
+    max_payload_bytes: Final = 3993
+    """RFC 8291 §4: a push message body is at most 4,096 bytes; aes128gcm takes 86 for its
+    header (salt, record size, the 65-byte ephemeral key) and 17 per record (padding
+    delimiter, 16-byte tag), leaving 3,993 for the payload in a single record."""
+    content_encoding: Final = "aes128gcm"
+
+    def __init__(
+        self,
+        subscriptions: SubscriptionStore,
+        vapid: VapidKeys,
+        *,
+        default_ttl: int = DEFAULT_TTL_SECONDS,
+        timeout_seconds: float = 30.0,
+        connections: int = 256,
+        clock: Callable[[], float] = time.time,
+        payload_cache_size: int = 64,
+    ) -> None:
+        self._subscriptions = subscriptions
+        self._vapid = vapid
+        self._default_ttl = default_ttl
+        self._timeout = aiohttp.ClientTimeout(total=timeout_seconds)
+        self._connections = connections
+        self._clock = clock
+        self._payloads: OrderedDict[tuple[str, int], bytes] = OrderedDict()
+        self._payload_cache_size = payload_cache_size
+        self._session: aiohttp.ClientSession | None = None
+
+    @property
+    def public_key(self) -> str:
+        return self._vapid.public_key
+
+    def _http(self) -> aiohttp.ClientSession:
+        # Opened on the first send, inside the running loop; closed by aclose() at shutdown.
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=self._connections),
+                timeout=self._timeout,
+            )
+        return self._session
+
+    async def targets(self, user_ids: Sequence[str]) -> dict[str, list[str]]:
+        return await self._subscriptions.targets_for(user_ids)
+
+    async def load(self, jobs: Sequence[DeliveryJob]) -> dict[int, Any]:
+        found = await self._subscriptions.get_many([(j.user_id, j.target) for j in jobs])
+        targets: dict[int, Any] = {}
+        for job in jobs:
+            subscription = found.get((job.user_id, job.target))
+            if subscription is not None:
+                targets[job.id] = subscription
+        return targets
+
+    def payload(self, notification: NotificationRecord) -> bytes:
+        """The plaintext for every recipient of this version (built once, then cached)."""
+        key = (notification.id, notification.version)
+        payload = self._payloads.get(key)
+        if payload is None:
+            payload = push_payload(notification.event, notification.id, self.max_payload_bytes)
+            self._payloads[key] = payload
+            if len(self._payloads) > self._payload_cache_size:
+                self._payloads.popitem(last=False)
+        return payload
+
+    def headers(
+        self, subscription: PushSubscription, notification: NotificationRecord, now: float
+    ) -> dict[str, str]:
+        """The push request's headers (RFC 8030 §5, RFC 8291 §4, RFC 8292 §3)."""
+        headers = {
+            "Authorization": self._vapid.authorization(subscription.endpoint),
+            "TTL": str(_ttl(notification.event, now, self._default_ttl)),
+            "Topic": topic_for(notification.id),
+            "Content-Encoding": self.content_encoding,
+            "Content-Type": "application/octet-stream",
+        }
+        urgency = notification.event.get("urgency")
+        if urgency in _URGENCIES:
+            headers["Urgency"] = str(urgency)
+        return headers
+
+    async def send(
+        self, job: DeliveryJob, target: Any, notification: NotificationRecord
+    ) -> DeliveryResult:
+        subscription: PushSubscription = target
+        now = self._clock()
+        info = {
+            "endpoint": subscription.endpoint,
+            "keys": {"p256dh": subscription.p256dh, "auth": subscription.auth},
+        }
+        try:
+            # pywebpush encrypts (a fresh ephemeral key and salt per push); the request goes
+            # out on the shared session directly rather than through WebPusher.send_async,
+            # which would decode every answer's body as text and copy the headers again.
+            body = WebPusher(info).encode(self.payload(notification), self.content_encoding)
+        except WebPushException as exc:  # keys pywebpush cannot use: this push never works
+            return DeliveryResult.failed(f"bad subscription keys: {exc.message}")
+        except ValueError as exc:  # a key that is not a P-256 point fails in the encryption
+            return DeliveryResult.failed(f"bad subscription keys: {type(exc).__name__}")
+        try:
+            async with self._http().post(
+                subscription.endpoint,
+                data=body["body"],
+                headers=self.headers(subscription, notification, now),
+            ) as response:
+                await response.read()  # small; reading it frees the connection for reuse
+                return self._result(response.status, response.headers, now)
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            return DeliveryResult.retry(f"push service unreachable: {type(exc).__name__}")
+
+    @staticmethod
+    def _result(status: int, headers: Mapping[str, str], now: float) -> DeliveryResult:
+        if 200 <= status < 300:
+            return DeliveryResult.delivered(headers.get("Location"))
+        if status in (404, 410):
+            return DeliveryResult.dead(f"push subscription gone ({status})")
+        if status == 429 or status >= 500:
+            return DeliveryResult.retry(
+                f"push service answered {status}", _retry_after(headers.get("Retry-After"), now)
+            )
+        if status in (401, 403):
+            return DeliveryResult.failed(f"push service refused our VAPID credentials ({status})")
+        if status == 413:
+            return DeliveryResult.failed("push service says the payload is too large (413)")
+        return DeliveryResult.failed(f"push service refused the push ({status})")
+
+    async def retire(self, job: DeliveryJob, reason: str) -> None:
+        if await self._subscriptions.delete(job.target, user_id=job.user_id):
+            log.info(
+                "deleted push subscription %s… of %s: %s", job.target[:12], job.user_id, reason
+            )
+
+    async def aclose(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None

@@ -1,0 +1,332 @@
+"""Web Push end to end against a real push service: web-push-testing (npm) on 127.0.0.1.
+
+A browser is played by web-push-testing's /subscribe (an endpoint and RFC 8291 keys bound to
+Herald's VAPID key, as pushManager.subscribe() gives them); the subscription is registered
+through Herald's API with the link token the bot hands out; events are posted to Herald, and
+what the push service *decrypted* is read back, with the headers each push carried.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from delivery.webpush import DEFAULT_TTL_SECONDS, WebPushChannel, topic_for
+from tests.conftest import HeraldFactory
+from tests.harness import EmulatedUser, Emulator, RunningHerald
+from tests.peers.connector import ConnectorStandIn
+from tests.peers.webpush import BrowserSubscription, WebPushTesting
+
+SUBSCRIPTIONS = "/api/push/subscriptions"
+
+
+async def person(herald: RunningHerald, emulator: Emulator, name: str = "Ada") -> EmulatedUser:
+    """Someone Herald knows (they opened a chat with the bot)."""
+    user = emulator.user(name)
+    assert await emulator.join(user) in (200, 201)
+    return user
+
+
+async def browser(herald: RunningHerald, push_service: WebPushTesting) -> BrowserSubscription:
+    """A browser subscribed with Herald's VAPID key, as the consent page does it."""
+    code, body = await herald.request("GET", "/api/push/vapid-public-key", auth=False)
+    assert code == 200, body
+    return await push_service.subscribe(body["publicKey"])
+
+
+async def register(
+    herald: RunningHerald, subscription: BrowserSubscription, user: EmulatedUser
+) -> dict[str, Any]:
+    """What the consent page posts, with the token of the bot's link for `user`."""
+    token = herald.herald.links.issue(user.key, "webpush")
+    code, body = await herald.request(
+        "POST",
+        SUBSCRIPTIONS,
+        json={"subscription": subscription.to_json(), "token": token, "userAgent": "Firefox"},
+        auth=False,
+    )
+    assert code == 201, body
+    assert isinstance(body, dict)
+    return body
+
+
+async def subscriptions_of(herald: RunningHerald, user: EmulatedUser) -> list[dict[str, Any]]:
+    code, body = await herald.request("GET", f"{SUBSCRIPTIONS}?userId={user.key}")
+    assert code == 200, body
+    return list(body["items"])
+
+
+def event(user: EmulatedUser, **fields: Any) -> dict[str, Any]:
+    return {
+        "type": "case.assigned",
+        "title": "Case 4711 was assigned to you",
+        "text": "Customer: Contoso. Priority: high.",
+        "recipients": {"users": [user.key]},
+        **fields,
+    }
+
+
+async def deliver(herald: RunningHerald, body: dict[str, Any]) -> dict[str, Any]:
+    code, accepted = await herald.post_event(body)
+    assert code == 202, accepted
+    return await herald.wait_status(accepted["id"])
+
+
+async def test_a_subscribed_browser_gets_the_decrypted_notification(
+    herald: RunningHerald, emulator: Emulator, push_service: WebPushTesting
+) -> None:
+    ada = await person(herald, emulator)
+    sub = await browser(herald, push_service)
+    answer = await register(herald, sub, ada)
+    assert answer["userId"] == ada.key
+    assert answer["endpoint"] == sub.endpoint
+    assert answer["userAgent"] == "Firefox"
+    assert "keys" not in answer and sub.auth not in json.dumps(answer)  # secrets stay inside
+
+    expires = (datetime.now(UTC) + timedelta(hours=1)).isoformat(timespec="seconds")
+    status = await deliver(
+        herald,
+        event(
+            ada,
+            id="case-4711",
+            severity="warning",
+            url="https://crm.example.com/cases/4711",
+            icon="https://crm.example.com/icon.png",
+            data={"caseId": 4711},
+            urgency="high",
+            expiresAt=expires,
+        ),
+    )
+    assert status["channels"]["webpush"]["delivered"] == 1
+    [message] = await push_service.wait_notifications(sub, 1)
+    assert json.loads(message) == {
+        "id": "case-4711",
+        "title": "Case 4711 was assigned to you",
+        "text": "Customer: Contoso. Priority: high.",
+        "icon": "https://crm.example.com/icon.png",
+        "url": "https://crm.example.com/cases/4711",
+        "severity": "warning",
+        "type": "case.assigned",
+        "data": {"caseId": 4711},
+    }
+    [request] = await push_service.requests(sub)
+    assert 3590 <= int(request["ttl"]) <= 3600  # until expiresAt
+    assert request["urgency"] == "high"
+    assert request["topic"] == topic_for("case-4711")
+    assert len(request["topic"]) == 32
+    assert request["contentEncoding"] == "aes128gcm"
+    assert request["contentType"] == "application/octet-stream"
+    assert request["authorization"] == "vapid"  # RFC 8292 scheme; the JWT was verified
+
+
+async def test_ttl_defaults_and_no_urgency_unless_the_event_has_one(
+    herald: RunningHerald, emulator: Emulator, push_service: WebPushTesting
+) -> None:
+    ada = await person(herald, emulator)
+    sub = await browser(herald, push_service)
+    await register(herald, sub, ada)
+    await deliver(herald, event(ada))
+    [message] = await push_service.wait_notifications(sub, 1)
+    payload = json.loads(message)
+    assert set(payload) == {"id", "title", "text", "severity", "type"}  # no nulls sent
+    assert payload["severity"] == "info"
+    [request] = await push_service.requests(sub)
+    assert request["ttl"] == str(DEFAULT_TTL_SECONDS)
+    assert request["urgency"] is None
+
+
+async def test_every_browser_of_a_person_gets_one_push_and_nobody_else_does(
+    herald: RunningHerald, emulator: Emulator, push_service: WebPushTesting
+) -> None:
+    ada, grace = await person(herald, emulator, "Ada"), await person(herald, emulator, "Grace")
+    laptop, phone = await browser(herald, push_service), await browser(herald, push_service)
+    graces = await browser(herald, push_service)
+    await register(herald, laptop, ada)
+    await register(herald, phone, ada)
+    await register(herald, graces, grace)
+    assert len(await subscriptions_of(herald, ada)) == 2
+
+    status = await deliver(herald, event(ada))
+    assert status["channels"]["webpush"]["delivered"] == 2
+    assert len(await push_service.wait_notifications(laptop, 1)) == 1
+    assert len(await push_service.wait_notifications(phone, 1)) == 1
+    assert await push_service.notifications(graces) == []
+
+    status = await deliver(herald, {**event(ada), "recipients": {"all": True}})
+    assert status["channels"]["webpush"]["delivered"] == 3
+    for sub in (laptop, phone, graces):
+        assert len(await push_service.wait_notifications(sub, 1)) >= 1
+    assert len(await push_service.notifications(laptop)) == 2  # one each time, never twice
+
+
+async def test_a_progress_update_goes_out_under_the_same_topic(
+    herald: RunningHerald, emulator: Emulator, push_service: WebPushTesting
+) -> None:
+    ada = await person(herald, emulator)
+    sub = await browser(herald, push_service)
+    await register(herald, sub, ada)
+    await deliver(herald, event(ada, id="build-77", title="Build 77: 10%"))
+    await push_service.wait_notifications(sub, 1)
+    code, body = await herald.post_event(event(ada, id="build-77", title="Build 77: 90%"))
+    assert (code, body["outcome"]) == (202, "updated")
+    messages = await push_service.wait_notifications(sub, 2)
+    assert [json.loads(m)["title"] for m in messages] == ["Build 77: 10%", "Build 77: 90%"]
+    assert {json.loads(m)["id"] for m in messages} == {"build-77"}  # the worker's tag
+    topics = {r["topic"] for r in await push_service.requests(sub)}
+    assert topics == {topic_for("build-77")}  # the push service replaces a pending one
+
+
+async def test_a_gone_subscription_is_deleted_and_counted_as_a_dead_target(
+    herald: RunningHerald, emulator: Emulator, push_service: WebPushTesting
+) -> None:
+    ada = await person(herald, emulator)
+    alive, gone = await browser(herald, push_service), await browser(herald, push_service)
+    await register(herald, alive, ada)
+    await register(herald, gone, ada)
+    await deliver(herald, event(ada, id="first"))
+    await push_service.expire(gone)  # the person revoked it in the browser: 410 from now on
+
+    status = await deliver(herald, event(ada, id="second"))
+    assert status["channels"]["webpush"]["delivered"] == 1
+    assert status["channels"]["webpush"]["deadTargets"] == 1
+    assert [s["endpoint"] for s in await subscriptions_of(herald, ada)] == [alive.endpoint]
+
+    status = await deliver(herald, event(ada, id="third"))
+    assert status["channels"]["webpush"] == {
+        **status["channels"]["webpush"],
+        "delivered": 1,
+        "deadTargets": 0,
+    }
+    assert len(await push_service.requests(gone)) == 2  # never tried again after the 410
+    assert len(await push_service.wait_notifications(alive, 3)) == 3
+
+
+async def test_throttling_and_server_errors_are_retried_after_retry_after(
+    herald: RunningHerald, emulator: Emulator, push_service: WebPushTesting
+) -> None:
+    ada = await person(herald, emulator)
+    sub = await browser(herald, push_service)
+    await register(herald, sub, ada)
+    await push_service.fail(sub, 429, times=1, retry_after="1")
+    code, _ = await herald.post_event(event(ada, id="throttled"))
+    assert code == 202
+    status = await herald.wait_status("throttled", timeout=15)
+    assert status["channels"]["webpush"]["delivered"] == 1
+    first, second = await push_service.requests(sub)
+    assert second["at"] - first["at"] >= 950  # Retry-After: 1 was honoured
+
+    await push_service.fail(sub, 503, times=2)  # no Retry-After: the worker's backoff
+    status = await deliver(herald, event(ada, id="unavailable"))
+    assert status["channels"]["webpush"]["delivered"] == 1
+    assert len(await push_service.requests(sub)) == 2 + 3
+    assert [json.loads(m)["id"] for m in await push_service.notifications(sub)] == [
+        "throttled",
+        "unavailable",
+    ]
+
+
+async def test_an_oversize_payload_is_shortened_never_failed(
+    herald: RunningHerald, emulator: Emulator, push_service: WebPushTesting
+) -> None:
+    ada = await person(herald, emulator)
+    sub = await browser(herald, push_service)
+    await register(herald, sub, ada)
+    long_text = "Zürich grüßt 🌍 " * 250  # 4,000 characters, about 5,000 UTF-8 bytes
+    await deliver(herald, event(ada, id="long", text=long_text[:4000], data={"k": "v"}))
+    await deliver(herald, event(ada, id="huge-data", text="Short.", data={"blob": "x" * 6000}))
+    long, huge = await push_service.wait_notifications(sub, 2)
+
+    payload = json.loads(long)
+    assert len(long.encode()) <= WebPushChannel.max_payload_bytes
+    assert len(long.encode()) > WebPushChannel.max_payload_bytes - 8  # as much as fits
+    assert payload["text"].endswith("…") and long_text.startswith(payload["text"][:-1])
+    assert payload["data"] == {"k": "v"}  # the text gave way, not the data
+    assert payload["title"] == "Case 4711 was assigned to you"
+
+    payload = json.loads(huge)
+    assert "data" not in payload and payload["text"] == "Short."  # data dropped, text kept
+    for request in await push_service.requests(sub):
+        assert request["contentLength"] <= 4096  # RFC 8291 §4, as encrypted on the wire
+
+
+async def test_the_same_endpoint_posted_by_another_person_moves_to_them(
+    herald: RunningHerald, emulator: Emulator, push_service: WebPushTesting
+) -> None:
+    ada, grace = await person(herald, emulator, "Ada"), await person(herald, emulator, "Grace")
+    shared = await browser(herald, push_service)  # one browser profile, two people in turn
+    first = await register(herald, shared, ada)
+    second = await register(herald, shared, grace)
+    assert first["id"] == second["id"] and second["userId"] == grace.key
+    assert await subscriptions_of(herald, ada) == []
+    assert [s["userId"] for s in await subscriptions_of(herald, grace)] == [grace.key]
+
+    status = await deliver(herald, event(ada, id="for-ada"))
+    assert "webpush" not in status["channels"]
+    await deliver(herald, event(grace, id="for-grace"))
+    assert [json.loads(m)["id"] for m in await push_service.wait_notifications(shared, 1)] == [
+        "for-grace"
+    ]
+
+
+async def test_the_service_worker_renews_with_the_old_subscriptions_secret(
+    herald: RunningHerald, emulator: Emulator, push_service: WebPushTesting
+) -> None:
+    ada = await person(herald, emulator)
+    old, new = await browser(herald, push_service), await browser(herald, push_service)
+    await register(herald, old, ada)
+    wrong = {"endpoint": old.endpoint, "auth": new.auth}
+    code, body = await herald.request(
+        "POST", SUBSCRIPTIONS, json={"subscription": new.to_json(), "previous": wrong}, auth=False
+    )
+    assert (code, body["error"]["code"]) == (401, "invalid_proof")
+    assert [s["endpoint"] for s in await subscriptions_of(herald, ada)] == [old.endpoint]
+
+    proof = {"endpoint": old.endpoint, "auth": old.auth}
+    code, body = await herald.request(
+        "POST", SUBSCRIPTIONS, json={"subscription": new.to_json(), "previous": proof}, auth=False
+    )
+    assert code == 201, body
+    assert body["userId"] == ada.key  # the owner carries over; no token was needed
+    assert [s["endpoint"] for s in await subscriptions_of(herald, ada)] == [new.endpoint]
+    await deliver(herald, event(ada, id="after-renewal"))
+    assert len(await push_service.wait_notifications(new, 1)) == 1
+    assert await push_service.notifications(old) == []
+
+
+async def test_vapid_keys_are_generated_once_and_kept(
+    herald_factory: HeraldFactory, push_service: WebPushTesting
+) -> None:
+    herald = await herald_factory()
+    code, body = await herald.request("GET", "/api/push/vapid-public-key", auth=False)
+    assert code == 200
+    key = body["publicKey"]
+    assert key == herald.herald.vapid.public_key and len(key) == 87 and key.startswith("B")
+    key_file = herald.data_dir / "vapid-private.pem"
+    assert key_file.stat().st_mode & 0o777 == 0o600
+    await herald.restart()
+    assert herald.herald.vapid.public_key == key  # subscriptions survive a restart
+
+    configured = await herald_factory(WEBPUSH_VAPID_PRIVATE_KEY=key_file.read_text())
+    assert configured.herald.vapid.public_key == key
+    assert not (configured.data_dir / "vapid-private.pem").exists()
+
+
+async def test_delivery_reaches_a_person_registered_by_a_backend(
+    herald: RunningHerald,
+    emulator: Emulator,
+    push_service: WebPushTesting,
+    connector: ConnectorStandIn,
+) -> None:
+    ada = await person(herald, emulator)
+    sub = await browser(herald, push_service)
+    code, body = await herald.request(
+        "POST", SUBSCRIPTIONS, json={"subscription": sub.to_json(), "userId": ada.key}
+    )
+    assert code == 201, body
+    code, body = await herald.request(
+        "POST", SUBSCRIPTIONS, json={"subscription": sub.to_json(), "userId": ada.key}
+    )
+    assert code == 200, body  # the same again: updated, still one
+    await deliver(herald, event(ada))
+    assert len(await push_service.wait_notifications(sub, 1)) == 1
