@@ -9,6 +9,7 @@ WAL, sees the last committed state without waiting for writers.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import sqlite3
 from collections.abc import AsyncIterator, Iterable, Sequence
@@ -259,13 +260,22 @@ class SqliteDatabase:
         """One atomic write transaction; statements inside run on the writer only."""
         conn = self._require(self._writer)
         async with self._lock:
-            await conn.execute("BEGIN IMMEDIATE")
             try:
+                # Inside the try: a cancelled await may still have its statement run on the
+                # connection's thread (BEGIN or COMMIT), so the rollback below must follow it.
+                await conn.execute("BEGIN IMMEDIATE")
                 yield conn
+                await conn.execute("COMMIT")
             except BaseException:
-                await conn.execute("ROLLBACK")
+                await asyncio.shield(self._rollback(conn))
                 raise
-            await conn.execute("COMMIT")
+
+    @staticmethod
+    async def _rollback(conn: aiosqlite.Connection) -> None:
+        """Roll back whatever is open; statements queue in order, so this runs after them."""
+        # OperationalError: nothing was open (the BEGIN never ran, or the COMMIT did).
+        with contextlib.suppress(sqlite3.OperationalError):
+            await conn.execute("ROLLBACK")
 
     async def write(self, sql: str, params: Params = ()) -> int:
         """One statement, atomic on its own; returns the number of rows changed."""

@@ -526,3 +526,4 @@ async def test_concurrent_leasers_never_receive_the_same_job_twice(backend: Back
     assert all(mine for mine in received)  # each leaser got a share
     counters = await outbox.counters("n1")
     assert counters.totals["queued"] + counters.totals["delivered"] == 500
+
