@@ -361,7 +361,10 @@ def create_app(settings: Settings) -> web.Application:
         HealthApi(ready, metrics).routes(),
         OpenApi().routes(),
         GraphApi(graph, users).routes(),
-        PushApi(subscriptions, users, links, vapid.public_key, api_auth.check).routes(),
+        PushApi(
+            subscriptions, users, links, vapid.public_key, api_auth.check,
+            allowed_hosts=settings.webpush_allowed_hosts,
+        ).routes(),
         PushPage().routes(),
         DevicesApi(devices, users, preferences, links, api_auth.check).routes(),
     ):

@@ -172,6 +172,13 @@ class Settings(BaseModel):
             "generated on first start and kept under the data dir."
         ),
     )
+    webpush_allowed_hosts: tuple[str, ...] = Field(
+        ("fcm.googleapis.com", "push.services.mozilla.com", "notify.windows.com",
+         "push.apple.com"),
+        alias="WEBPUSH_ALLOWED_HOSTS",
+        description="Push service hosts (and their subdomains) browser subscriptions may use; "
+        "Herald posts to no other endpoint.",
+    )
     vapid_subject: str = Field(
         "mailto:herald@localhost", alias="WEBPUSH_VAPID_SUBJECT",
         description="VAPID subject: a mailto: or https: contact for push services.",
@@ -234,7 +241,7 @@ class Settings(BaseModel):
     def _split_keys(cls, value: Any) -> tuple[str, ...]:
         return _csv(value)
 
-    @field_validator("throttled_channels", "critical_types", mode="before")
+    @field_validator("throttled_channels", "critical_types", "webpush_allowed_hosts", mode="before")
     @classmethod
     def _split_list(cls, value: Any) -> tuple[str, ...]:
         return _csv(value)

@@ -25,7 +25,7 @@ import base64
 import hmac
 import ipaddress
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Annotated, Any, Final
 from urllib.parse import urlsplit
@@ -329,7 +329,9 @@ class PushApi:
         tokens: LinkTokens,
         vapid_public_key: str,
         api_key_valid: Callable[[str | None], bool],
+        allowed_hosts: Sequence[str],
     ) -> None:
+        self._allowed_hosts = tuple(h.lower().lstrip(".") for h in allowed_hosts)
         self._subscriptions = subscriptions
         self._users = users
         self._tokens = tokens
@@ -372,6 +374,17 @@ class PushApi:
             raise ApiProblem(404, "not_found", f"no user with id or alias {claimed!r}", "userId")
         return resolved[claimed]
 
+    def _check_push_service(self, endpoint: str) -> None:
+        """Herald posts to the endpoint it is given: only to push services the operator allows
+        (WEBPUSH_ALLOWED_HOSTS), so a subscription cannot aim Herald's requests elsewhere."""
+        host = (urlsplit(endpoint).hostname or "").lower()
+        if not any(host == h or host.endswith("." + h) for h in self._allowed_hosts):
+            raise ApiProblem(
+                400, "invalid_field",
+                f"{host!r} is not a push service this Herald sends to (WEBPUSH_ALLOWED_HOSTS)",
+                "subscription.endpoint",
+            )
+
     async def subscribe(self, request: web.Request) -> web.Response:
         body = SubscribeRequest.model_validate(await _object(request))
         replaced: str | None = None
@@ -391,6 +404,7 @@ class PushApi:
                 raise _missing_credentials()
             user_id = backend_user
         browser = body.subscription
+        self._check_push_service(browser.endpoint)
         agent = (
             body.user_agent if body.user_agent is not None else request.headers.get("User-Agent")
         )

@@ -14,7 +14,9 @@ from typing import Any
 import pytest
 
 from api.link_tokens import LinkTokens, load_or_create_secret
+from tests.conftest import HeraldFactory
 from tests.harness import API_KEY, EmulatedUser, Emulator, RunningHerald
+from tests.peers.connector import ConnectorStandIn
 from tests.peers.webpush import BrowserSubscription, WebPushTesting
 
 SUBSCRIPTIONS = "/api/push/subscriptions"
@@ -189,8 +191,10 @@ async def test_bad_bodies_are_400_or_415(
 
 
 async def test_http_endpoints_are_taken_on_loopback_only(
-    herald: RunningHerald, emulator: Emulator, push_service: WebPushTesting
+    herald_factory: HeraldFactory, connector: ConnectorStandIn, push_service: WebPushTesting
 ) -> None:
+    herald = await herald_factory(WEBPUSH_ALLOWED_HOSTS="example.com,localhost,127.0.0.1,::1")
+    emulator = Emulator(herald, connector.url)
     ada, _, sub = await setup(herald, emulator, push_service)
     assert sub.endpoint.startswith("http://127.0.0.1:")  # web-push-testing's
     for endpoint in (
@@ -268,3 +272,27 @@ async def test_listing_needs_an_api_key_and_never_shows_keys(
         "updatedAt",
     }
     assert sub.auth not in str(body) and sub.p256dh not in str(body)
+
+
+async def test_only_allowed_push_services_are_taken(
+    herald_factory: HeraldFactory, connector: ConnectorStandIn, push_service: WebPushTesting
+) -> None:
+    herald = await herald_factory(WEBPUSH_ALLOWED_HOSTS="push.example.com,127.0.0.1")
+    emulator = Emulator(herald, connector.url)
+    ada, _, sub = await setup(herald, emulator, push_service)
+    for endpoint, allowed in [
+        ("https://push.example.com/send/1", True),
+        ("https://eu.push.example.com/send/2", True),  # a subdomain of an allowed host
+        ("https://push.example.com.evil.test/send/3", False),
+        ("https://internal.corp/admin", False),
+        ("http://localhost:9/x", False),  # loopback, but not on the list
+    ]:
+        answer, body = await post(
+            herald, {"subscription": _with(sub, endpoint=endpoint), "token": token_for(herald, ada)}
+        )
+        if allowed:
+            assert answer == 201, (endpoint, body)
+        else:
+            assert answer == 400, (endpoint, body)
+            assert body["error"]["field"] == "subscription.endpoint"
+    assert await stored(herald) == 2
