@@ -12,22 +12,28 @@ import gc
 import logging
 import os
 import sys
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 
 from aiohttp import web
-from botbuilder.core import ConversationState, UserState
+from botbuilder.core import ConversationState, Storage, UserState
 from botbuilder.integration.aiohttp import ConfigurationBotFrameworkAuthentication
 
 from api.auth import ApiKeyAuth, ensure_generated_key, hash_key
 from api.devices import SELF_AUTHENTICATED_PATHS as DEVICE_PATHS
 from api.devices import DevicesApi
+from api.entra import EntraConfig, EntraTokens
 from api.graph import GraphApi
 from api.health import HealthApi
 from api.http import echo_request_id, errors_middleware, request_id_middleware
+from api.inbox import SELF_AUTHENTICATED_PATHS as INBOX_PATHS
+from api.inbox import InboxApi, InboxLinks
+from api.inbox_feed import InboxFeed
 from api.link_tokens import LinkTokens, load_or_create_secret
 from api.notifications import NotificationsApi
 from api.openapi import OpenApi
+from api.operator import OperatorApi, link_purpose
+from api.pages import LivePages
 from api.preferences import PreferencesApi
 from api.push import SELF_AUTHENTICATED_PATHS, PushApi, PushLinks
 from api.push_page import PushPage
@@ -38,6 +44,7 @@ from config import Settings
 from delivery.channel import ChannelRegistry
 from delivery.conversation import ConversationChannel
 from delivery.mobile import UnreachableDevices
+from delivery.outbox import Outbox
 from delivery.outbox_sqlite import SqliteOutbox
 from delivery.ratelimit import RateLimiter
 from delivery.router import Router
@@ -60,6 +67,19 @@ from proactive.adapter import HeraldAdapter
 from proactive.connector import HttpConnectorTransport, MsalTokenProvider, NoTokens, TokenProvider
 from sources.graph import GraphConfig
 from sources.graph_source import GraphSource
+from storage.devices import DeviceStore
+from storage.graph_subscriptions import (
+    GraphChangeInbox,
+    GraphResourceStore,
+    GraphSubscriptionStore,
+)
+from storage.protocols import (
+    ConversationStore,
+    InboxStore,
+    NotificationStore,
+    PromptStore,
+    UserStore,
+)
 from storage.sqlite import SqliteDatabase
 from storage.sqlite_bot_state import SqliteBotStorage
 from storage.sqlite_conversations import SqliteConversationStore
@@ -73,8 +93,9 @@ from storage.sqlite_notifications import SqliteInboxStore, SqliteNotificationSto
 from storage.sqlite_prompts import SqlitePromptStore
 from storage.sqlite_subscriptions import SqliteSubscriptionStore
 from storage.sqlite_users import SqliteUserStore
+from storage.subscriptions import SubscriptionStore
 
-__all__ = ["HERALD", "Herald", "create_app", "main"]
+__all__ = ["HERALD", "Herald", "Stores", "create_app", "main"]
 
 log = logging.getLogger("herald")
 
@@ -89,19 +110,160 @@ class _BotConfig:
     APP_TENANTID: str
 
 
+@dataclass(frozen=True, slots=True)
+class Stores:
+    """Every store on the configured backend (HERALD_STORE, HERALD_QUEUE), and its lifecycle."""
+
+    users: UserStore
+    conversations: ConversationStore
+    notifications: NotificationStore
+    inbox: InboxStore
+    outbox: Outbox
+    bot_storage: Storage
+    prompts: PromptStore
+    subscriptions: SubscriptionStore
+    devices: DeviceStore
+    graph_subscriptions: GraphSubscriptionStore
+    graph_changes: GraphChangeInbox
+    graph_resources: GraphResourceStore
+    open: Callable[[], Awaitable[None]]
+    close: Callable[[], Awaitable[None]]
+    check: Callable[[], Awaitable[dict[str, bool]]]
+    """What /readyz reports: each part of the backend and whether it answers now."""
+    description: str
+    shared: bool
+    """Several instances share it over the network: Herald starts (not ready) while it is
+    unreachable, and polls it for work other instances queued."""
+    sqlite: SqliteDatabase | None = None
+    """The embedded database, when that is the backend (tests look into it)."""
+
+
+def _sqlite_stores(settings: Settings) -> Stores:
+    db = SqliteDatabase(settings.database_path)
+
+    async def check() -> dict[str, bool]:
+        try:
+            await db.fetchone("SELECT 1")
+        except Exception:
+            return {"store": False}
+        return {"store": True}
+
+    return Stores(
+        users=SqliteUserStore(db),
+        conversations=SqliteConversationStore(db),
+        notifications=SqliteNotificationStore(db),
+        inbox=SqliteInboxStore(db, retention_seconds=settings.history_days * 86400),
+        outbox=SqliteOutbox(db),
+        bot_storage=SqliteBotStorage(db),
+        prompts=SqlitePromptStore(db),
+        subscriptions=SqliteSubscriptionStore(db),
+        devices=SqliteDeviceStore(db),
+        graph_subscriptions=SqliteGraphSubscriptionStore(db),
+        graph_changes=SqliteGraphChangeInbox(db),
+        graph_resources=SqliteGraphResourceStore(db),
+        open=db.open,
+        close=db.close,
+        check=check,
+        description=f"SQLite {settings.database_path}",
+        shared=False,
+        sqlite=db,
+    )
+
+
+def _cosmos_stores(settings: Settings) -> Stores:
+    """Cosmos DB for every store and the delivery ledger, Azure Storage Queues for the queue
+    (config.py refuses any other combination with cosmos). The SDKs are imported only here."""
+    from delivery.outbox_azure import AzureQueueOutbox
+    from delivery.queue_azure import AzureDeliveryQueue
+    from storage.cosmos import CosmosConfig, CosmosDatabase
+    from storage.cosmos_bot_state import CosmosBotStorage
+    from storage.cosmos_conversations import CosmosConversationStore
+    from storage.cosmos_devices import CosmosDeviceStore
+    from storage.cosmos_graph import (
+        CosmosGraphChangeInbox,
+        CosmosGraphResourceStore,
+        CosmosGraphSubscriptionStore,
+    )
+    from storage.cosmos_notifications import CosmosInboxStore, CosmosNotificationStore
+    from storage.cosmos_prompts import CosmosPromptStore
+    from storage.cosmos_subscriptions import CosmosSubscriptionStore
+    from storage.cosmos_users import CosmosUserStore
+
+    db = CosmosDatabase(
+        CosmosConfig(
+            endpoint=settings.cosmos_endpoint,
+            key=settings.cosmos_key.get_secret_value() or None,
+            database=settings.cosmos_database,
+            verify_tls=settings.cosmos_verify_tls,
+        )
+    )
+    queue = AzureDeliveryQueue(
+        settings.azure_storage_connection_string.get_secret_value(), settings.azure_storage_queue
+    )
+    history_seconds = settings.history_days * 86400
+    notifications = CosmosNotificationStore(db)
+    outbox = AzureQueueOutbox(
+        db, queue, notifications,
+        history_seconds=history_seconds, max_dequeues=settings.queue_max_dequeues,
+    )
+
+    async def open_() -> None:
+        await db.open()
+        await outbox.open()
+
+    async def close() -> None:
+        await outbox.close()
+        await db.close()
+
+    async def check() -> dict[str, bool]:
+        store, queued = await asyncio.gather(db.check(), outbox.check())
+        return {"store": store, "queue": queued}
+
+    return Stores(
+        users=CosmosUserStore(db),
+        conversations=CosmosConversationStore(db),
+        notifications=notifications,
+        inbox=CosmosInboxStore(db, notifications, retention_seconds=history_seconds),
+        outbox=outbox,
+        bot_storage=CosmosBotStorage(db),
+        prompts=CosmosPromptStore(db),
+        subscriptions=CosmosSubscriptionStore(db),
+        devices=CosmosDeviceStore(db),
+        graph_subscriptions=CosmosGraphSubscriptionStore(db),
+        graph_changes=CosmosGraphChangeInbox(db),
+        graph_resources=CosmosGraphResourceStore(db),
+        open=open_,
+        close=close,
+        check=check,
+        description=(
+            f"Cosmos DB {settings.cosmos_endpoint} (database {settings.cosmos_database!r}) and "
+            f"Azure Storage queue {settings.azure_storage_queue!r}"
+        ),
+        shared=True,
+    )
+
+
+# HERALD_STORE → how its stores are built (config.py pairs each with its HERALD_QUEUE).
+_BACKENDS: dict[str, Callable[[Settings], Stores]] = {
+    "sqlite": _sqlite_stores,
+    "cosmos": _cosmos_stores,
+}
+
+
 @dataclass(slots=True)
 class Herald:
     """The running parts, kept under one AppKey for handlers, tests and benchmarks."""
 
     settings: Settings
-    db: SqliteDatabase
-    users: SqliteUserStore
-    conversations: SqliteConversationStore
-    notifications: SqliteNotificationStore
-    inbox: SqliteInboxStore
-    prompts: SqlitePromptStore
+    stores: Stores
+    db: SqliteDatabase | None
+    users: UserStore
+    conversations: ConversationStore
+    notifications: NotificationStore
+    inbox: InboxStore
+    prompts: PromptStore
     preferences: PreferencesService
-    outbox: SqliteOutbox
+    outbox: Outbox
     transport: HttpConnectorTransport
     adapter: HeraldAdapter
     bot: HeraldBot
@@ -109,10 +271,12 @@ class Herald:
     router: Router
     worker: DeliveryWorker
     links: LinkTokens
-    subscriptions: SqliteSubscriptionStore
-    devices: SqliteDeviceStore
+    subscriptions: SubscriptionStore
+    devices: DeviceStore
     vapid: VapidKeys
     graph: GraphSource
+    inbox_feed: InboxFeed
+    entra: EntraTokens | None
     generated_api_key: str | None
 
 
@@ -164,24 +328,24 @@ def create_app(settings: Settings) -> web.Application:
     if settings.app_type == "SingleTenant" and settings.app_id and not settings.app_tenant_id:
         raise SettingsError("MicrosoftAppTenantId is required when MicrosoftAppType=SingleTenant")
 
-    db = SqliteDatabase(settings.database_path)
-    users = SqliteUserStore(db)
-    conversations = SqliteConversationStore(db)
-    notifications = SqliteNotificationStore(db)
-    inbox = SqliteInboxStore(db, retention_seconds=settings.history_days * 86400)
-    outbox = SqliteOutbox(db)
-    bot_storage = SqliteBotStorage(db)
-    prompts = SqlitePromptStore(db)
-    subscriptions = SqliteSubscriptionStore(db)
-    devices = SqliteDeviceStore(db)
+    stores = _BACKENDS[settings.store](settings)
+    users = stores.users
+    conversations = stores.conversations
+    notifications = stores.notifications
+    inbox = stores.inbox
+    outbox = stores.outbox
+    bot_storage = stores.bot_storage
+    prompts = stores.prompts
+    subscriptions = stores.subscriptions
+    devices = stores.devices
     preferences = PreferencesService(users)
     # Microsoft Graph change notifications (off unless configured). Its notifications go the
     # way of posted events: stored, then handed to the router built below.
     graph = GraphSource(
         config=GraphConfig.from_settings(settings),
-        subscriptions=SqliteGraphSubscriptionStore(db),
-        inbox=SqliteGraphChangeInbox(db),
-        resources=SqliteGraphResourceStore(db),
+        subscriptions=stores.graph_subscriptions,
+        inbox=stores.graph_changes,
+        resources=stores.graph_resources,
         notifications=notifications,
         preferences=preferences,
         submit=lambda notification_id: router.submit(notification_id),
@@ -215,6 +379,8 @@ def create_app(settings: Settings) -> web.Application:
     # Filled below: the conversation channel needs the bot, and the bot's preferences card
     # needs to know which channels exist.
     channels = ChannelRegistry()
+    # Wakes the live inbox pages open on this instance when the router writes to an inbox.
+    inbox_feed = InboxFeed()
     services = DialogServices(
         users=users,
         preferences=preferences,
@@ -228,6 +394,7 @@ def create_app(settings: Settings) -> web.Application:
             "webpush": PushLinks(links, settings.public_url, settings.link_minutes).link,
         },
         calendar=graph,
+        inbox_link=InboxLinks(links, settings.public_url, settings.link_minutes).link,
     )
     consent = ConsentFlow(services)
     preferences_flow = PreferencesFlow(services)
@@ -291,6 +458,7 @@ def create_app(settings: Settings) -> web.Application:
         channels,
         policy,
         on_enqueued=lambda: worker.wake(),
+        on_inbox_written=inbox_feed.publish,
     )
     worker = DeliveryWorker(
         outbox,
@@ -301,15 +469,27 @@ def create_app(settings: Settings) -> web.Application:
         max_attempts=settings.max_attempts,
         backoff=Backoff(settings.retry_base_seconds, settings.retry_max_seconds),
         gate=router,
+        # A shared queue gets work from other instances too, which no wake() announces; and
+        # due work it cannot lease is held by another instance: poll, but not in a hot loop.
+        idle_poll_seconds=1.0 if stores.shared else 5.0,
+        busy_poll_seconds=0.5 if stores.shared else 0.05,
     )
 
     key_hashes, generated = _api_key_hashes(settings)
+    # Entra ID access tokens as the alternative to API keys (off unless configured).
+    entra_config = EntraConfig.from_settings(settings)
+    entra = EntraTokens(entra_config) if entra_config is not None else None
     api_auth = ApiKeyAuth(
-        key_hashes, self_authenticated=SELF_AUTHENTICATED_PATHS | DEVICE_PATHS
+        key_hashes,
+        self_authenticated=SELF_AUTHENTICATED_PATHS | DEVICE_PATHS | INBOX_PATHS,
+        entra=entra,
+        links=links,
+        link_purpose=link_purpose,
     )
     herald = Herald(
         settings=settings,
-        db=db,
+        stores=stores,
+        db=stores.sqlite,
         users=users,
         conversations=conversations,
         notifications=notifications,
@@ -328,6 +508,8 @@ def create_app(settings: Settings) -> web.Application:
         devices=devices,
         vapid=vapid,
         graph=graph,
+        inbox_feed=inbox_feed,
+        entra=entra,
         generated_api_key=generated,
     )
 
@@ -338,14 +520,11 @@ def create_app(settings: Settings) -> web.Application:
     app.on_response_prepare.append(echo_request_id)
     app[HERALD] = herald
     app.cleanup_ctx.append(_lifecycle)
+    # Open inbox streams end before the server waits for its handlers to finish.
+    app.on_shutdown.append(_close_streams)
 
     async def ready() -> dict[str, bool]:
-        try:
-            await db.fetchone("SELECT 1")
-            store = True
-        except Exception:
-            store = False
-        checks = {"store": store, "worker": worker.running, "router": router.running}
+        checks = {**await stores.check(), "worker": worker.running, "router": router.running}
         if graph.enabled:
             checks["graph"] = graph.running
         return checks
@@ -362,18 +541,28 @@ def create_app(settings: Settings) -> web.Application:
         OpenApi().routes(),
         GraphApi(graph, users).routes(),
         PushApi(
-            subscriptions, users, links, vapid.public_key, api_auth.check,
+            subscriptions, users, links, vapid.public_key, api_auth.is_backend,
             allowed_hosts=settings.webpush_allowed_hosts,
         ).routes(),
         PushPage().routes(),
-        DevicesApi(devices, users, preferences, links, api_auth.check).routes(),
+        DevicesApi(devices, users, preferences, links, api_auth.is_backend).routes(),
+        OperatorApi(notifications, outbox, links, settings.public_url).routes(),
+        InboxApi(inbox, links, inbox_feed).routes(),
+        LivePages().routes(),
     ):
         app.add_routes(routes)
     return app
 
 
-async def _housekeeping(herald: Herald, every_seconds: float = 3600.0) -> None:
-    """Hourly: drop history entries past HERALD_HISTORY_DAYS."""
+async def _close_streams(app: web.Application) -> None:
+    app[HERALD].inbox_feed.close()
+
+
+async def _housekeeping(
+    herald: Herald, started: asyncio.Event, every_seconds: float = 3600.0
+) -> None:
+    """Hourly, once the store is open: drop history entries past HERALD_HISTORY_DAYS."""
+    await started.wait()
     while True:
         try:
             purged = await herald.inbox.purge_expired()
@@ -385,32 +574,87 @@ async def _housekeeping(herald: Herald, every_seconds: float = 3600.0) -> None:
         await asyncio.sleep(every_seconds)
 
 
-async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
-    """Open stores and clients, start the workers; on shutdown, stop and close in reverse."""
-    herald = app[HERALD]
-    await herald.db.open()
-    await herald.transport.open()
+def _short(exc: BaseException) -> str:
+    """An exception as one short log line (SDK errors carry whole HTTP responses)."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return f"{type(exc).__name__}: {text[:300]}"
+
+
+async def _start_workers(herald: Herald) -> None:
     await herald.worker.start()
     await herald.router.start()
     await herald.graph.start()
+
+
+async def _connect(herald: Herald, started: asyncio.Event) -> None:
+    """Open a shared backend and start the workers, retrying until it answers: an instance
+    whose Cosmos DB or queue is unreachable stays up (not ready) instead of crash-looping."""
+    stores = herald.stores
+    delay = 1.0
+    while True:
+        try:
+            await stores.open()
+            await _start_workers(herald)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.error(
+                "cannot reach %s (%s); /readyz answers 503 until it can, next try in %.0f s",
+                stores.description, _short(exc), delay,
+            )
+            with contextlib.suppress(Exception):
+                await stores.close()
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 10.0)
+            continue
+        log.info("connected to %s", stores.description)
+        started.set()
+        return
+
+
+async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
+    """Open stores and clients, start the workers; on shutdown, stop and close in reverse."""
+    herald = app[HERALD]
+    stores = herald.stores
+    started = asyncio.Event()
+    connecting: asyncio.Task[None] | None = None
+    if stores.shared:
+        await herald.transport.open()
+        connecting = asyncio.create_task(_connect(herald, started), name="herald-connect")
+        # Reachable: ready from the first request. Not: serve anyway, keep trying.
+        await asyncio.wait({connecting}, timeout=15.0)
+    else:
+        await stores.open()
+        await herald.transport.open()
+        await _start_workers(herald)
+        started.set()
     channel_names = ", ".join(herald.channels.names)
     log.info("channels on: %s", channel_names)
     if herald.settings.firebase_credentials is None:
         log.info("mobile push (FCM) is off: FIREBASE_CREDENTIALS is not set")
-    housekeeping = asyncio.create_task(_housekeeping(herald), name="herald-housekeeping")
+    housekeeping = asyncio.create_task(
+        _housekeeping(herald, started), name="herald-housekeeping"
+    )
     try:
         yield
     finally:
         housekeeping.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await housekeeping
-        await herald.graph.stop()
-        await herald.router.stop()
-        await herald.worker.stop()
+        if connecting is not None:
+            connecting.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await connecting
+        if started.is_set():
+            await herald.graph.stop()
+            await herald.router.stop()
+            await herald.worker.stop()
         await herald.bot.aclose()
         await herald.channels.aclose()
         await herald.transport.aclose()
-        await herald.db.close()
+        if herald.entra is not None:
+            await herald.entra.aclose()
+        await stores.close()
 
 
 def main(environ: dict[str, str] | None = None, out: Callable[[str], None] | None = None) -> int:

@@ -150,6 +150,51 @@ class Settings(BaseModel):
         ge=1,
         description="How long history (inbox) entries are kept.",
     )
+    store: Literal["sqlite", "cosmos"] = Field(
+        "sqlite", alias="HERALD_STORE",
+        description="Where all state lives: `sqlite` (embedded, one instance) or `cosmos` "
+        "(Azure Cosmos DB, shared by several instances; needs HERALD_QUEUE=azure).",
+    )
+    queue: Literal["sqlite", "azure"] = Field(
+        "sqlite", alias="HERALD_QUEUE",
+        description="The delivery queue: `sqlite` (in the embedded store) or `azure` (Azure "
+        "Storage Queues, consumed by every instance; needs HERALD_STORE=cosmos).",
+    )
+    cosmos_endpoint: str = Field(
+        "", alias="COSMOS_ENDPOINT",
+        description="Cosmos DB account endpoint, e.g. `https://<account>.documents.azure.com:443/`"
+        " (HERALD_STORE=cosmos).",
+    )
+    cosmos_key: SecretStr = Field(
+        SecretStr(""), alias="COSMOS_KEY",
+        description="Cosmos DB account key. If empty, Herald signs in with a managed identity "
+        "(azure-identity's DefaultAzureCredential); the database and containers must then exist.",
+    )
+    cosmos_database: str = Field(
+        "herald", alias="COSMOS_DATABASE", min_length=1, max_length=255,
+        description="Cosmos DB database; it and its containers are created if missing.",
+    )
+    cosmos_verify_tls: bool = Field(
+        True, alias="COSMOS_VERIFY_TLS",
+        description="Verify the Cosmos DB endpoint's TLS certificate; false only for a local "
+        "emulator with a self-signed certificate.",
+    )
+    azure_storage_connection_string: SecretStr = Field(
+        SecretStr(""), alias="AZURE_STORAGE_CONNECTION_STRING",
+        description="Connection string of the Storage account whose queue carries deliveries "
+        "(HERALD_QUEUE=azure).",
+    )
+    azure_storage_queue: str = Field(
+        "herald-deliveries", alias="AZURE_STORAGE_QUEUE", pattern=r"^[a-z0-9](?:-?[a-z0-9])*$",
+        min_length=3, max_length=56,
+        description="Name of the delivery queue (created if missing); failing messages go to "
+        "`<name>-poison`.",
+    )
+    queue_max_dequeues: int = Field(
+        5, alias="HERALD_QUEUE_MAX_DEQUEUES", ge=1, le=100,
+        description="Times a queue message may be taken without its delivery being recorded "
+        "(crashed or hung senders) before it moves to the poison queue and counts as failed.",
+    )
     public_url: str = Field(
         "http://localhost:3978", alias="HERALD_PUBLIC_URL",
         description="Where people and services reach Herald (links the bot sends, push pages).",
@@ -227,6 +272,34 @@ class Settings(BaseModel):
         720, alias="GRAPH_RENEW_BEFORE_MINUTES", ge=1,
         description="Renew a Graph subscription when less than this is left of it.",
     )
+    auth_tenant_id: str = Field(
+        "", alias="HERALD_AUTH_TENANT_ID",
+        description="Entra ID tenant whose access tokens backends may use instead of an API key "
+        "(`Authorization: Bearer <token>`). Off unless the tenant and audience are both set.",
+    )
+    auth_audience: tuple[str, ...] = Field(
+        (), alias="HERALD_AUTH_AUDIENCE",
+        description="Audience(s) an access token must be for, comma-separated: the application "
+        "(client) id of Herald's API app registration and/or its Application ID URI.",
+    )
+    auth_role: str = Field(
+        "Notifications.Send", alias="HERALD_AUTH_ROLE", min_length=1,
+        description="App role a token must carry (`roles` claim) to use the API; without it: 403.",
+    )
+    auth_authority_host: str = Field(
+        "https://login.microsoftonline.com", alias="HERALD_AUTH_AUTHORITY_HOST",
+        description="Entra ID host whose OpenID configuration and signing keys (JWKS) are read "
+        "(https; national clouds have their own).",
+    )
+    auth_ca_file: Path | None = Field(
+        None, alias="HERALD_AUTH_CA_FILE",
+        description="PEM file of the only CAs trusted for the Entra ID host; proxy and CA "
+        "environment variables are then not used for it. Empty = the system's trust store.",
+    )
+    auth_clock_skew_seconds: int = Field(
+        300, alias="HERALD_AUTH_CLOCK_SKEW_SECONDS", ge=0, le=3600,
+        description="Clock skew tolerated when checking a token's expiry and not-before times.",
+    )
     log_format: Literal["auto", "json", "text"] = Field(
         "auto", alias="HERALD_LOG_FORMAT",
         description="Log lines as JSON (with request/notification ids) or text; auto = text on a "
@@ -241,7 +314,10 @@ class Settings(BaseModel):
     def _split_keys(cls, value: Any) -> tuple[str, ...]:
         return _csv(value)
 
-    @field_validator("throttled_channels", "critical_types", "webpush_allowed_hosts", mode="before")
+    @field_validator(
+        "throttled_channels", "critical_types", "webpush_allowed_hosts", "auth_audience",
+        mode="before",
+    )
     @classmethod
     def _split_list(cls, value: Any) -> tuple[str, ...]:
         return _csv(value)
@@ -262,6 +338,28 @@ class Settings(BaseModel):
             raise ValueError(
                 f"Microsoft Graph needs {', '.join(sorted(missing))} too (or none of them)"
             )
+        if bool(self.auth_tenant_id) != bool(self.auth_audience):
+            lacking = "HERALD_AUTH_AUDIENCE" if self.auth_tenant_id else "HERALD_AUTH_TENANT_ID"
+            raise ValueError(f"Entra ID tokens need {lacking} too (or neither of them)")
+        if not self.auth_authority_host.startswith("https://"):
+            raise ValueError("HERALD_AUTH_AUTHORITY_HOST must be an https URL")
+        if self.store == "cosmos" and self.queue != "azure":
+            raise ValueError(
+                "HERALD_STORE=cosmos needs HERALD_QUEUE=azure: instances sharing one Cosmos DB "
+                "must share one delivery queue too (the embedded queue lives in one instance's "
+                "SQLite file)"
+            )
+        if self.queue == "azure" and self.store != "cosmos":
+            raise ValueError(
+                "HERALD_QUEUE=azure needs HERALD_STORE=cosmos: the delivery ledger (statuses, "
+                "counters) must be shared by every instance that takes work from the queue"
+            )
+        if self.store == "cosmos" and not self.cosmos_endpoint.startswith(
+            ("https://", "http://")
+        ):
+            raise ValueError("HERALD_STORE=cosmos needs COSMOS_ENDPOINT (an https URL)")
+        if self.queue == "azure" and not self.azure_storage_connection_string.get_secret_value():
+            raise ValueError("HERALD_QUEUE=azure needs AZURE_STORAGE_CONNECTION_STRING")
         if not self.graph_authority_host.startswith("https://"):
             raise ValueError("GRAPH_AUTHORITY_HOST must be an https URL")
         if self.graph_renew_before_minutes >= self.graph_subscription_minutes:
@@ -278,6 +376,11 @@ class Settings(BaseModel):
             and self.graph_client_id
             and self.graph_client_secret.get_secret_value()
         )
+
+    @property
+    def entra_auth(self) -> bool:
+        """Backends may authenticate with Entra ID access tokens (besides API keys)."""
+        return bool(self.auth_tenant_id and self.auth_audience)
 
     @property
     def emulator_mode(self) -> bool:

@@ -2,9 +2,14 @@
 
     HeraldError
     ├── SettingsError                 bad or missing configuration, raised at start-up
+    ├── AuthError                     a caller's credentials could not be accepted
+    │   ├── TokenRejected(status)     an Entra ID token that is not valid here: 401 (signature,
+    │   │                             expiry, issuer, audience) or 403 (valid, but without the role)
+    │   └── IdentityProviderUnavailable  the tenant's signing keys could not be fetched: 503
     ├── StoreError                    a store could not do what was asked
     │   ├── ConcurrencyConflict       an etag (If-Match) no longer matches: someone else wrote first
-    │   └── NotFound                  the record does not exist
+    │   ├── NotFound                  the record does not exist
+    │   └── StoreUnavailable          the database (or queue) cannot be reached now: 503
     ├── SourceError                   an event source's service (Microsoft Graph, its token
     │   │                             endpoint) refused or failed a call: `status`, `code`
     │   ├── SourceNotFound            the resource, subscription or sync state is gone
@@ -25,11 +30,13 @@ maps httpcore's, so the outbox can decide retry/dead/failed without knowing any 
 from __future__ import annotations
 
 __all__ = [
+    "AuthError",
     "ChannelUnavailable",
     "ConcurrencyConflict",
     "DeliveryError",
     "DeliveryFailed",
     "HeraldError",
+    "IdentityProviderUnavailable",
     "NotFound",
     "RetryLater",
     "SettingsError",
@@ -37,7 +44,9 @@ __all__ = [
     "SourceNotFound",
     "SourceUnavailable",
     "StoreError",
+    "StoreUnavailable",
     "TargetGone",
+    "TokenRejected",
 ]
 
 
@@ -47,6 +56,23 @@ class HeraldError(Exception):
 
 class SettingsError(HeraldError):
     """Configuration that Herald cannot start with; the message names the setting."""
+
+
+class AuthError(HeraldError):
+    """Credentials that could not be accepted; never carries the credential itself."""
+
+
+class TokenRejected(AuthError):
+    """A bearer token that is not valid for this API; `reason` is safe to show the caller."""
+
+    def __init__(self, reason: str, *, status: int = 401) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.status = status
+
+
+class IdentityProviderUnavailable(AuthError):
+    """The identity provider's metadata or signing keys could not be had: try again later."""
 
 
 class StoreError(HeraldError):
@@ -59,6 +85,10 @@ class ConcurrencyConflict(StoreError):
 
 class NotFound(StoreError):
     """The record does not exist."""
+
+
+class StoreUnavailable(StoreError):
+    """The database or queue cannot be reached now (not yet connected, or down): try later."""
 
 
 class SourceError(HeraldError):

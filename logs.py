@@ -65,3 +65,5 @@ def configure_logging(
     root.setLevel(level)
     # aiosqlite logs every statement with its parameters at DEBUG: too much, and personal data.
     logging.getLogger("aiosqlite").setLevel(max(logging.INFO, root.level))
+    # The Azure SDKs log every HTTP request and response (headers included) at INFO.
+    logging.getLogger("azure").setLevel(max(logging.WARNING, root.level))

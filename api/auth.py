@@ -1,7 +1,11 @@
-"""API-key authentication for every endpoint except the bot's, health checks and the spec.
+"""Authentication for every endpoint except the bot's, health checks and the spec.
 
-Keys are held only as SHA-256 hashes; a key generated on first start is written hashed to the
-data directory and shown once, so nothing on disk can be replayed as a key.
+A backend proves itself with an API key or, when configured, an Entra ID access token
+(api/entra.py), both as `Authorization: Bearer ...`. Keys are held only as SHA-256 hashes; a
+key generated on first start is written hashed to the data directory and shown once, so nothing
+on disk can be replayed as a key. A few read-only routes also take a signed link token for one
+resource (the operator page's `operator:{id}`), so a link can be handed to someone without an
+API key; which routes, and which purpose they need, is given by `link_purpose`.
 """
 
 from __future__ import annotations
@@ -11,13 +15,18 @@ import hmac
 import logging
 import secrets
 from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 from aiohttp import web
 
+from api.entra import EntraTokens, looks_like_jwt
 from api.http import error_response
+from api.link_tokens import LinkTokenError, LinkTokens
+from errors import IdentityProviderUnavailable, TokenRejected
 
-__all__ = ["ApiKeyAuth", "ensure_generated_key", "hash_key"]
+__all__ = ["PRINCIPAL", "ApiKeyAuth", "Principal", "ensure_generated_key", "hash_key"]
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +44,42 @@ PUBLIC_PATHS = frozenset(
         "/api/graph/lifecycle",
     }
 )
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who a request was authenticated as."""
+
+    kind: Literal["api-key", "entra", "link"]
+    subject: str = ""
+    """The calling app's client id (entra), the link token's purpose (link); "" for a key."""
+
+    @property
+    def backend(self) -> bool:
+        """A backend (API key or Entra ID token): may act for any user."""
+        return self.kind != "link"
+
+
+PRINCIPAL = web.RequestKey("herald_principal", Principal)
+"""Set on every request the middleware let through with credentials."""
+
+LinkPurpose = Callable[[web.Request], str | None]
+"""The link-token purpose a route accepts for this request (e.g. `operator:{id}`), or None."""
+
+
+def _bearer(header: str | None) -> str | None:
+    scheme, _, credential = (header or "").partition(" ")
+    credential = credential.strip()
+    return credential if scheme.lower() == "bearer" and credential else None
+
+
+def _challenge(error: str | None = None, description: str | None = None) -> str:
+    value = 'Bearer realm="herald"'
+    if error:
+        value += f', error="{error}"'
+    if description:
+        value += ', error_description="' + description.replace('"', "'") + '"'
+    return value
 
 
 def hash_key(key: str) -> str:
@@ -56,10 +101,17 @@ def ensure_generated_key(data_dir: Path) -> tuple[list[str], str | None]:
 
 
 class ApiKeyAuth:
-    """`Authorization: Bearer <key>` against a set of key hashes."""
+    """`Authorization: Bearer <key>` against a set of key hashes, or an Entra ID access token,
+    or (on the routes `link_purpose` names) a link token for that route's purpose."""
 
     def __init__(
-        self, key_hashes: Iterable[str], *, self_authenticated: Iterable[str] = ()
+        self,
+        key_hashes: Iterable[str],
+        *,
+        self_authenticated: Iterable[str] = (),
+        entra: EntraTokens | None = None,
+        links: LinkTokens | None = None,
+        link_purpose: LinkPurpose = lambda request: None,
     ) -> None:
         self._hashes = tuple(key_hashes)
         # Paths whose handlers check credentials themselves (e.g. a link token from the bot).
@@ -68,34 +120,92 @@ class ApiKeyAuth:
         self._self_authenticated_prefixes = tuple(
             path for path in self._self_authenticated if path.endswith("/")
         )
+        self._entra = entra
+        self._links = links
+        self._link_purpose = link_purpose
 
     def check(self, header: str | None) -> bool:
-        if not header:
+        """Whether the header carries one of the API keys (keys only; see `is_backend`)."""
+        key = _bearer(header)
+        if key is None:
             return False
-        scheme, _, key = header.partition(" ")
-        if scheme.lower() != "bearer" or not key.strip():
-            return False
-        digest = hash_key(key.strip())
+        digest = hash_key(key)
         # Compare against every hash so timing does not reveal which one matched.
         matched = False
         for known in self._hashes:
             matched |= hmac.compare_digest(digest, known)
         return matched
 
+    def is_backend(self, request: web.Request) -> bool:
+        """The request comes from a backend: an API key, or an Entra ID token the middleware
+        accepted (for handlers of self-authenticated paths, which also take other proofs)."""
+        principal: Principal | None = request.get(PRINCIPAL)
+        if principal is not None:
+            return principal.backend
+        return self.check(request.headers.get("Authorization"))
+
+    def _self_authenticating(self, path: str) -> bool:
+        return path in self._self_authenticated or path.startswith(
+            self._self_authenticated_prefixes
+        )
+
+    async def _entra_principal(self, token: str) -> Principal | web.Response:
+        assert self._entra is not None
+        try:
+            principal = await self._entra.verify(token)
+        except TokenRejected as exc:
+            # The reason only: never the token (nor claims read from a token not verified).
+            log.info("Entra ID token refused (%d): %s", exc.status, exc.reason)
+            error = "insufficient_scope" if exc.status == 403 else "invalid_token"
+            return error_response(
+                exc.status,
+                "forbidden" if exc.status == 403 else "unauthorized",
+                exc.reason,
+                headers={"WWW-Authenticate": _challenge(error, exc.reason)},
+            )
+        except IdentityProviderUnavailable as exc:
+            log.warning("cannot check an Entra ID token: %s", exc)
+            return error_response(
+                503,
+                "identity_provider_unavailable",
+                "the identity provider's signing keys cannot be read just now; try again",
+                headers={"Retry-After": "5"},
+            )
+        return Principal("entra", principal.app_id)
+
     @web.middleware
     async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
-        if (
-            request.path in PUBLIC_PATHS
-            or request.path in self._self_authenticated
-            or request.path.startswith(self._self_authenticated_prefixes)
-            or not request.path.startswith("/api/")
-        ):
+        path = request.path
+        if path in PUBLIC_PATHS or not path.startswith("/api/"):
             return await handler(request)
-        if not self.check(request.headers.get("Authorization")):
-            return error_response(
-                401,
-                "unauthorized",
-                "a valid API key is required (Authorization: Bearer <key>)",
-                headers={"WWW-Authenticate": 'Bearer realm="herald"'},
-            )
-        return await handler(request)
+        header = request.headers.get("Authorization")
+        if self.check(header):
+            request[PRINCIPAL] = Principal("api-key")
+            return await handler(request)
+        credential = _bearer(header)
+        if credential is not None and self._entra is not None and looks_like_jwt(credential):
+            verified = await self._entra_principal(credential)
+            if isinstance(verified, web.Response):
+                return verified
+            request[PRINCIPAL] = verified
+            return await handler(request)
+        purpose = self._link_purpose(request)
+        if credential is not None and purpose is not None and self._links is not None:
+            try:
+                self._links.verify(credential, purpose)
+            except LinkTokenError:
+                pass
+            else:
+                request[PRINCIPAL] = Principal("link", purpose)
+                return await handler(request)
+        if self._self_authenticating(path):
+            return await handler(request)
+        return error_response(
+            401,
+            "unauthorized",
+            "a valid API key or Entra ID access token is required (Authorization: Bearer ...)"
+            if purpose is None
+            else "a valid API key, Entra ID access token or link token is required "
+            "(Authorization: Bearer ...)",
+            headers={"WWW-Authenticate": _challenge()},
+        )

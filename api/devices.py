@@ -302,13 +302,14 @@ class DevicesApi:
         users: UserStore,
         preferences: PreferencesService,
         tokens: LinkTokens,
-        api_key_valid: Callable[[str | None], bool],
+        is_backend: Callable[[web.Request], bool],
     ) -> None:
         self._devices = devices
         self._users = users
         self._preferences = preferences
         self._tokens = tokens
-        self._api_key_valid = api_key_valid
+        # An API key or an Entra ID token (checked by the middleware): acts for any user.
+        self._is_backend = is_backend
 
     def routes(self) -> list[web.RouteDef]:
         return [
@@ -319,9 +320,9 @@ class DevicesApi:
         ]
 
     def _caller(self, request: web.Request) -> str | None:
-        """None for a backend (valid API key), else the user id of a valid link token."""
+        """None for a backend (API key or Entra ID token), else a valid link token's user id."""
         header = request.headers.get("Authorization")
-        if self._api_key_valid(header):
+        if self._is_backend(request):
             return _BACKEND
         scheme, _, credential = (header or "").partition(" ")
         if scheme.lower() != "bearer" or not credential.strip():

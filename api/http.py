@@ -14,6 +14,7 @@ from aiohttp import web
 from pydantic import TypeAdapter, ValidationError
 
 from api.schemas import first_problem
+from errors import StoreUnavailable
 from logs import REQUEST_ID
 
 __all__ = [
@@ -167,6 +168,12 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
             headers={
                 k: v for k, v in exc.headers.items() if k.lower() in ("allow", "www-authenticate")
             },
+        )
+    except StoreUnavailable as exc:
+        log.warning("%s %s: %s", request.method, request.path, exc)
+        return error_response(
+            503, "store_unavailable", "the store is not reachable; try again shortly",
+            headers={"Retry-After": "5"},
         )
     except Exception:
         log.exception("unhandled error on %s %s", request.method, request.path)

@@ -15,9 +15,10 @@ import json
 import secrets
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["LinkTokenError", "LinkTokens", "load_or_create_secret"]
+__all__ = ["LinkClaims", "LinkTokenError", "LinkTokens", "load_or_create_secret"]
 
 
 class LinkTokenError(Exception):
@@ -26,6 +27,15 @@ class LinkTokenError(Exception):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
+
+
+@dataclass(frozen=True, slots=True)
+class LinkClaims:
+    """What a verified token says: whose it is and until when it may be used."""
+
+    user_id: str
+    expires_at: int
+    """Epoch seconds; a live page renews its token before this, a stream ends at it."""
 
 
 def _b64(data: bytes) -> str:
@@ -74,6 +84,10 @@ class LinkTokens:
 
     def verify(self, token: str, purpose: str) -> str:
         """The user id the token was issued to; LinkTokenError if it must not be honoured."""
+        return self.verify_claims(token, purpose).user_id
+
+    def verify_claims(self, token: str, purpose: str) -> LinkClaims:
+        """The user id and expiry of a token that may be honoured; LinkTokenError if not."""
         body, dot, signature = token.partition(".")
         if not dot or not body or not signature or len(token) > 2048:
             raise LinkTokenError("malformed")
@@ -93,7 +107,7 @@ class LinkTokens:
         user_id = payload.get("sub")
         if not isinstance(user_id, str) or not user_id:
             raise LinkTokenError("malformed")
-        return user_id
+        return LinkClaims(user_id, expires)
 
     def _sign(self, body: str) -> str:
         return _b64(hmac.new(self._secret, body.encode(), hashlib.sha256).digest())

@@ -21,6 +21,12 @@ from api.devices_openapi import (
 from api.graph_openapi import GRAPH_MODELS, GRAPH_REQUESTS, document_graph_schemas, graph_paths
 from api.http import json_response
 from api.notifications import NOTIFICATION_ID
+from api.pages_openapi import (
+    PAGES_MODELS,
+    PAGES_SECURITY_SCHEMES,
+    document_pages_schemas,
+    pages_paths,
+)
 from api.push_openapi import PUSH_MODELS, PUSH_REQUESTS, document_push_schemas, push_paths
 from api.schemas import ApiError, Event
 from api.users import MAX_LIMIT, USER_KEY
@@ -123,6 +129,7 @@ _MODELS: list[type[BaseModel]] = [
     *PUSH_MODELS,
     *GRAPH_MODELS,
     *DEVICE_MODELS,
+    *PAGES_MODELS,
 ]
 
 
@@ -273,6 +280,7 @@ def build_document(version: str = "0.1.0") -> dict[str, Any]:
     document_push_schemas(schemas)
     document_graph_schemas(schemas)
     document_device_schemas(schemas)
+    document_pages_schemas(schemas)
     event = schemas["Event"]
     event["properties"]["card"] = {
         "anyOf": [
@@ -295,7 +303,18 @@ def build_document(version: str = "0.1.0") -> dict[str, Any]:
         },
         "components": {
             "schemas": schemas,
-            "securitySchemes": {"apiKey": {"type": "http", "scheme": "bearer"}},
+            "securitySchemes": {
+                "apiKey": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "An API key of this Herald, or (when HERALD_AUTH_TENANT_ID "
+                    "and HERALD_AUTH_AUDIENCE are set) an Entra ID access token of that tenant "
+                    "for that audience carrying the app role HERALD_AUTH_ROLE: 401 for a token "
+                    "that is not valid, 403 for one without the role, 503 while the tenant's "
+                    "signing keys cannot be read.",
+                },
+                **PAGES_SECURITY_SCHEMES,
+            },
         },
         "security": [{"apiKey": []}],
         "paths": {
@@ -327,6 +346,7 @@ def build_document(version: str = "0.1.0") -> dict[str, Any]:
                 "get": {
                     "operationId": "getNotification",
                     "summary": "Delivery status and counters per channel.",
+                    "security": [{"apiKey": []}, {"operatorLink": []}],
                     "parameters": [_path_id("The notification id.", NOTIFICATION_ID)],
                     "responses": {
                         "200": {"description": "Status.", "content": _json("NotificationStatus")},
@@ -340,6 +360,7 @@ def build_document(version: str = "0.1.0") -> dict[str, Any]:
                 "get": {
                     "operationId": "getNotificationReport",
                     "summary": "Per recipient and channel: status, reason, attempts, last error.",
+                    "security": [{"apiKey": []}, {"operatorLink": []}],
                     "parameters": [_path_id("The notification id.", NOTIFICATION_ID)],
                     "responses": {
                         "200": {
@@ -467,6 +488,7 @@ def build_document(version: str = "0.1.0") -> dict[str, Any]:
             **push_paths(_json, _error, _UNAUTHORIZED),
             **graph_paths(_json, _error, _UNAUTHORIZED),
             **device_paths(_json, _error, _UNAUTHORIZED),
+            **pages_paths(_json, _error, _UNAUTHORIZED),
             "/api/messages": {
                 "post": {
                     "operationId": "postActivity",

@@ -328,7 +328,7 @@ class PushApi:
         users: UserStore,
         tokens: LinkTokens,
         vapid_public_key: str,
-        api_key_valid: Callable[[str | None], bool],
+        is_backend: Callable[[web.Request], bool],
         allowed_hosts: Sequence[str],
     ) -> None:
         self._allowed_hosts = tuple(h.lower().lstrip(".") for h in allowed_hosts)
@@ -336,7 +336,8 @@ class PushApi:
         self._users = users
         self._tokens = tokens
         self._public_key = vapid_public_key
-        self._api_key_valid = api_key_valid
+        # An API key or an Entra ID token (checked by the middleware): acts for any user.
+        self._is_backend = is_backend
 
     def routes(self) -> list[web.RouteDef]:
         return [
@@ -365,7 +366,7 @@ class PushApi:
 
     async def _backend_user(self, request: web.Request, claimed: str | None) -> str | None:
         """The user a backend names, or None when the request has no valid API key."""
-        if not self._api_key_valid(request.headers.get("Authorization")):
+        if not self._is_backend(request):
             return None
         if claimed is None:
             raise ApiProblem(400, "missing_field", "userId is required with an API key", "userId")
@@ -437,7 +438,7 @@ class PushApi:
             if found is not None and not hmac.compare_digest(found.auth, body.auth):
                 raise _unauthorized("that is not this subscription's secret", "invalid_proof")
             owner = found.user_id if found is not None else None
-        elif self._api_key_valid(request.headers.get("Authorization")):
+        elif self._is_backend(request):
             owner = None
             if body.user_id is not None:
                 resolved = await self._users.resolve([body.user_id])
@@ -451,7 +452,7 @@ class PushApi:
         return web.Response(status=204)
 
     async def list_subscriptions(self, request: web.Request) -> web.Response:
-        if not self._api_key_valid(request.headers.get("Authorization")):
+        if not self._is_backend(request):
             return error_response(
                 401,
                 "unauthorized",

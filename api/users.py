@@ -14,7 +14,7 @@ from api.schemas import RecipientKey
 from storage.protocols import InboxStore, UserStore
 from storage.records import InboxEntry
 
-__all__ = ["MAX_LIMIT", "USER_KEY", "UsersApi"]
+__all__ = ["MAX_LIMIT", "USER_KEY", "UsersApi", "history_item"]
 
 MAX_LIMIT = 500
 USER_KEY: TypeAdapter[str] = TypeAdapter(RecipientKey)
@@ -35,7 +35,8 @@ def _iso(epoch: float | None) -> str | None:
     return datetime.fromtimestamp(epoch, UTC).isoformat().replace("+00:00", "Z")
 
 
-def _item(entry: InboxEntry) -> dict[str, Any]:
+def history_item(entry: InboxEntry) -> dict[str, Any]:
+    """One history entry as the API (and the inbox page) shows it."""
     event = entry.event
     item: dict[str, Any] = {
         "id": entry.notification_id,
@@ -87,7 +88,7 @@ class UsersApi:
             )
         user_id = await self._user(request)
         entries = await self._inbox.list(user_id, unread_only=unread, limit=limit)
-        return json_response({"userId": user_id, "items": [_item(e) for e in entries]})
+        return json_response({"userId": user_id, "items": [history_item(e) for e in entries]})
 
     async def read_all(self, request: web.Request) -> web.Response:
         user_id = await self._user(request)

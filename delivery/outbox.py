@@ -21,6 +21,7 @@ __all__ = [
     "Outbox",
     "ReportRow",
     "Settlement",
+    "TimelineBucket",
 ]
 
 JobStatus = Literal["queued", "retrying", "delivered", "skipped", "failed", "dead"]
@@ -92,6 +93,18 @@ class ReportRow:
     updated_at: float
 
 
+@dataclass(frozen=True, slots=True)
+class TimelineBucket:
+    """Deliveries of one notification that reached a final state within one time bucket."""
+
+    start: float
+    """Epoch seconds, a multiple of the bucket size."""
+    delivered: int = 0
+    skipped: int = 0
+    failed: int = 0
+    dead: int = 0
+
+
 @dataclass(slots=True)
 class DeliveryCounters:
     """Counters of one notification, in total and per channel, plus skip/failure reasons, and
@@ -161,4 +174,13 @@ class Outbox(Protocol):
     async def report(self, notification_id: str, *, after: int, limit: int) -> list[ReportRow]:
         """Deliveries of a notification in id order after `after`: the report is streamed a
         page at a time, so it costs the same memory for 50 recipients or 50,000."""
+        ...
+
+    async def timeline(
+        self, notification_id: str, *, bucket_seconds: float
+    ) -> list[TimelineBucket]:
+        """How many of the notification's deliveries became delivered, skipped, failed or dead
+        in each `bucket_seconds` window (by the time they were last settled), oldest first;
+        windows with none are left out. Feeds the operator page's delivery-rate chart, so it
+        is one grouped query, never a scan the size of the audience into memory."""
         ...

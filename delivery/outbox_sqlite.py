@@ -12,6 +12,7 @@ from delivery.outbox import (
     NewDelivery,
     ReportRow,
     Settlement,
+    TimelineBucket,
 )
 from storage.sqlite import SqliteDatabase
 
@@ -225,4 +226,22 @@ class SqliteOutbox:
                 updated_at=float(r["updated_at"]),
             )
             for r in rows
+        ]
+
+    async def timeline(
+        self, notification_id: str, *, bucket_seconds: float
+    ) -> list[TimelineBucket]:
+        rows = await self._db.fetchall(
+            "SELECT CAST(updated_at / ? AS INTEGER) AS bucket, status, COUNT(*) AS n"
+            " FROM deliveries WHERE notification_id = ?"
+            " AND status IN ('delivered', 'skipped', 'failed', 'dead')"
+            " GROUP BY bucket, status ORDER BY bucket",
+            (bucket_seconds, notification_id),
+        )
+        counts: dict[int, dict[str, int]] = {}
+        for r in rows:
+            counts.setdefault(int(r["bucket"]), {})[r["status"]] = int(r["n"])
+        return [
+            TimelineBucket(start=bucket * bucket_seconds, **by_status)
+            for bucket, by_status in counts.items()
         ]

@@ -59,6 +59,7 @@ class Router:
         *,
         page_size: int = 500,
         on_enqueued: Callable[[], None] = lambda: None,
+        on_inbox_written: Callable[[Sequence[str]], None] = lambda user_ids: None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._users = users
@@ -68,6 +69,8 @@ class Router:
         self._policy = policy
         self._page_size = page_size
         self._on_enqueued = on_enqueued
+        # Rings the live inbox pages of these users (after the page is committed).
+        self._on_inbox_written = on_inbox_written
         self._clock = clock
         self._queue: asyncio.Queue[str] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
@@ -147,6 +150,7 @@ class Router:
             cursor = ids[-1]
             await self._outbox.add_page(record.id, record.version, deliveries, inbox, cursor)
             self._on_enqueued()
+            self._on_inbox_written(inbox)
             if not await self._current(record):
                 return False
 
@@ -168,6 +172,7 @@ class Router:
             cursor = str(offset + len(chunk))
             await self._outbox.add_page(record.id, record.version, deliveries, inbox, cursor)
             self._on_enqueued()
+            self._on_inbox_written(inbox)
             if not await self._current(record):
                 return False
         return True

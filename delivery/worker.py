@@ -87,6 +87,7 @@ class DeliveryWorker:
         rng: random.Random | None = None,
         clock: Callable[[], float] = time.time,
         idle_poll_seconds: float = 5.0,
+        busy_poll_seconds: float = 0.05,
         lease_batch: int | None = None,
         gate: DeliveryGate | None = None,
         settle_delay: float = 0.025,
@@ -106,6 +107,7 @@ class DeliveryWorker:
         self._rng = rng or random.Random()
         self._clock = clock
         self._idle_poll = idle_poll_seconds
+        self._busy_poll = busy_poll_seconds
         self._wake = asyncio.Event()
         self._slot_free = asyncio.Event()
         self._inflight: set[asyncio.Task[None]] = set()
@@ -203,12 +205,13 @@ class DeliveryWorker:
         if due is not None:
             timeout = min(timeout, max(0.0, due - self._clock()))
         if timeout <= 0:
-            # Due work exists but is leased by in-flight sends: wait for one to finish.
+            # Due work exists but is leased by in-flight sends (or, on a shared queue, by
+            # another instance): wait for one to finish, or poll again shortly.
             if self._inflight:
                 self._slot_free.clear()
                 await self._slot_free.wait()
             else:
-                await asyncio.sleep(0.05)
+                await asyncio.sleep(self._busy_poll)
             return
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._wake.wait(), timeout)

@@ -21,6 +21,7 @@ class Verb(Enum):
     STATUS = "status"
     PREFERENCES = "preferences"
     HISTORY = "history"
+    INBOX = "inbox"
     MARK_ALL_READ = "mark-all-read"
     OPT_IN = "opt-in"
     OPT_OUT = "opt-out"
@@ -72,7 +73,10 @@ _EXACT: Final[dict[str, Verb]] = {
     "prefs": Verb.PREFERENCES,
     "settings": Verb.PREFERENCES,
     "history": Verb.HISTORY,
-    "inbox": Verb.HISTORY,
+    "inbox": Verb.INBOX,
+    "my inbox": Verb.INBOX,
+    "open inbox": Verb.INBOX,
+    "open my inbox": Verb.INBOX,
     "mark all read": Verb.MARK_ALL_READ,
     "mark all as read": Verb.MARK_ALL_READ,
     "read all": Verb.MARK_ALL_READ,

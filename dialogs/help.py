@@ -18,6 +18,8 @@ HELP_TEXT: Final = (
     "- **timezone** *name*: e.g. `timezone Europe/Berlin`\n"
     "- **mobile off**, **browser on**, **teams off**: switch a channel\n"
     "- **history**: your last 10 notifications; **mark all read**\n"
+    "- **inbox**: a link to a live page of your notifications (new ones appear as they "
+    "arrive)\n"
     "- **calendar**: notify me about changes to my calendar (Teams); **calendar off** to stop\n"
     "- **start** / **stop**: turn all notifications on or off\n"
     "- **cancel**: stop whatever we are in the middle of"

@@ -194,6 +194,8 @@ class MainDialog(ComponentDialog):
             await self._preferences.show(context)
         elif verb is Verb.HISTORY:
             await self._history.show(context)
+        elif verb is Verb.INBOX:
+            await self._history.inbox(context)
         elif verb is Verb.MARK_ALL_READ:
             await self._history.mark_all_read(context)
         elif verb in _SETTING_VERBS:

@@ -48,6 +48,8 @@ class DialogServices:
     """Per channel name: a link to set it up outside the chat (browser push's consent page)."""
     calendar: CalendarAccess | None = None
     """Calendar subscriptions through Microsoft Graph (off unless configured)."""
+    inbox_link: LinkMaker | None = None
+    """A link to the person's live inbox page (the `inbox` command, the history answer)."""
 
 
 def conversation_key(activity: Activity) -> str | None:

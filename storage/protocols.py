@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from typing import Any, Protocol
 
 from storage.records import (
+    InboxChange,
     InboxEntry,
     NotificationRecord,
     PendingPrompt,
@@ -115,6 +116,23 @@ class InboxStore(Protocol):
     async def list(self, user_id: str, *, unread_only: bool, limit: int) -> list[InboxEntry]: ...
 
     async def mark_all_read(self, user_id: str) -> int: ...
+
+    async def mark_read(self, user_id: str, notification_id: str) -> float | None:
+        """Mark one entry read (the inbox page's button). Returns when it was read (the earlier
+        time if it already was), or None if the user has no such entry (or it expired)."""
+        ...
+
+    async def changes(
+        self, user_id: str, since: float, limit: int
+    ) -> builtins.list[InboxChange]:
+        """The user's entries that were written, read, or whose notification changed after
+        `since` (epoch seconds), oldest change first, at most `limit`.
+
+        The live inbox page's feed: each open page asks this every few seconds (and at once
+        when this instance writes to the user's inbox), so it must be a cheap, indexed query
+        within one user's entries. Entries past the retention are left out.
+        """
+        ...
 
     async def purge_expired(self) -> int:
         """Delete entries past the retention (Cosmos DB does this itself with TTL)."""

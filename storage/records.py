@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 __all__ = [
+    "InboxChange",
     "InboxEntry",
     "NotificationRecord",
     "PendingPrompt",
@@ -77,6 +78,16 @@ class InboxEntry:
     read_at: float | None
     event: dict[str, Any] = field(default_factory=dict)
     version: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class InboxChange:
+    """An inbox entry that changed after a point in time, for the live inbox page's feed."""
+
+    entry: InboxEntry
+    changed_at: float
+    """When it last changed: the entry was written, read, or its notification was updated
+    (the latest of the three). A feed's cursor; epoch seconds."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,7 +8,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from storage.records import InboxEntry, NotificationRecord, PutOutcome
+from storage.records import InboxChange, InboxEntry, NotificationRecord, PutOutcome
 from storage.sqlite import SqliteDatabase
 
 __all__ = ["SqliteInboxStore", "SqliteNotificationStore"]
@@ -160,3 +160,40 @@ class SqliteInboxStore:
             " WHERE user_id = ? AND read_at IS NULL AND created_at >= ?",
             (now, user_id, now - self._retention),
         )
+
+    async def mark_read(self, user_id: str, notification_id: str) -> float | None:
+        now = time.time()
+        rows = await self._db.write_returning(
+            "UPDATE inbox SET read_at = COALESCE(read_at, ?)"
+            " WHERE user_id = ? AND notification_id = ? AND created_at >= ? RETURNING read_at",
+            (now, user_id, notification_id, now - self._retention),
+        )
+        return float(rows[0]["read_at"]) if rows else None
+
+    async def changes(
+        self, user_id: str, since: float, limit: int
+    ) -> builtins.list[InboxChange]:
+        # One user's entries within the retention (the inbox_recent index); a page holds at
+        # most a few hundred, so filtering them by change time costs little.
+        rows = await self._db.fetchall(
+            "SELECT i.notification_id, i.created_at, i.read_at, n.event, n.version,"
+            " MAX(i.created_at, COALESCE(i.read_at, 0), n.updated_at) AS changed_at"
+            " FROM inbox i JOIN notifications n ON n.id = i.notification_id"
+            " WHERE i.user_id = ? AND i.created_at >= ?"
+            " AND MAX(i.created_at, COALESCE(i.read_at, 0), n.updated_at) > ?"
+            " ORDER BY changed_at, i.notification_id LIMIT ?",
+            (user_id, time.time() - self._retention, since, limit),
+        )
+        return [
+            InboxChange(
+                entry=InboxEntry(
+                    notification_id=r["notification_id"],
+                    created_at=float(r["created_at"]),
+                    read_at=r["read_at"],
+                    event=json.loads(r["event"]),
+                    version=int(r["version"]),
+                ),
+                changed_at=float(r["changed_at"]),
+            )
+            for r in rows
+        ]

@@ -156,7 +156,8 @@ class HeraldProcess(HeraldClient):
         self.process: asyncio.subprocess.Process | None = None
         self.log = data_dir.parent / f"{data_dir.name}.log"
 
-    async def start(self, timeout: float = 30.0) -> None:
+    async def start(self, timeout: float = 30.0, *, ready: str = "/readyz") -> None:
+        """Start and wait until `ready` answers 200 (/healthz: serving, maybe not ready)."""
         port = int(self.env["PORT"]) if "PORT" in self.env else free_port()
         self.url = f"http://127.0.0.1:{port}"
         env = {**os.environ, **self.env, "PORT": str(port), "HOST": "127.0.0.1"}
@@ -173,7 +174,7 @@ class HeraldProcess(HeraldClient):
             if self.process.returncode is not None:
                 raise RuntimeError(f"herald exited: {self.log.read_text()[-2000:]}")
             try:
-                code, _ = await self.request("GET", "/readyz", auth=False)
+                code, _ = await self.request("GET", ready, auth=False)
                 if code == 200:
                     return
             except aiohttp.ClientError:

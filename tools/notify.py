@@ -5,9 +5,15 @@
         --title "Case 4711" --text "Customer: Contoso" --link https://crm.example.com/cases/4711
     python -m tools.notify --file event.json --follow
 
-The API key comes from --api-key or HERALD_API_KEY; the server from --url or HERALD_URL
-(default http://localhost:3978). Exit status: 0 accepted (and, with --follow, completed with
-nothing failed), 1 delivered with failures or dead targets, 2 rejected or unreachable.
+The API key comes from --api-key or HERALD_API_KEY; or, for a Herald that accepts Entra ID
+tokens, an access token is fetched with msal's client-credentials flow from --tenant,
+--client-id, --client-secret and --scope (or HERALD_TENANT_ID, HERALD_CLIENT_ID,
+HERALD_CLIENT_SECRET, HERALD_SCOPE; --authority-host / HERALD_AUTHORITY_HOST for national
+clouds, --ca-file / HERALD_CA_FILE to trust exactly one CA file). The server comes from --url or
+HERALD_URL (default http://localhost:3978). --page-link prints a link to the notification's
+live delivery page that works without an API key for HERALD_LINK_MINUTES. Exit status: 0
+accepted (and, with --follow, completed with nothing failed), 1 delivered with failures or dead
+targets, 2 rejected or unreachable.
 """
 
 from __future__ import annotations
@@ -23,7 +29,7 @@ from typing import Any, TextIO
 
 import httpx
 
-__all__ = ["build_event", "main"]
+__all__ = ["build_event", "entra_token", "main"]
 
 _BAR_WIDTH = 30
 
@@ -52,6 +58,54 @@ def build_event(args: argparse.Namespace) -> dict[str, Any]:
     elif args.to:
         event["recipients"] = {"users": list(dict.fromkeys(args.to))}
     return event
+
+
+class TokenError(Exception):
+    """No access token could be had from Entra ID (the message says why, never a secret)."""
+
+
+def entra_token(args: argparse.Namespace) -> str:
+    """An access token for Herald's API from Entra ID (client credentials, cached by msal)."""
+    import msal  # only needed with Entra ID credentials
+    import requests
+
+    missing = [
+        flag
+        for flag, value in (
+            ("--client-id", args.client_id),
+            ("--client-secret", args.client_secret),
+            ("--scope", args.scope),
+        )
+        if not value
+    ]
+    if missing:
+        raise TokenError(f"with --tenant, also give {', '.join(missing)}")
+    scope = args.scope if args.scope.endswith("/.default") else args.scope.rstrip("/") + "/.default"
+    http = requests.Session()
+    if args.ca_file:
+        # requests would let REQUESTS_CA_BUNDLE override `verify`: the file given decides.
+        http.trust_env = False
+        http.verify = args.ca_file
+    app = msal.ConfidentialClientApplication(
+        args.client_id,
+        client_credential=args.client_secret,
+        authority=f"{args.authority_host.rstrip('/')}/{args.tenant}",
+        http_client=http,
+        # Never ask Microsoft's public discovery endpoint: the authority is given.
+        instance_discovery=False,
+    )
+    try:
+        result: dict[str, Any] = app.acquire_token_for_client(scopes=[scope])
+    except Exception as exc:  # requests' and msal's errors: network, TLS, a bad authority
+        raise TokenError(f"cannot reach Entra ID: {exc}") from exc
+    token = result.get("access_token")
+    if not isinstance(token, str) or not token:
+        description = str(result.get("error_description", "")).splitlines()[:1]
+        raise TokenError(
+            f"Entra ID refused a token: {result.get('error', 'unknown_error')}: "
+            f"{''.join(description)}"
+        )
+    return token
 
 
 def _progress(status: dict[str, Any]) -> str:
@@ -105,6 +159,20 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--url", default=os.environ.get("HERALD_URL", "http://localhost:3978"))
     parser.add_argument("--api-key", default=os.environ.get("HERALD_API_KEY"))
+    entra = parser.add_argument_group("Entra ID (instead of an API key)")
+    entra.add_argument("--tenant", default=os.environ.get("HERALD_TENANT_ID"))
+    entra.add_argument("--client-id", default=os.environ.get("HERALD_CLIENT_ID"))
+    entra.add_argument("--client-secret", default=os.environ.get("HERALD_CLIENT_SECRET"))
+    entra.add_argument(
+        "--scope",
+        default=os.environ.get("HERALD_SCOPE"),
+        help="Herald's API: its Application ID URI or client id (/.default is added)",
+    )
+    entra.add_argument(
+        "--authority-host",
+        default=os.environ.get("HERALD_AUTHORITY_HOST", "https://login.microsoftonline.com"),
+    )
+    entra.add_argument("--ca-file", default=os.environ.get("HERALD_CA_FILE"))
     parser.add_argument("--file", help="event JSON file ('-' for stdin); flags override it")
     parser.add_argument("--id", help="idempotency key: re-posting it updates the notification")
     parser.add_argument("--type")
@@ -120,6 +188,11 @@ def _parser() -> argparse.ArgumentParser:
     audience.add_argument("--to", action="append", help="user id or alias (repeatable)")
     audience.add_argument("--all", action="store_true", help="everybody Herald knows")
     parser.add_argument("--follow", action="store_true", help="show progress until done")
+    parser.add_argument(
+        "--page-link",
+        action="store_true",
+        help="print a link to the live delivery page (works without a key for a while)",
+    )
     parser.add_argument("--timeout", type=float, default=None, help="stop following after N s")
     return parser
 
@@ -138,10 +211,18 @@ def main(
     except (OSError, ValueError) as exc:
         stderr.write(f"notify: {exc}\n")
         return 2
-    if not args.api_key:
-        stderr.write("notify: give --api-key or set HERALD_API_KEY\n")
+    if args.tenant:
+        try:
+            credential = entra_token(args)
+        except TokenError as exc:
+            stderr.write(f"notify: {exc}\n")
+            return 2
+    elif args.api_key:
+        credential = args.api_key
+    else:
+        stderr.write("notify: give --api-key (or HERALD_API_KEY), or Entra ID credentials\n")
         return 2
-    headers = {"Authorization": f"Bearer {args.api_key}"}
+    headers = {"Authorization": f"Bearer {credential}"}
     with httpx.Client(
         base_url=args.url, headers=headers, timeout=30.0, transport=transport, trust_env=False
     ) as client:
@@ -162,6 +243,12 @@ def main(
             f"{body['id']}  {body['outcome']}  version {body['version']}  "
             f"recipients {body['recipients']}\n"
         )
+        if args.page_link:
+            linked = client.post(f"/api/notifications/{body['id']}/link")
+            if linked.status_code == 200:
+                stdout.write(f"page: {linked.json()['url']}\n")
+            else:
+                stderr.write(f"notify: no page link ({linked.status_code})\n")
         if not args.follow:
             return 0
         status = follow(client, body["id"], stdout, timeout=args.timeout)

@@ -15,6 +15,7 @@ their waits from `Backend.time_unit` instead of hard-coding them.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
@@ -24,7 +25,22 @@ import pytest
 from botbuilder.core import Storage
 
 from delivery.outbox import Outbox
+from delivery.outbox_azure import AzureQueueOutbox
 from delivery.outbox_sqlite import SqliteOutbox
+from delivery.queue_azure import AzureDeliveryQueue
+from storage.cosmos import CosmosConfig, CosmosDatabase
+from storage.cosmos_bot_state import CosmosBotStorage
+from storage.cosmos_conversations import CosmosConversationStore
+from storage.cosmos_devices import CosmosDeviceStore
+from storage.cosmos_graph import (
+    CosmosGraphChangeInbox,
+    CosmosGraphResourceStore,
+    CosmosGraphSubscriptionStore,
+)
+from storage.cosmos_notifications import CosmosInboxStore, CosmosNotificationStore
+from storage.cosmos_prompts import CosmosPromptStore
+from storage.cosmos_subscriptions import CosmosSubscriptionStore
+from storage.cosmos_users import CosmosUserStore
 from storage.devices import DeviceStore
 from storage.graph_subscriptions import (
     GraphChangeInbox,
@@ -52,6 +68,7 @@ from storage.sqlite_prompts import SqlitePromptStore
 from storage.sqlite_subscriptions import SqliteSubscriptionStore
 from storage.sqlite_users import SqliteUserStore
 from storage.subscriptions import SubscriptionStore
+from tests.peers.azure import COSMOS_KEY, AzuriteQueues, CosmosServer
 
 __all__ = ["BACKENDS", "Backend"]
 
@@ -114,8 +131,63 @@ async def sqlite_backend(request: pytest.FixtureRequest, tmp_path: Path) -> Asyn
         await db.close()
 
 
+@asynccontextmanager
+async def cosmos_backend(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Backend]:
+    """Scaled out: every store on Cosmos DB (`@vercel/cosmosdb-server`), the outbox's ledger
+    there too and its queue on Azure Storage Queues (`azurite`). Each test gets a database and
+    a queue of its own on the session's servers, removed afterwards."""
+    server: CosmosServer = request.getfixturevalue("cosmos_server")
+    queues: AzuriteQueues = request.getfixturevalue("azurite")
+    name = f"t{uuid.uuid4().hex[:20]}"
+    db = CosmosDatabase(
+        CosmosConfig(endpoint=server.endpoint, key=COSMOS_KEY, database=name, verify_tls=False)
+    )
+    await db.open()
+    queue = AzureDeliveryQueue(queues.connection_string, name)
+    notifications = CosmosNotificationStore(db)
+    outbox = AzureQueueOutbox(
+        db, queue, notifications, history_seconds=DEFAULT_RETENTION_SECONDS
+    )
+    await outbox.open()
+    try:
+        yield Backend(
+            name="cosmos",
+            users=CosmosUserStore(db),
+            conversations=CosmosConversationStore(db),
+            notifications=notifications,
+            inbox=CosmosInboxStore(db, notifications, retention_seconds=DEFAULT_RETENTION_SECONDS),
+            outbox=outbox,
+            bot_storage=CosmosBotStorage(db),
+            prompts=CosmosPromptStore(db),
+            subscriptions=CosmosSubscriptionStore(db),
+            devices=CosmosDeviceStore(db),
+            graph_subscriptions=CosmosGraphSubscriptionStore(db),
+            graph_changes=CosmosGraphChangeInbox(db),
+            graph_resources=CosmosGraphResourceStore(db),
+            inbox_with_retention=lambda seconds: CosmosInboxStore(
+                db, notifications, retention_seconds=seconds
+            ),
+            # Visibility timeouts are whole seconds.
+            time_unit=1.0,
+        )
+    finally:
+        await outbox.close()
+        await db.drop()
+        await db.close()
+        await _delete_queues(queues.connection_string, name)
+
+
+async def _delete_queues(connection_string: str, name: str) -> None:
+    from azure.storage.queue.aio import QueueServiceClient
+
+    async with QueueServiceClient.from_connection_string(connection_string) as service:
+        for queue in (name, f"{name}-poison"):
+            await service.delete_queue(queue)
+
+
 BACKENDS = [
     pytest.param(sqlite_backend, id="sqlite"),
+    pytest.param(cosmos_backend, id="cosmos+azurite"),
 ]
 
 

@@ -7,7 +7,7 @@ import csv
 import io
 from typing import Any
 
-from tests.conftest import HeraldFactory
+from tests.conftest import ON_EVERY_BACKEND, HeraldFactory
 from tests.harness import API_KEY, Emulator, RunningHerald
 from tests.peers.connector import ConnectorStandIn, Member
 
@@ -52,6 +52,7 @@ def card_text(activity: dict[str, Any]) -> str:
     return "\n".join(found)
 
 
+@ON_EVERY_BACKEND
 async def test_install_welcomes_and_help_replies(
     emulator: Emulator, connector: ConnectorStandIn
 ) -> None:
@@ -68,6 +69,7 @@ async def test_install_welcomes_and_help_replies(
     assert sent[1].reply_to_id is not None  # a reply to the user's message
 
 
+@ON_EVERY_BACKEND
 async def test_posted_event_arrives_as_card_in_the_chat(
     herald: RunningHerald, emulator: Emulator, connector: ConnectorStandIn
 ) -> None:
@@ -126,6 +128,7 @@ async def test_own_card_replaces_the_default(
     assert card_of(sent[1].body) == own
 
 
+@ON_EVERY_BACKEND
 async def test_same_id_twice_sends_once_and_changed_content_edits_in_place(
     herald: RunningHerald, emulator: Emulator, connector: ConnectorStandIn
 ) -> None:
@@ -172,6 +175,7 @@ async def test_unknown_users_are_counted_skipped(
     assert status["reasons"] == {"skipped:unknown-user": 2}
 
 
+@ON_EVERY_BACKEND
 async def test_throttled_then_delivered_once_after_retry_after(
     herald: RunningHerald, emulator: Emulator, connector: ConnectorStandIn
 ) -> None:
@@ -190,6 +194,7 @@ async def test_throttled_then_delivered_once_after_retry_after(
     assert cards[0].at - rejected_at >= 0.95  # honoured Retry-After: 1
 
 
+@ON_EVERY_BACKEND
 async def test_forbidden_marks_the_conversation_dead(
     herald: RunningHerald, emulator: Emulator, connector: ConnectorStandIn
 ) -> None:
@@ -220,6 +225,7 @@ async def test_forbidden_marks_the_conversation_dead(
     assert status["counters"]["delivered"] == 1
 
 
+@ON_EVERY_BACKEND
 async def test_restart_between_greeting_and_event_still_delivers(
     herald: RunningHerald, emulator: Emulator, connector: ConnectorStandIn
 ) -> None:
@@ -233,6 +239,7 @@ async def test_restart_between_greeting_and_event_still_delivers(
     assert sent[1].conversation_id == user.conversation_id
 
 
+@ON_EVERY_BACKEND
 async def test_audience_all_reaches_everybody(
     herald: RunningHerald, emulator: Emulator, connector: ConnectorStandIn
 ) -> None:
@@ -342,6 +349,7 @@ async def test_status_tells_the_user_their_id(
     assert user.key in sent[0].body["text"]
 
 
+@ON_EVERY_BACKEND
 async def test_report_lists_every_recipient_and_channel(
     herald: RunningHerald, emulator: Emulator, connector: ConnectorStandIn
 ) -> None:

@@ -2,8 +2,15 @@
 
 `EntraStandIn` serves what msal needs for the client-credentials flow: the tenant's OpenID
 configuration and its v2.0 token endpoint, answering errors the way Entra ID does (a wrong secret
-is `401 invalid_client` with an AADSTS code). `GraphStandIn` serves the part of Microsoft Graph
-Herald uses, and behaves like Graph where it matters:
+is `401 invalid_client` with an AADSTS code). Besides the Graph app it knows APIs (`add_api`:
+an app registration exposing app roles) and client apps with roles assigned on them
+(`add_client`); a token for such an API is an RS256 v2.0 access token (`iss`, `aud` = the API's
+client id, `azp`, `tid`, `oid`, `roles`, `exp`...) signed with a key the tenant publishes at
+`jwks_uri`. Keys roll over on demand (`rotate_keys`), and tests can sign tokens of any shape
+(`sign`, `access_token`) to check what Herald refuses.
+
+`GraphStandIn` serves the part of Microsoft Graph Herald uses, and behaves like Graph where it
+matters:
 
 * every call needs a bearer token the Entra stand-in issued for the Graph scope (401 otherwise);
 * `POST /subscriptions` validates the subscription first: it POSTs
@@ -41,7 +48,9 @@ from typing import Any, Final
 from urllib.parse import quote, urlsplit
 
 import aiohttp
+import jwt
 from aiohttp import web
+from cryptography.hazmat.primitives.asymmetric import rsa
 
 from tests.peers.tls import SelfSigned
 
@@ -167,6 +176,92 @@ class EntraStandIn:
         self.requests: list[Recorded] = []
         self._tokens: dict[str, tuple[float, str]] = {}
         self._runner: web.AppRunner | None = None
+        self._clients: dict[str, tuple[str, dict[str, tuple[str, ...]]]] = {
+            client_id: (client_secret, {})
+        }
+        """client id -> (secret, {API client id: roles assigned to the client on it})."""
+        self._apis: dict[str, str] = {}
+        """Application ID URI or client id -> the API's client id (a token's `aud`)."""
+        self._keys: list[tuple[str, rsa.RSAPrivateKey]] = []
+        """Signing keys, newest last; made when first needed (RSA keys take a moment)."""
+
+    # --- APIs, clients, keys and tokens (Herald's own API, for Entra ID bearer auth) ---------
+
+    def add_api(self, client_id: str, app_id_uri: str | None = None) -> None:
+        """An app registration exposing an API (scope `{uri or client id}/.default`)."""
+        self._apis[client_id] = client_id
+        if app_id_uri:
+            self._apis[app_id_uri] = client_id
+
+    def add_client(self, client_id: str, secret: str, roles: dict[str, tuple[str, ...]]) -> None:
+        """A backend's app registration, with app roles assigned to it per API client id."""
+        self._clients[client_id] = (secret, dict(roles))
+
+    def rotate_keys(self, *, keep_old: bool = True) -> str:
+        """Sign with a new key from now on (publishing the old one too, unless told not to, as
+        Entra ID does during a rollover); returns the new key id."""
+        kid = f"key-{len(self._keys) + 1}-{secrets.token_hex(4)}"
+        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        self._keys = [*(self._keys if keep_old else []), (kid, key)]
+        return kid
+
+    @property
+    def issuer(self) -> str:
+        return f"{self.url}/{self.tenant}/v2.0"
+
+    def _current_key(self) -> tuple[str, rsa.RSAPrivateKey]:
+        if not self._keys:
+            self.rotate_keys()
+        return self._keys[-1]
+
+    def jwks(self) -> dict[str, Any]:
+        self._current_key()
+        keys = []
+        for kid, key in self._keys:
+            jwk = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(key.public_key()))
+            keys.append({**jwk, "kid": kid, "use": "sig", "x5t": kid, "issuer": self.issuer})
+        return {"keys": keys}
+
+    def sign(
+        self,
+        claims: dict[str, Any],
+        *,
+        key: rsa.RSAPrivateKey | None = None,
+        kid: str | None = None,
+        algorithm: str = "RS256",
+        omit_kid: bool = False,
+    ) -> str:
+        """A JWT with these claims, signed with the current key (or the one given)."""
+        current_kid, current_key = self._current_key()
+        headers = {"typ": "JWT"} if omit_kid else {"typ": "JWT", "kid": kid or current_kid}
+        secret: Any = key or current_key
+        if algorithm.startswith("HS"):
+            secret = b"a shared secret of at least thirty-two bytes!"
+        return jwt.encode(claims, secret, algorithm=algorithm, headers=headers)
+
+    def access_token(
+        self, client_id: str, audience: str, roles: tuple[str, ...] = (), **overrides: Any
+    ) -> str:
+        """An access token as Entra ID issues it to `client_id` for the API `audience`."""
+        now = int(time.time())
+        claims: dict[str, Any] = {
+            "aud": audience,
+            "iss": self.issuer,
+            "iat": now,
+            "nbf": now,
+            "exp": now + self.token_seconds,
+            "azp": client_id,
+            "azpacr": "1",
+            "oid": str(uuid.uuid5(uuid.NAMESPACE_URL, client_id)),
+            "sub": str(uuid.uuid5(uuid.NAMESPACE_URL, client_id)),
+            "tid": self.tenant,
+            "ver": "2.0",
+            "uti": secrets.token_urlsafe(16),
+        }
+        if roles:
+            claims["roles"] = list(roles)
+        claims.update(overrides)
+        return self.sign({k: v for k, v in claims.items() if v is not None})
 
     @property
     def token_requests(self) -> list[Recorded]:
@@ -183,6 +278,7 @@ class EntraStandIn:
         app = web.Application(middlewares=[self._record])
         app.router.add_get("/{tenant}/v2.0/.well-known/openid-configuration", self._openid)
         app.router.add_post("/{tenant}/oauth2/v2.0/token", self._token)
+        app.router.add_get("/{tenant}/discovery/v2.0/keys", self._jwks)
         self._runner, self.url = await _serve(app, self.tls)
         return self
 
@@ -234,10 +330,17 @@ class EntraStandIn:
                 "device_authorization_endpoint": f"{base}/oauth2/v2.0/devicecode",
                 "issuer": f"{base}/v2.0",
                 "jwks_uri": f"{base}/discovery/v2.0/keys",
+                "id_token_signing_alg_values_supported": ["RS256"],
                 "response_types_supported": ["code", "id_token", "code id_token", "token"],
                 "token_endpoint_auth_methods_supported": ["client_secret_post"],
             }
         )
+
+    async def _jwks(self, request: web.Request) -> web.Response:
+        tenant = request.match_info["tenant"]
+        if tenant != self.tenant:
+            return self._tenant_error(tenant)
+        return web.json_response(self.jwks())
 
     async def _token(self, request: web.Request) -> web.Response:
         tenant = request.match_info["tenant"]
@@ -248,7 +351,8 @@ class EntraStandIn:
             return web.json_response(
                 {"error": "unsupported_grant_type", "error_codes": [70003]}, status=400
             )
-        if form.get("client_id") != self.client_id:
+        client = self._clients.get(str(form.get("client_id")))
+        if client is None:
             return web.json_response(
                 {
                     "error": "unauthorized_client",
@@ -258,7 +362,7 @@ class EntraStandIn:
                 },
                 status=400,
             )
-        if form.get("client_secret") != self.client_secret:
+        if form.get("client_secret") != client[0]:
             return web.json_response(
                 {
                     "error": "invalid_client",
@@ -278,6 +382,29 @@ class EntraStandIn:
                     "error_codes": [1002012],
                 },
                 status=400,
+            )
+        resource = resource_scopes[0].removesuffix("/.default")
+        if resource_scopes[0] != GRAPH_SCOPE:
+            api = self._apis.get(resource)
+            if api is None:
+                return web.json_response(
+                    {
+                        "error": "invalid_resource",
+                        "error_description": f"AADSTS500011: The resource principal named "
+                        f"{resource} was not found in the tenant named {self.tenant}.",
+                        "error_codes": [500011],
+                    },
+                    status=400,
+                )
+            roles = client[1].get(api, ())
+            token = self.access_token(str(form.get("client_id")), api, roles)
+            return web.json_response(
+                {
+                    "token_type": "Bearer",
+                    "expires_in": self.token_seconds,
+                    "ext_expires_in": self.token_seconds,
+                    "access_token": token,
+                }
             )
         token = "eyJ0eXAiOiJKV1QifQ." + secrets.token_urlsafe(32)
         self._tokens[token] = (time.time() + self.token_seconds, resource_scopes[0])

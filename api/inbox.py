@@ -1,0 +1,297 @@
+"""The live inbox: /api/inbox for the page at /inbox/, opened from a link the bot gives a person.
+
+Every call carries the link token (purpose `inbox`) as `Authorization: Bearer <token>`; it names
+the person, so nobody can read or mark anyone else's inbox, and an API key is no use here (it
+names nobody). The token in the link works for HERALD_LINK_MINUTES; an open page trades it for
+a fresh one before it runs out (`POST /api/inbox/token`), so the page stays live as long as it
+is open, while a link left in a chat stops working.
+
+`GET /api/inbox/events` is a server-sent events stream (text/event-stream):
+
+- `snapshot` (first, or when more changed than a stream replays): `{userId, unread, items}`;
+- `notification`: one history item that is new, was updated (a new version) or was read;
+- a comment line every `heartbeat_seconds`, so proxies keep the connection and a dead one is
+  noticed; `retry:` tells the browser how soon to reconnect.
+
+Each event's `id` is a cursor (epoch seconds of the last change sent). A reconnect with
+`Last-Event-ID` gets what changed after it — and again what changed in the `overlap_seconds`
+before it, since a write committed late can carry an earlier time (on this instance, and more
+so between instances whose clocks differ); the page merges items by id, so a repeat is
+harmless. The stream ends when its token expires; the page reconnects with the renewed one.
+It reads the store when this instance writes to the person's inbox (api/inbox_feed.py) and
+every `poll_seconds` in any case, which is how writes by other instances reach it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import math
+import time
+from collections.abc import Callable
+from typing import Any, Final
+
+from aiohttp import web
+
+from api.http import ApiProblem, json_response, path_param, query_param
+from api.inbox_feed import InboxFeed
+from api.link_tokens import LinkClaims, LinkTokenError, LinkTokens
+from api.notifications import NOTIFICATION_ID
+from api.users import history_item
+from dialogs.channel_links import ChannelLink
+from storage.protocols import InboxStore
+from storage.records import InboxEntry
+
+__all__ = [
+    "INBOX_PATH",
+    "INBOX_PURPOSE",
+    "MAX_ITEMS",
+    "SELF_AUTHENTICATED_PATHS",
+    "InboxApi",
+    "InboxLinks",
+]
+
+log = logging.getLogger(__name__)
+
+INBOX_PURPOSE: Final = "inbox"
+"""The link-token purpose of the inbox page: such a token reads and marks one inbox only."""
+INBOX_PATH: Final = "/api/inbox"
+SELF_AUTHENTICATED_PATHS: Final = frozenset({INBOX_PATH, INBOX_PATH + "/"})
+"""The inbox API checks its own credential (the link token), not an API key."""
+MAX_ITEMS: Final = 500
+MAX_REPLAY: Final = 100
+"""A reconnect that missed more changes than this gets a fresh snapshot instead."""
+_BOOLS: Final = {"true": True, "false": False}
+
+
+def _iso(epoch: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch))
+
+
+def _cursor_text(value: float) -> str:
+    return f"{value:.6f}"
+
+
+def _parse_cursor(text: str | None) -> float | None:
+    """A Last-Event-ID Herald gave out; anything else counts as none (a fresh snapshot)."""
+    if not text or len(text) > 32:
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        return None
+    return value if math.isfinite(value) and value > 0 else None
+
+
+def _ordered(unread: list[InboxEntry], recent: list[InboxEntry], limit: int) -> list[InboxEntry]:
+    """Unread first (newest first), then the rest of the most recent ones."""
+    seen = {e.notification_id for e in unread}
+    rest = [e for e in recent if e.notification_id not in seen]
+    return [*unread, *rest][: max(limit, len(unread))]
+
+
+class InboxLinks:
+    """Builds the inbox link the bot gives one person: `{public URL}/inbox/?token=...`."""
+
+    def __init__(self, tokens: LinkTokens, public_url: str, minutes: int) -> None:
+        self._tokens = tokens
+        self._base = public_url.rstrip("/")
+        self._minutes = minutes
+
+    def link(self, user_id: str) -> ChannelLink:
+        token = self._tokens.issue(user_id, INBOX_PURPOSE)
+        return ChannelLink(
+            channel="inbox",
+            title="Open my inbox",
+            url=f"{self._base}/inbox/?token={token}",
+            minutes=self._minutes,
+            invitation="Your notifications on one live page (new ones appear as they arrive):",
+        )
+
+
+class InboxApi:
+    """List, stream, mark read; all for the one person the link token names."""
+
+    def __init__(
+        self,
+        inbox: InboxStore,
+        tokens: LinkTokens,
+        feed: InboxFeed,
+        *,
+        poll_seconds: float = 5.0,
+        heartbeat_seconds: float = 15.0,
+        overlap_seconds: float = 2.0,
+        retry_ms: int = 2000,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._inbox = inbox
+        self._tokens = tokens
+        self._feed = feed
+        self.poll_seconds = poll_seconds
+        self.heartbeat_seconds = heartbeat_seconds
+        self.overlap_seconds = overlap_seconds
+        self._retry_ms = retry_ms
+        self._clock = clock
+
+    def routes(self) -> list[web.RouteDef]:
+        return [
+            web.get(INBOX_PATH, self.list_items),
+            web.get(INBOX_PATH + "/events", self.events),
+            web.post(INBOX_PATH + "/read-all", self.read_all),
+            web.post(INBOX_PATH + "/token", self.renew),
+            web.post(INBOX_PATH + "/{id}/read", self.read_one),
+        ]
+
+    def _claims(self, request: web.Request) -> LinkClaims:
+        scheme, _, credential = request.headers.get("Authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not credential.strip():
+            raise _unauthorized(
+                "open the inbox from the link the Herald bot sends you (type \"inbox\" in the "
+                "chat); its token goes in Authorization: Bearer ..."
+            )
+        try:
+            return self._tokens.verify_claims(credential.strip(), INBOX_PURPOSE)
+        except LinkTokenError as exc:
+            raise _unauthorized(
+                f"the inbox link is not valid ({exc.reason}); type \"inbox\" in the chat with "
+                "Herald for a new one",
+                invalid_token=True,
+            ) from exc
+
+    async def _snapshot(self, user_id: str, limit: int) -> dict[str, Any]:
+        unread = await self._inbox.list(user_id, unread_only=True, limit=MAX_ITEMS)
+        recent = await self._inbox.list(user_id, unread_only=False, limit=limit)
+        return {
+            "userId": user_id,
+            "unread": len(unread),
+            "items": [history_item(e) for e in _ordered(unread, recent, limit)],
+        }
+
+    async def list_items(self, request: web.Request) -> web.Response:
+        user_id = self._claims(request).user_id
+        raw = query_param(request, "limit")
+        limit = 100 if raw is None else (int(raw) if raw.isascii() and raw.isdigit() else 0)
+        if not 1 <= limit <= MAX_ITEMS:
+            raise ApiProblem(
+                400, "invalid_field", f"limit must be an integer from 1 to {MAX_ITEMS}", "limit"
+            )
+        cursor = self._clock()
+        body = await self._snapshot(user_id, limit)
+        body["cursor"] = _cursor_text(cursor)
+        return json_response(body, headers={"Cache-Control": "no-store"})
+
+    async def read_one(self, request: web.Request) -> web.Response:
+        user_id = self._claims(request).user_id
+        notification_id = path_param(request, "id", NOTIFICATION_ID)
+        read_at = await self._inbox.mark_read(user_id, notification_id)
+        if read_at is None:
+            raise ApiProblem(404, "not_found", "no such notification in this inbox", "id")
+        self._feed.publish([user_id])
+        return json_response({"id": notification_id, "read": True, "readAt": _iso(read_at)})
+
+    async def read_all(self, request: web.Request) -> web.Response:
+        user_id = self._claims(request).user_id
+        updated = await self._inbox.mark_all_read(user_id)
+        if updated:
+            self._feed.publish([user_id])
+        return json_response({"userId": user_id, "updated": updated})
+
+    async def renew(self, request: web.Request) -> web.Response:
+        """A fresh token for the same person: an open page renews its own before it expires."""
+        user_id = self._claims(request).user_id
+        token = self._tokens.issue(user_id, INBOX_PURPOSE)
+        expires = self._tokens.verify_claims(token, INBOX_PURPOSE).expires_at
+        return json_response(
+            {"token": token, "expiresAt": _iso(expires)}, headers={"Cache-Control": "no-store"}
+        )
+
+    async def events(self, request: web.Request) -> web.StreamResponse:
+        claims = self._claims(request)
+        user_id = claims.user_id
+        since = _parse_cursor(request.headers.get("Last-Event-ID"))
+        response = web.StreamResponse(
+            headers={
+                "Content-Type": "text/event-stream; charset=utf-8",
+                "Cache-Control": "no-store",
+                # Reverse proxies (nginx, Azure Front Door) must pass events on at once.
+                "X-Accel-Buffering": "no",
+            }
+        )
+        await response.prepare(request)
+        with (
+            self._feed.listen(user_id) as doorbell,
+            contextlib.suppress(ConnectionResetError),
+        ):
+            await response.write(f"retry: {self._retry_ms}\n\n".encode())
+            await self._stream(response, user_id, since, claims.expires_at, doorbell)
+        return response
+
+    async def _stream(
+        self,
+        response: web.StreamResponse,
+        user_id: str,
+        since: float | None,
+        expires_at: float,
+        doorbell: asyncio.Event,
+    ) -> None:
+        sent: dict[str, tuple[int, float | None]] = {}
+        """What this stream sent of each entry (version, read time): an overlap re-read
+        sends only what changed since."""
+
+        async def snapshot() -> float:
+            cursor = self._clock()
+            body = await self._snapshot(user_id, 100)
+            sent.clear()
+            for item in body["items"]:
+                sent[item["id"]] = (item["version"], item["readAt"])
+            await _send(response, "snapshot", body, cursor)
+            return cursor
+
+        cursor = await snapshot() if since is None else since
+        last_write = self._clock()
+        while not self._feed.closed and self._clock() < expires_at:
+            doorbell.clear()
+            changes = await self._inbox.changes(
+                user_id, cursor - self.overlap_seconds, MAX_REPLAY + 1
+            )
+            if len(changes) > MAX_REPLAY:
+                cursor = await snapshot()
+                last_write = self._clock()
+            else:
+                for change in changes:
+                    item = history_item(change.entry)
+                    key = (item["version"], item["readAt"])
+                    cursor = max(cursor, change.changed_at)
+                    if sent.get(item["id"]) == key:
+                        continue
+                    sent[item["id"]] = key
+                    await _send(response, "notification", item, cursor)
+                    last_write = self._clock()
+            now = self._clock()
+            if now - last_write >= self.heartbeat_seconds:
+                await response.write(b": keep-alive\n\n")
+                last_write = now
+            wait = min(
+                self.poll_seconds,
+                self.heartbeat_seconds - (now - last_write),
+                expires_at - now,
+            )
+            if wait > 0:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(doorbell.wait(), wait)
+
+
+async def _send(response: web.StreamResponse, event: str, data: Any, cursor: float) -> None:
+    payload = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+    await response.write(
+        f"id: {_cursor_text(cursor)}\nevent: {event}\ndata: {payload}\n\n".encode()
+    )
+
+
+def _unauthorized(message: str, *, invalid_token: bool = False) -> web.HTTPUnauthorized:
+    challenge = 'Bearer realm="herald-inbox"' + (', error="invalid_token"' if invalid_token else "")
+    return web.HTTPUnauthorized(
+        text=message, headers={"WWW-Authenticate": challenge}, content_type="text/plain"
+    )

@@ -1,0 +1,158 @@
+"""What the operator page (/notifications/{id}) reads besides the status and the report:
+the delivery-rate timeline, and signed links that open the page without an API key.
+
+`POST /api/notifications/{id}/link` (API key or Entra ID token) issues a link token for that
+one notification (purpose `operator:{id}`, valid HERALD_LINK_MINUTES). It opens the page for
+whoever holds it, and lets the page read exactly the status, timeline and report of that
+notification — never another's, never a write (`link_purpose` tells the auth middleware which
+routes take it). The page renews the token with the same endpoint while it is open.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Final
+from urllib.parse import quote
+
+from aiohttp import web
+
+from api.http import ApiProblem, json_response, path_param, query_param
+from api.link_tokens import LinkTokens
+from api.notifications import NOTIFICATION_ID
+from delivery.outbox import Outbox, TimelineBucket
+from storage.protocols import NotificationStore
+
+__all__ = [
+    "MAX_BUCKET_SECONDS",
+    "NICE_BUCKETS",
+    "OperatorApi",
+    "bucket_for",
+    "link_purpose",
+    "operator_purpose",
+]
+
+NICE_BUCKETS: Final = (
+    1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 21600, 43200, 86400
+)
+"""Bucket sizes (seconds) a person reads at a glance on a chart's axis."""
+MAX_BUCKET_SECONDS: Final = 86400
+TARGET_BUCKETS: Final = 120
+"""About as many bars as the page's chart shows legibly."""
+
+_LINKED_ROUTES: Final = frozenset(
+    {
+        ("GET", "/api/notifications/{id}"),
+        ("GET", "/api/notifications/{id}/timeline"),
+        ("GET", "/api/notifications/{id}/report.csv"),
+        ("POST", "/api/notifications/{id}/link"),
+    }
+)
+"""Routes an `operator:{id}` link token opens, for that id only."""
+
+
+def operator_purpose(notification_id: str) -> str:
+    return f"operator:{notification_id}"
+
+
+def link_purpose(request: web.Request) -> str | None:
+    """For the auth middleware: the link-token purpose this request's route accepts."""
+    resource = request.match_info.route.resource
+    if resource is None or (request.method, resource.canonical) not in _LINKED_ROUTES:
+        return None
+    return operator_purpose(request.match_info["id"])
+
+
+def bucket_for(span_seconds: float) -> int:
+    """The smallest nice bucket that draws `span_seconds` in at most TARGET_BUCKETS bars."""
+    for size in NICE_BUCKETS:
+        if span_seconds / size <= TARGET_BUCKETS:
+            return size
+    return MAX_BUCKET_SECONDS
+
+
+def _iso(epoch: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch))
+
+
+def _bucket_json(bucket: TimelineBucket) -> dict[str, object]:
+    return {
+        "start": _iso(bucket.start),
+        "delivered": bucket.delivered,
+        "skipped": bucket.skipped,
+        "failed": bucket.failed,
+        "deadTargets": bucket.dead,
+    }
+
+
+class OperatorApi:
+    """`POST /api/notifications/{id}/link` and `GET /api/notifications/{id}/timeline`."""
+
+    def __init__(
+        self,
+        notifications: NotificationStore,
+        outbox: Outbox,
+        tokens: LinkTokens,
+        public_url: str,
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._notifications = notifications
+        self._outbox = outbox
+        self._tokens = tokens
+        self._base = public_url.rstrip("/")
+        self._clock = clock
+
+    def routes(self) -> list[web.RouteDef]:
+        return [
+            web.post("/api/notifications/{id}/link", self.link),
+            web.get("/api/notifications/{id}/timeline", self.timeline),
+        ]
+
+    async def _existing(self, request: web.Request) -> tuple[str, float]:
+        notification_id = path_param(request, "id", NOTIFICATION_ID)
+        record = await self._notifications.get(notification_id)
+        if record is None:
+            raise ApiProblem(404, "not_found", f"no notification with id {notification_id!r}", "id")
+        return notification_id, record.created_at
+
+    async def link(self, request: web.Request) -> web.Response:
+        notification_id, _ = await self._existing(request)
+        purpose = operator_purpose(notification_id)
+        token = self._tokens.issue(notification_id, purpose)
+        expires = self._tokens.verify_claims(token, purpose).expires_at
+        url = f"{self._base}/notifications/{quote(notification_id, safe=':@~.-_')}?token={token}"
+        return json_response(
+            {"url": url, "token": token, "expiresAt": _iso(expires)},
+            headers={"Cache-Control": "no-store"},
+        )
+
+    async def timeline(self, request: web.Request) -> web.Response:
+        notification_id, created_at = await self._existing(request)
+        raw = query_param(request, "bucket")
+        requested: int | None = None
+        if raw is not None:
+            requested = int(raw) if raw.isascii() and raw.isdigit() and len(raw) <= 6 else 0
+            if not 1 <= requested <= MAX_BUCKET_SECONDS:
+                raise ApiProblem(
+                    400,
+                    "invalid_field",
+                    f"bucket must be an integer number of seconds from 1 to {MAX_BUCKET_SECONDS}",
+                    "bucket",
+                )
+        # Sized first by the notification's whole life, then (when the outcomes cluster in a
+        # shorter stretch, e.g. a completed broadcast looked at later) by their own span.
+        size = requested or bucket_for(max(1.0, self._clock() - created_at))
+        buckets = await self._outbox.timeline(notification_id, bucket_seconds=size)
+        if requested is None and buckets and size > 1:
+            finer = bucket_for(buckets[-1].start + size - buckets[0].start)
+            if finer < size:
+                size = finer
+                buckets = await self._outbox.timeline(notification_id, bucket_seconds=size)
+        return json_response(
+            {
+                "id": notification_id,
+                "bucketSeconds": size,
+                "buckets": [_bucket_json(b) for b in buckets],
+            }
+        )

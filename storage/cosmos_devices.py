@@ -1,0 +1,208 @@
+"""Mobile devices in Cosmos DB.
+
+An installation is one document in `devices` (partition `/userId`, its owner's). A push token
+can belong to one installation only: `deviceTokens` (partition `/id`, the token's hash) says
+which installation last registered it. Registering takes each of its tokens away from the
+installation that held it (a write guarded by that device's etag, so a token registered there
+since is kept), then points the token at the new installation, then writes the installation
+(in its new owner's partition first, deleting the old owner's copy after: a crash between the
+two leaves two copies, of which the newer is the installation everywhere it is looked up, and
+the next registration removes the other). Each step is idempotent, so an app that retries a
+failed registration ends in the same state as one that succeeded the first time.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from azure.core import MatchConditions
+from azure.cosmos.exceptions import CosmosAccessConditionFailedError, CosmosResourceNotFoundError
+
+from storage.cosmos import CosmosDatabase, bounded, doc_id
+from storage.devices import (
+    MOVED,
+    DeviceRecord,
+    DeviceRegistration,
+    DeviceUpsert,
+    TokenRemoval,
+)
+
+__all__ = ["CosmosDeviceStore"]
+
+_COLUMNS = {"fcm": "fcmToken", "apns": "apnsToken"}
+
+
+def _record(doc: dict[str, Any]) -> DeviceRecord:
+    removed = doc.get("tokenRemoved")
+    return DeviceRecord(
+        installation_id=doc["installationId"],
+        user_id=doc["userId"],
+        platform=doc["platform"],
+        fcm_token=doc.get("fcmToken"),
+        apns_token=doc.get("apnsToken"),
+        metadata=dict(doc.get("metadata") or {}),
+        active=bool(doc["active"]),
+        created_at=float(doc["createdAt"]),
+        updated_at=float(doc["updatedAt"]),
+        token_removed=(
+            None if not removed else TokenRemoval(str(removed["reason"]), float(removed["at"]))
+        ),
+    )
+
+
+def _newest(docs: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    owners: dict[str, dict[str, Any]] = {}
+    for doc in sorted(docs, key=lambda d: (float(d["updatedAt"]), d["userId"])):
+        owners[doc["installationId"]] = doc
+    return owners
+
+
+def _body(doc: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in doc.items() if not k.startswith("_")}
+
+
+class CosmosDeviceStore:
+    """DeviceStore on Cosmos DB."""
+
+    def __init__(self, db: CosmosDatabase, *, clock: Callable[[], float] = time.time) -> None:
+        self._db = db
+        self._clock = clock
+
+    async def _docs(self, installation_ids: Sequence[str]) -> list[dict[str, Any]]:
+        return await self._db.query_in(
+            "devices",
+            "SELECT * FROM c WHERE ARRAY_CONTAINS(@keys, c.installationId)",
+            list(installation_ids),
+        )
+
+    async def upsert(self, registration: DeviceRegistration) -> DeviceUpsert:
+        reg = registration
+        copies = await self._docs([reg.installation_id])
+        before = _newest(copies).get(reg.installation_id)
+        displaced: list[str] = []
+        tokens = self._db.container("deviceTokens")
+        for kind, token in (("fcm", reg.fcm_token), ("apns", reg.apns_token)):
+            if token is None:
+                continue
+            token_id = doc_id("token", kind, token)
+            holder = await self._db.read("deviceTokens", token_id, token_id)
+            if (
+                holder is not None
+                and holder["installationId"] != reg.installation_id
+                and await self._take_token(holder["installationId"], kind, token, MOVED)
+            ):
+                displaced.append(holder["installationId"])
+            await tokens.upsert_item(
+                {"id": token_id, "installationId": reg.installation_id, "userId": reg.user_id}
+            )
+        now = max(self._clock(), *(float(d["updatedAt"]) + 1e-6 for d in copies), 0.0)
+        saved = await self._db.container("devices").upsert_item(
+            {
+                "id": doc_id("device", reg.installation_id),
+                "installationId": reg.installation_id,
+                "userId": reg.user_id,
+                "platform": reg.platform,
+                "fcmToken": reg.fcm_token,
+                "apnsToken": reg.apns_token,
+                "metadata": dict(reg.metadata),
+                "tokenRemoved": None,
+                "active": True,
+                "createdAt": float(before["createdAt"]) if before else now,
+                "updatedAt": now,
+            }
+        )
+        await bounded(
+            self._db.delete("devices", d["id"], d["userId"])
+            for d in copies
+            if d["userId"] != reg.user_id
+        )
+        previous = before["userId"] if before else None
+        return DeviceUpsert(
+            device=_record(saved),
+            created=before is None,
+            previous_user_id=previous if previous != reg.user_id else None,
+            displaced=tuple(dict.fromkeys(displaced)),
+        )
+
+    async def _take_token(self, installation_id: str, kind: str, token: str, reason: str) -> bool:
+        """Remove `token` from the installation if it still holds it; True if it did."""
+        column = _COLUMNS[kind]
+        container = self._db.container("devices")
+        while True:
+            doc = _newest(await self._docs([installation_id])).get(installation_id)
+            if doc is None or doc.get(column) != token:
+                return False
+            body = _body(doc)
+            body[column] = None
+            body["active"] = bool(
+                doc["active"] and (body.get("fcmToken") or body.get("apnsToken"))
+            )
+            body["tokenRemoved"] = {"reason": reason, "at": self._clock()}
+            body["updatedAt"] = max(self._clock(), float(doc["updatedAt"]))
+            try:
+                await container.replace_item(
+                    doc["id"], body, etag=doc["_etag"],
+                    match_condition=MatchConditions.IfNotModified,
+                )
+            except (CosmosAccessConditionFailedError, CosmosResourceNotFoundError):
+                continue
+            return True
+
+    async def get(self, installation_id: str) -> DeviceRecord | None:
+        doc = _newest(await self._docs([installation_id])).get(installation_id)
+        return _record(doc) if doc is not None else None
+
+    async def for_user(self, user_id: str) -> list[DeviceRecord]:
+        docs = await self._db.query(
+            "devices", "SELECT * FROM c WHERE c.userId = @u", {"@u": user_id},
+            partition_key=user_id,
+        )
+        docs.sort(key=lambda d: (float(d["createdAt"]), d["installationId"]))
+        return [_record(d) for d in docs]
+
+    async def delete(self, installation_id: str) -> bool:
+        docs = await self._docs([installation_id])
+        removed = await bounded(self._db.delete("devices", d["id"], d["userId"]) for d in docs)
+        return any(removed)
+
+    async def _by_user(self, condition: str, user_ids: Sequence[str]) -> dict[str, list[str]]:
+        rows = await self._db.query_in(
+            "devices",
+            "SELECT c.userId, c.installationId, c.createdAt FROM c"
+            f" WHERE c.active = true AND {condition} AND ARRAY_CONTAINS(@keys, c.userId)",
+            list(user_ids),
+        )
+        rows.sort(key=lambda r: (r["userId"], float(r["createdAt"]), r["installationId"]))
+        result: dict[str, list[str]] = {}
+        for r in rows:
+            result.setdefault(r["userId"], []).append(r["installationId"])
+        return result
+
+    async def targets_for(self, user_ids: Sequence[str]) -> dict[str, list[str]]:
+        return await self._by_user("IS_STRING(c.fcmToken)", user_ids)
+
+    async def apns_only_for(self, user_ids: Sequence[str]) -> dict[str, list[str]]:
+        return await self._by_user("IS_NULL(c.fcmToken) AND IS_STRING(c.apnsToken)", user_ids)
+
+    async def get_many(
+        self, keys: Sequence[tuple[str, str]]
+    ) -> dict[tuple[str, str], DeviceRecord]:
+        wanted = set(keys)
+        owners = _newest(await self._docs([installation_id for _, installation_id in keys]))
+        result: dict[tuple[str, str], DeviceRecord] = {}
+        for installation_id, doc in owners.items():
+            key = (doc["userId"], installation_id)
+            if key in wanted:
+                result[key] = _record(doc)
+        return result
+
+    async def remove_fcm_token(self, installation_id: str, token: str, reason: str) -> bool:
+        removed = await self._take_token(installation_id, "fcm", token, reason)
+        if removed:
+            token_id = doc_id("token", "fcm", token)
+            holder = await self._db.read("deviceTokens", token_id, token_id)
+            if holder is not None and holder["installationId"] == installation_id:
+                await self._db.delete("deviceTokens", token_id, token_id)
+        return removed

@@ -1,0 +1,242 @@
+"""Scaled out: two `python app.py` processes sharing one Cosmos DB (`@vercel/cosmosdb-server`)
+and one Azure Storage queue (`azurite`), sending through one Bot Connector stand-in.
+
+A 1,000-recipient broadcast reaches every recipient exactly once with both instances sending;
+with one of them killed (SIGKILL) mid-broadcast every recipient is still reached, and the only
+repeats are sends the killed process had made but not yet recorded. A Herald whose Cosmos DB and
+queue cannot be reached starts anyway, says so, answers /readyz 503 (and the API 503) until
+they answer, and then becomes ready by itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections import Counter
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from botbuilder.schema import Activity
+
+from proactive.identity import stored_reference, user_key
+from storage.cosmos import CosmosConfig, CosmosDatabase, bounded
+from storage.cosmos_conversations import CosmosConversationStore
+from storage.cosmos_users import CosmosUserStore
+from storage.records import StoredReference, UserRecord
+from tests.harness import Emulator, HeraldProcess, free_port
+from tests.peers.azure import COSMOS_KEY, AzuriteQueues, CosmosServer
+from tests.peers.connector import ConnectorStandIn
+
+pytestmark = pytest.mark.slow
+
+USERS = 1_000
+WORKERS = 16
+LEASE_SECONDS = 5
+
+
+def shared_settings(cosmos_endpoint: str, queue_connection: str, name: str) -> dict[str, str]:
+    return {
+        "HERALD_STORE": "cosmos",
+        "HERALD_QUEUE": "azure",
+        "COSMOS_ENDPOINT": cosmos_endpoint,
+        "COSMOS_KEY": COSMOS_KEY,
+        "COSMOS_DATABASE": name,
+        "COSMOS_VERIFY_TLS": "false",
+        "AZURE_STORAGE_CONNECTION_STRING": queue_connection,
+        "AZURE_STORAGE_QUEUE": name,
+        "HERALD_WORKERS": str(WORKERS),
+        "HERALD_LEASE_SECONDS": str(LEASE_SECONDS),
+        "HERALD_LOG_LEVEL": "INFO",
+    }
+
+
+@pytest.fixture
+def shared(cosmos_server: CosmosServer, azurite: AzuriteQueues) -> dict[str, str]:
+    name = f"s{uuid.uuid4().hex[:20]}"
+    return shared_settings(cosmos_server.endpoint, azurite.connection_string, name)
+
+
+@pytest.fixture
+async def pair(
+    tmp_path: Path, shared: dict[str, str]
+) -> AsyncIterator[tuple[HeraldProcess, HeraldProcess]]:
+    first = HeraldProcess(tmp_path / "a", shared)
+    second = HeraldProcess(tmp_path / "b", shared)
+    try:
+        await first.start(timeout=60)
+        await second.start(timeout=60)
+        yield first, second
+    finally:
+        await first.close()
+        await second.close()
+
+
+async def seed(settings: dict[str, str], service_url: str, n: int) -> list[StoredReference]:
+    """N Emulator users and their conversation references, written with Herald's own stores
+    (as if each had opened a chat with the bot)."""
+    db = CosmosDatabase(
+        CosmosConfig(
+            endpoint=settings["COSMOS_ENDPOINT"],
+            key=settings["COSMOS_KEY"],
+            database=settings["COSMOS_DATABASE"],
+            verify_tls=False,
+        )
+    )
+    await db.open()
+    users, conversations = CosmosUserStore(db), CosmosConversationStore(db)
+
+    async def one(index: int) -> StoredReference:
+        activity = Activity().deserialize(
+            {
+                "type": "conversationUpdate",
+                "id": f"seed-{index}",
+                "channelId": "emulator",
+                "serviceUrl": service_url,
+                "timestamp": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
+                "from": {"id": str(uuid.uuid4()), "name": f"User {index}", "role": "user"},
+                "recipient": {"id": Emulator.BOT_ID, "name": "Herald", "role": "bot"},
+                "conversation": {"id": f"{uuid.uuid4()}|livechat"},
+                "locale": "en-US",
+            }
+        )
+        user_id = user_key(activity)
+        assert user_id is not None
+        reference = stored_reference(activity, user_id)
+        await users.upsert_user(UserRecord(user_id=user_id, channel_id="emulator"))
+        await conversations.upsert(reference)
+        return reference
+
+    try:
+        references = await bounded((one(i) for i in range(n)), limit=32)
+        assert await users.count() == n
+    finally:
+        await db.close()
+    return references
+
+
+def delivered_by(metrics: str) -> int:
+    """herald_deliveries_total{channel="conversation",outcome="delivered"} of one instance."""
+    for line in metrics.splitlines():
+        if line.startswith("herald_deliveries_total{") and 'outcome="delivered"' in line:
+            return int(float(line.rsplit(" ", 1)[1]))
+    return 0
+
+
+def cards(connector: ConnectorStandIn, title: str) -> Counter[str]:
+    """Successful sends of the card titled `title`, per conversation."""
+    found: Counter[str] = Counter()
+    for record in connector.sent():
+        if record.ok and record.conversation_id and title in str(record.body.get("attachments")):
+            found[record.conversation_id] += 1
+    return found
+
+
+async def wait_sent(connector: ConnectorStandIn, title: str, count: int, timeout: float) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while sum(cards(connector, title).values()) < count:
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"only {sum(cards(connector, title).values())} sends arrived")
+        await asyncio.sleep(0.02)
+
+
+def broadcast(notification_id: str, title: str) -> dict[str, Any]:
+    return {"id": notification_id, "type": "it.outage", "title": title, "recipients": {"all": True}}
+
+
+async def test_two_instances_share_a_broadcast_and_send_each_card_once(
+    pair: tuple[HeraldProcess, HeraldProcess], shared: dict[str, str], connector: ConnectorStandIn
+) -> None:
+    first, second = pair
+    references = await seed(shared, connector.url, USERS)
+
+    code, body = await first.post_event(broadcast("scale-1", "Mail is down"))
+    assert (code, body["recipients"]) == (202, USERS)
+    status = await second.wait_status("scale-1", timeout=240)
+
+    assert status["counters"]["delivered"] == USERS
+    sent = cards(connector, "Mail is down")
+    assert set(sent) == {r.conversation_id for r in references}  # everybody
+    duplicates = sum(sent.values()) - len(sent)
+    assert duplicates == 0
+    # Both instances took work from the one queue.
+    by_instance = [
+        delivered_by(str((await p.request("GET", "/metrics", auth=False))[1])) for p in pair
+    ]
+    assert sum(by_instance) == USERS
+    assert all(n > 0 for n in by_instance), by_instance
+
+
+async def test_one_instance_killed_mid_broadcast_still_reaches_everybody(
+    pair: tuple[HeraldProcess, HeraldProcess], shared: dict[str, str], connector: ConnectorStandIn
+) -> None:
+    first, second = pair
+    references = await seed(shared, connector.url, USERS)
+    connector.slow(None, 0.05)  # sends take a while: some are in flight at the kill
+
+    code, _ = await first.post_event(broadcast("scale-2", "VPN is down"))
+    assert code == 202
+    await wait_sent(connector, "VPN is down", 250, timeout=120)
+    await first.kill()
+    # An upper bound of what the killed process had sent but not recorded: recorded after
+    # the kill (final for it) is read first, the sends after (they can only have grown).
+    recorded = (await second.status("scale-2"))["counters"]["delivered"]
+    sent_at_kill = sum(cards(connector, "VPN is down").values())
+    unrecorded = sent_at_kill - recorded
+    assert sent_at_kill < USERS, "the kill came too late to test anything"
+
+    connector.slow(None, 0)
+    status = await second.wait_status("scale-2", timeout=240)
+
+    assert status["counters"]["delivered"] == USERS
+    assert status["counters"]["queued"] == status["counters"]["retrying"] == 0
+    sent = cards(connector, "VPN is down")
+    assert set(sent) == {r.conversation_id for r in references}
+    duplicates = sum(sent.values()) - len(sent)
+    # At-least-once: the only repeats are sends the killed instance made but never recorded.
+    assert duplicates <= unrecorded, (duplicates, unrecorded)
+
+
+async def test_unreachable_cosmos_and_queue_at_start_up_then_ready_when_they_answer(
+    tmp_path: Path, connector: ConnectorStandIn
+) -> None:
+    cosmos_port, queue_port = free_port(), free_port()
+    cosmos, queues = CosmosServer(), AzuriteQueues()
+    cosmos.port, queues.port = cosmos_port, queue_port  # where they will be, not yet there
+    settings = shared_settings(cosmos.endpoint, queues.connection_string, "late")
+    herald = HeraldProcess(tmp_path / "data", settings)
+    try:
+        await herald.start(timeout=60, ready="/healthz")
+        for _ in range(3):  # it stays up and says why it is not ready
+            code, body = await herald.request("GET", "/readyz", auth=False)
+            assert code == 503
+            assert body["checks"]["store"] is False and body["checks"]["queue"] is False
+            await asyncio.sleep(1)
+        assert herald.process is not None and herald.process.returncode is None
+        code, body = await herald.post_event(broadcast("early", "Too early"))
+        assert code == 503 and body["error"]["code"] == "store_unavailable"
+        log = herald.log.read_text()
+        assert "cannot reach Cosmos DB" in log and "/readyz answers 503" in log
+        assert "Traceback" not in log
+
+        cosmos.start(cosmos_port)
+        queues.start(queue_port)
+        deadline = asyncio.get_running_loop().time() + 60
+        while (await herald.request("GET", "/readyz", auth=False))[0] != 200:
+            assert asyncio.get_running_loop().time() < deadline, herald.log.read_text()[-2000:]
+            await asyncio.sleep(0.2)
+        emulator = Emulator(herald, connector.url)
+        user = emulator.user()
+        assert await emulator.join(user) in (200, 201)
+        await connector.wait_for(1)
+        code, _ = await herald.post_event(
+            {**broadcast("late", "Now it works"), "recipients": {"users": [user.key]}}
+        )
+        assert code == 202
+        assert (await herald.wait_status("late", timeout=30))["counters"]["delivered"] == 1
+    finally:
+        await herald.close()
+        cosmos.stop()
+        queues.stop()
