@@ -30,7 +30,9 @@ from tests.harness import Emulator, HeraldProcess, free_port
 from tests.peers.azure import COSMOS_KEY, AzuriteQueues, CosmosServer
 from tests.peers.connector import ConnectorStandIn
 
-pytestmark = pytest.mark.slow
+# Seeding and a 1,000-recipient broadcast through two processes and two single-threaded
+# stand-ins take a while on two cores.
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(400)]
 
 USERS = 1_000
 WORKERS = 16
@@ -125,21 +127,17 @@ def delivered_by(metrics: str) -> int:
     return 0
 
 
-def cards(connector: ConnectorStandIn, title: str) -> Counter[str]:
-    """Successful sends of the card titled `title`, per conversation."""
-    found: Counter[str] = Counter()
-    for record in connector.sent():
-        if record.ok and record.conversation_id and title in str(record.body.get("attachments")):
-            found[record.conversation_id] += 1
-    return found
+def cards(connector: ConnectorStandIn) -> Counter[str]:
+    """Successful sends per conversation (the seeded users get nothing but the broadcast)."""
+    return Counter(r.conversation_id for r in connector.sent() if r.ok and r.conversation_id)
 
 
-async def wait_sent(connector: ConnectorStandIn, title: str, count: int, timeout: float) -> None:
+async def wait_sent(connector: ConnectorStandIn, count: int, timeout: float) -> None:
     deadline = asyncio.get_running_loop().time() + timeout
-    while sum(cards(connector, title).values()) < count:
+    while (sent := len(connector.sent())) < count:
         if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"only {sum(cards(connector, title).values())} sends arrived")
-        await asyncio.sleep(0.02)
+            raise AssertionError(f"only {sent} sends arrived")
+        await asyncio.sleep(0.05)
 
 
 def broadcast(notification_id: str, title: str) -> dict[str, Any]:
@@ -157,7 +155,7 @@ async def test_two_instances_share_a_broadcast_and_send_each_card_once(
     status = await second.wait_status("scale-1", timeout=240)
 
     assert status["counters"]["delivered"] == USERS
-    sent = cards(connector, "Mail is down")
+    sent = cards(connector)
     assert set(sent) == {r.conversation_id for r in references}  # everybody
     duplicates = sum(sent.values()) - len(sent)
     assert duplicates == 0
@@ -178,12 +176,12 @@ async def test_one_instance_killed_mid_broadcast_still_reaches_everybody(
 
     code, _ = await first.post_event(broadcast("scale-2", "VPN is down"))
     assert code == 202
-    await wait_sent(connector, "VPN is down", 250, timeout=120)
+    await wait_sent(connector, 250, timeout=120)
     await first.kill()
     # An upper bound of what the killed process had sent but not recorded: recorded after
     # the kill (final for it) is read first, the sends after (they can only have grown).
     recorded = (await second.status("scale-2"))["counters"]["delivered"]
-    sent_at_kill = sum(cards(connector, "VPN is down").values())
+    sent_at_kill = sum(cards(connector).values())
     unrecorded = sent_at_kill - recorded
     assert sent_at_kill < USERS, "the kill came too late to test anything"
 
@@ -192,7 +190,7 @@ async def test_one_instance_killed_mid_broadcast_still_reaches_everybody(
 
     assert status["counters"]["delivered"] == USERS
     assert status["counters"]["queued"] == status["counters"]["retrying"] == 0
-    sent = cards(connector, "VPN is down")
+    sent = cards(connector)
     assert set(sent) == {r.conversation_id for r in references}
     duplicates = sum(sent.values()) - len(sent)
     # At-least-once: the only repeats are sends the killed instance made but never recorded.
