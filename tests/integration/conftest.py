@@ -1,5 +1,6 @@
-"""Fixtures for the Microsoft Graph tests: Entra ID and Graph stand-ins over TLS on loopback,
-and Herald configured to use them (time driven by the test through a ManualClock)."""
+"""Fixtures for the browser tests (headless Chromium), and for the Microsoft Graph tests:
+Entra ID and Graph stand-ins over TLS on loopback, and Herald configured to use them (time
+driven by the test through a ManualClock)."""
 
 from __future__ import annotations
 
@@ -11,8 +12,17 @@ import pytest
 
 from tests.conftest import HeraldFactory
 from tests.harness import RunningHerald, free_port
+from tests.peers.chromium import Chromium
 from tests.peers.graph import EntraStandIn, GraphStandIn, ManualClock
 from tests.peers.tls import SelfSigned, self_signed
+
+
+@pytest.fixture
+async def chromium() -> AsyncIterator[Chromium]:
+    """Headless Chromium for the page tests; nothing it loads may leave the machine."""
+    async with Chromium() as browser:
+        yield browser
+        assert browser.blocked == []
 
 
 @dataclass

@@ -17,10 +17,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import AsyncIterator
 from typing import Any
-
-import pytest
 
 from api.link_tokens import LinkTokens, load_or_create_secret
 from tests.harness import EmulatedUser, Emulator, RunningHerald
@@ -66,13 +63,6 @@ PUSH_SERVICE_STAND_IN = """
   };
 })();
 """
-
-
-@pytest.fixture
-async def chromium() -> AsyncIterator[Chromium]:
-    async with Chromium() as browser:
-        yield browser
-        assert browser.blocked == []  # nothing tried to leave the machine
 
 
 async def ada(herald: RunningHerald, connector: ConnectorStandIn) -> EmulatedUser:
