@@ -20,7 +20,8 @@ Transient failures are retried: throttling (429) by the SDK, honouring `x-ms-ret
 (up to 9 times); 503, 408 and 449 answers and failed connections by `_Retrying`, the proxy every
 container is handed out through, a few times with exponential backoff (the SDK itself retries a
 503 at most once, and only with endpoint discovery on). A query that fails mid-way resumes from
-its last continuation token.
+its last continuation token. When the failures outlast the retries (or the SDK's 429 budget),
+the store raises `StoreUnavailable`, never the SDK's exception: the API answers 503.
 """
 
 from __future__ import annotations
@@ -116,16 +117,28 @@ def _retry_after(exc: BaseException) -> float | None:
         return None
 
 
+def _unavailable(exc: BaseException) -> StoreUnavailable:
+    """What a failure the retries could not overcome becomes: the API answers it with 503."""
+    return StoreUnavailable(f"Cosmos DB is not answering now ({_short_status(exc)}, retried)")
+
+
 async def with_retries(
     call: Callable[[], Awaitable[T]], *, attempts: int = 5, base: float = 0.1, cap: float = 5.0
 ) -> T:
-    """Run `call`, again after transient failures (exponential backoff with jitter)."""
+    """Run `call`, again after transient failures (exponential backoff with jitter).
+
+    Raises `StoreUnavailable` when they persist, and for a 429 the SDK has already retried
+    as long as it would; any other failure as it is."""
     for attempt in range(1, attempts + 1):
         try:
             return await call()
         except Exception as exc:
-            if attempt == attempts or not is_transient(exc):
+            if _status(exc) == 429:
+                raise _unavailable(exc) from exc
+            if not is_transient(exc):
                 raise
+            if attempt == attempts:
+                raise _unavailable(exc) from exc
             delay = _retry_after(exc) or min(cap, base * 2 ** (attempt - 1))
             log.warning(
                 "Cosmos DB: %s (attempt %d of %d); retrying in %.2f s",
@@ -395,7 +408,9 @@ class CosmosDatabase:
                 return
             except Exception as exc:
                 failures += 1
-                if failures >= 5 or not is_transient(exc):
+                if _status(exc) == 429 or (failures >= 5 and is_transient(exc)):
+                    raise _unavailable(exc) from exc
+                if not is_transient(exc):
                     raise
                 log.warning("Cosmos DB query interrupted (%s); resuming", _short_status(exc))
                 await asyncio.sleep(min(5.0, 0.1 * 2 ** failures))
