@@ -28,9 +28,15 @@ class EventReader:
         self.closed = False
 
     async def next(self, timeout: float = 10.0) -> Event:
+        """The next event within `timeout` seconds in all (comments do not restart the clock:
+        a stream of heartbeats must not keep a test waiting)."""
+        async with asyncio.timeout(timeout):
+            return await self._next()
+
+    async def _next(self) -> Event:
         event, data, event_id = "message", [], None
         while True:
-            raw = await asyncio.wait_for(self.response.content.readline(), timeout)
+            raw = await self.response.content.readline()
             if not raw:
                 self.closed = True
                 raise EOFError("the stream ended")
