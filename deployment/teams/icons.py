@@ -116,9 +116,7 @@ def png(pixels: Sequence[Sequence[RGBA]]) -> bytes:
         crc = zlib.crc32(kind + data) & 0xFFFFFFFF
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", crc)
 
-    raw = b"".join(
-        b"\x00" + b"".join(struct.pack("4B", *pixel) for pixel in row) for row in pixels
-    )
+    raw = b"".join(b"\x00" + b"".join(struct.pack("4B", *pixel) for pixel in row) for row in pixels)
     header = struct.pack(">IIBBBBB", width, height, 8, 6, 0, 0, 0)
     return (
         b"\x89PNG\r\n\x1a\n"
