@@ -52,5 +52,13 @@ bench-webpush: $(VENV)/.dev $(NODE_PEERS)/node_modules/.installed
 bench-fcm: $(VENV)/.dev
 	$(PY) bench/fcm.py
 
+## make teams-package: the Teams app package for upload (TEAMS_APP_ID=<guid> required;
+## TEAMS_BOT_ID defaults to MicrosoftAppId and TEAMS_HOST to HERALD_PUBLIC_URL's host)
+.PHONY: teams-package
+TEAMS_PACKAGE ?= herald-teams.zip
+teams-package: $(VENV)/.runtime
+	$(PY) -m deployment.teams.build --app-id "$(TEAMS_APP_ID)" --out "$(TEAMS_PACKAGE)" \
+		$(if $(TEAMS_BOT_ID),--bot-id "$(TEAMS_BOT_ID)") $(if $(TEAMS_HOST),--host "$(TEAMS_HOST)")
+
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
