@@ -1,0 +1,36 @@
+# Herald as a container: `docker build -t herald . && docker run -p 3978:3978 -v herald-data:/app/data herald`
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1
+
+WORKDIR /app
+
+# Dependencies first (pinned), so code changes reuse this layer.
+COPY requirements.txt .
+RUN pip install -r requirements.txt
+
+# An unprivileged user owns only the data dir (embedded store, generated secrets).
+RUN useradd --system --uid 10001 --home-dir /app --no-create-home herald \
+    && mkdir -p /app/data \
+    && chown herald:herald /app/data \
+    && chmod 700 /app/data
+
+COPY . .
+
+USER herald
+
+# Listen on every interface inside the container; the port is config.py's default.
+ENV HOST=0.0.0.0 \
+    PORT=3978 \
+    HERALD_DATA_DIR=/app/data
+EXPOSE 3978
+VOLUME ["/app/data"]
+
+# No curl in slim images: Python's urllib asks /healthz (a non-2xx answer raises, exit 1).
+HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
+    CMD python -c "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/healthz' % os.environ.get('PORT', '3978'), timeout=4)"
+
+CMD ["python", "app.py"]
