@@ -448,6 +448,23 @@ def test_the_example_parameters_are_declared_and_not_secret() -> None:
     assert not [n for n in extra if _is_secret_field(n)], "no secrets in extraAppSettings"
 
 
+def _readme_section(title: str) -> str:
+    match = re.search(rf"^## {title}\n(.*?)(?=^## )", (ROOT / "README.md").read_text(), re.M | re.S)
+    assert match, f"README has no section {title!r}"
+    return match.group(1)
+
+
+def test_the_readme_documents_every_parameter_and_the_docker_run() -> None:
+    section = _readme_section("Deploy to Azure")
+    documented = set()
+    for row in re.findall(r"^\| (`[^|]+) \|", section, re.M):
+        documented |= set(re.findall(r"`(\w+)`", row))
+    assert documented == set(_params(_template()))
+    assert "az deployment group create" in section
+    run = "docker build -t herald . && docker run -p 3978:3978 -v herald-data:/app/data herald"
+    assert run in section
+
+
 # --- container image -----------------------------------------------------------------------------
 
 
