@@ -506,12 +506,6 @@ def test_the_build_context_leaves_local_state_out() -> None:
         assert entry in ignored, entry
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="requirements.txt does not pin azure-cosmos, azure-storage-queue and azure-identity "
-    "yet, which HERALD_STORE=cosmos / HERALD_QUEUE=azure import (app.py's _cosmos_stores): a "
-    "deployment built from it (Oryx or the Dockerfile) cannot start. Remove this mark once pinned.",
-)
 def test_the_pinned_requirements_cover_the_azure_backends() -> None:
     pinned = {
         line.split("==")[0].strip().lower().replace("_", "-")
