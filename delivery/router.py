@@ -4,6 +4,13 @@ Audiences are streamed a page at a time (`{"all": true}` by keyset over user ids
 by position), and each page is written together with its cursor, so memory stays flat as the
 audience grows and a crash resumes mid-audience. Expansion runs in the background after the
 202; `pending_expansion()` is resumed at start-up.
+
+Several instances share one store (HERALD_STORE=cosmos), so an instance that dies mid-expansion
+leaves a notification no restart of its own will resume. Every instance therefore looks at the
+pending expansions now and then (`resume_seconds`) and takes over any that made no progress
+(same version, same cursor) over a whole interval and that it is not expanding itself. Two
+instances expanding one notification is safe, only wasted work: pages are insert-or-ignore by
+delivery and the cursor only saves work.
 """
 
 from __future__ import annotations
@@ -61,6 +68,7 @@ class Router:
         on_enqueued: Callable[[], None] = lambda: None,
         on_inbox_written: Callable[[Sequence[str]], None] = lambda user_ids: None,
         clock: Callable[[], float] = time.time,
+        resume_seconds: float = 10.0,
     ) -> None:
         self._users = users
         self._notifications = notifications
@@ -74,6 +82,13 @@ class Router:
         self._clock = clock
         self._queue: asyncio.Queue[str] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
+        self._sweeper: asyncio.Task[None] | None = None
+        self._resume_seconds = resume_seconds
+        # Submitted here and not yet expanded, with how many times they are queued (the sweep
+        # leaves these to this instance).
+        self._active: dict[str, int] = {}
+        # Pending expansions seen by the last sweep: (version, cursor) then.
+        self._seen: dict[str, tuple[int, str | None]] = {}
         self._idle = asyncio.Event()
         self._idle.set()
 
@@ -81,12 +96,48 @@ class Router:
         for notification_id in await self._notifications.pending_expansion():
             self.submit(notification_id)
         self._task = asyncio.create_task(self._run(), name="herald-router")
+        self._sweeper = asyncio.create_task(self._sweep_forever(), name="herald-router-sweep")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        for task in (self._sweeper, self._task):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+
+    async def _sweep_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self._resume_seconds)
+            try:
+                await self.sweep()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # the store is unreachable for now: the next sweep tries again
+                log.warning("looking for stalled expansions failed", exc_info=True)
+
+    async def sweep(self) -> list[str]:
+        """Resume expansions that made no progress since the last sweep; their ids."""
+        pending = await self._notifications.pending_expansion()
+        seen: dict[str, tuple[int, str | None]] = {}
+        resumed: list[str] = []
+        for notification_id in pending:
+            if notification_id in self._active:
+                continue
+            record = await self._notifications.get(notification_id)
+            if record is None or not record.expansion_pending:
+                continue
+            mark = (record.version, record.expand_cursor)
+            if self._seen.get(notification_id) == mark:
+                log.warning(
+                    "resuming the expansion of %s v%d: no progress for %.0f s (an instance "
+                    "stopped mid-way?)", notification_id, record.version, self._resume_seconds,
+                )
+                self.submit(notification_id)
+                resumed.append(notification_id)
+            else:
+                seen[notification_id] = mark
+        self._seen = seen
+        return resumed
 
     @property
     def running(self) -> bool:
@@ -94,6 +145,7 @@ class Router:
 
     def submit(self, notification_id: str) -> None:
         self._idle.clear()
+        self._active[notification_id] = self._active.get(notification_id, 0) + 1
         self._queue.put_nowait(notification_id)
 
     async def drained(self) -> None:
@@ -111,6 +163,10 @@ class Router:
                 log.exception("expanding %s failed; retrying in 1 s", notification_id)
                 await asyncio.sleep(1.0)
                 self._queue.put_nowait(notification_id)
+            else:
+                left = self._active.pop(notification_id, 1) - 1
+                if left:
+                    self._active[notification_id] = left
             if self._queue.empty():
                 self._idle.set()
 
