@@ -44,10 +44,11 @@ import uuid
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from types import TracebackType
 from typing import Any, Final, Literal
 
 from aiohttp import web
+
+from tests.peers.loopback import LoopbackServer
 
 __all__ = [
     "DEFAULT_TENANT",
@@ -325,7 +326,7 @@ class _Failure(Exception):
         self.answer = answer
 
 
-class ConnectorStandIn:
+class ConnectorStandIn(LoopbackServer):
     """A Bot Connector service on ``host:port`` (``port=0``: an ephemeral port).
 
     Options:
@@ -347,8 +348,7 @@ class ConnectorStandIn:
         clock: Callable[[], float] = time.monotonic,
         access_log: bool = False,
     ) -> None:
-        self.host = host
-        self.port = port
+        super().__init__(host, port)
         self.teams_limits = teams_limits
         self.require_token = require_token
         self.record = record
@@ -370,8 +370,6 @@ class ConnectorStandIn:
         # restarts, and cheaper than a uuid4 per activity on the benchmark path.
         self._id_prefix = f"1:{uuid.uuid4().hex[:12]}"
         self._id_counter = itertools.count(1)
-        self._runner: web.AppRunner | None = None
-        self._url: str | None = None
 
     # ----------------------------------------------------------------- lifetime
 
@@ -391,51 +389,8 @@ class ConnectorStandIn:
         app.router.add_post("/_reset", self._reset)
         return app
 
-    async def start(self) -> None:
-        """Bind and serve; afterwards :attr:`url` is known."""
-        if self._runner is not None:
-            raise RuntimeError("ConnectorStandIn already started")
-        runner = web.AppRunner(
-            self.make_app(),
-            access_log=_LOG if self.access_log else None,
-            shutdown_timeout=1.0,
-        )
-        await runner.setup()
-        site = web.TCPSite(runner, self.host, self.port)
-        try:
-            await site.start()
-        except BaseException:
-            await runner.cleanup()
-            raise
-        host, port = runner.addresses[0][:2]
-        self._runner = runner
-        self.port = port
-        self._url = f"http://{host}:{port}"
-
-    async def stop(self) -> None:
-        """Close the listener and open connections; idempotent."""
-        runner, self._runner = self._runner, None
-        if runner is not None:
-            await runner.cleanup()
-
-    async def __aenter__(self) -> ConnectorStandIn:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.stop()
-
-    @property
-    def url(self) -> str:
-        """Base URL to use as an activity's ``serviceUrl``, e.g. ``http://127.0.0.1:54321``."""
-        if self._url is None:
-            raise RuntimeError("ConnectorStandIn is not started")
-        return self._url
+    def access_logger(self) -> logging.Logger | None:
+        return _LOG if self.access_log else None
 
     # ------------------------------------------------------------ configuration
 

@@ -45,13 +45,14 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import TracebackType
 from typing import Any, Final
 
 import jwt
 from aiohttp import web
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
+
+from tests.peers.loopback import LoopbackServer
 
 __all__ = ["ERRORS", "FcmStandIn", "Received", "main"]
 
@@ -361,7 +362,7 @@ def _check_webpush(value: Any) -> None:
         raise _invalid("The link must be an https URL", "message.webpush.fcm_options.link")
 
 
-class FcmStandIn:
+class FcmStandIn(LoopbackServer):
     """FCM HTTP v1 (`messages:send`) and an OAuth 2.0 token endpoint on 127.0.0.1."""
 
     def __init__(
@@ -374,8 +375,7 @@ class FcmStandIn:
         token_lifetime: int = 3600,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        self.host = host
-        self.port = port
+        super().__init__(host, port)
         self.project_id = project_id
         self.record = record
         self.token_lifetime = token_lifetime
@@ -391,8 +391,6 @@ class FcmStandIn:
         self._delay = 0.0
         self._waiters: list[tuple[Callable[[], bool], asyncio.Future[None]]] = []
         self._ids = itertools.count(1)
-        self._runner: web.AppRunner | None = None
-        self._url: str | None = None
 
     # ----------------------------------------------------------------- lifetime
 
@@ -403,46 +401,6 @@ class FcmStandIn:
         app.router.add_get("/_stats", self._stats)
         app.router.add_post("/_reset", self._reset)
         return app
-
-    async def start(self) -> None:
-        if self._runner is not None:
-            raise RuntimeError("FcmStandIn already started")
-        runner = web.AppRunner(self.make_app(), access_log=None, shutdown_timeout=1.0)
-        await runner.setup()
-        site = web.TCPSite(runner, self.host, self.port)
-        try:
-            await site.start()
-        except BaseException:
-            await runner.cleanup()
-            raise
-        host, port = runner.addresses[0][:2]
-        self._runner = runner
-        self.port = port
-        self._url = f"http://{host}:{port}"
-
-    async def stop(self) -> None:
-        runner, self._runner = self._runner, None
-        if runner is not None:
-            await runner.cleanup()
-
-    async def __aenter__(self) -> FcmStandIn:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.stop()
-
-    @property
-    def url(self) -> str:
-        """The FCM_ENDPOINT to give Herald (base URL of the HTTP v1 API)."""
-        if self._url is None:
-            raise RuntimeError("FcmStandIn is not started")
-        return self._url
 
     @property
     def token_uri(self) -> str:

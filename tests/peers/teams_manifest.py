@@ -10,12 +10,12 @@ test that needs the validator fails, it never skips.
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-NODE_DIR = Path(__file__).resolve().parent / "node"
+from tests.peers.node_peer import NODE_DIR, node_for
+
 SCRIPT = NODE_DIR / "validate-teams-manifest.js"
 PACKAGE = NODE_DIR / "node_modules" / "@microsoft" / "app-manifest"
 SCHEMAS = PACKAGE / "build" / "json-schemas" / "teams"
@@ -30,22 +30,10 @@ class Validation:
     errors: list[str]
 
 
-def _node() -> str:
-    node = shutil.which("node")
-    if node is None:
-        raise RuntimeError("node is not installed: the Teams manifest validator needs Node.js 20")
-    if not PACKAGE.is_dir():
-        raise RuntimeError(
-            f"@microsoft/app-manifest is not installed: run `npm ci --prefix {NODE_DIR}` "
-            "(make test does)"
-        )
-    return node
-
-
 def validate(manifest: Path, timeout: float = 60.0) -> Validation:
     """Validate the manifest file; raises if the validator itself could not run."""
     process = subprocess.run(
-        [_node(), str(SCRIPT), str(manifest)],
+        [node_for("@microsoft/app-manifest"), str(SCRIPT), str(manifest)],
         cwd=str(NODE_DIR),
         capture_output=True,
         timeout=timeout,

@@ -15,18 +15,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-import select
-import shutil
-import subprocess
 from dataclasses import dataclass
-from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 import aiohttp
 
-NODE_DIR = Path(__file__).resolve().parent / "node"
-SCRIPT = NODE_DIR / "web-push-testing.js"
+from tests.peers.node_peer import NodePeer
 
 
 @dataclass(frozen=True)
@@ -46,65 +41,15 @@ class BrowserSubscription:
         }
 
 
-def _node() -> str:
-    node = shutil.which("node")
-    if node is None:
-        raise RuntimeError("node is not installed: web-push-testing needs Node.js 20")
-    if not (NODE_DIR / "node_modules" / "web-push-testing").is_dir():
-        raise RuntimeError(
-            f"web-push-testing is not installed: run `npm ci --prefix {NODE_DIR}` (make test does)"
-        )
-    return node
-
-
-class WebPushTestingServer:
-    """The node process, started and stopped synchronously (one per test session)."""
+class WebPushTestingServer(NodePeer):
+    """The node process (one per test session); `url` is its base URL once started."""
 
     def __init__(self) -> None:
-        self.url = ""
-        self._process: subprocess.Popen[bytes] | None = None
-
-    def start(self, timeout: float = 30.0) -> str:
-        self._process = subprocess.Popen(
-            [_node(), str(SCRIPT)],
-            cwd=str(NODE_DIR),
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-        )
-        assert self._process.stdout is not None
-        ready, _, _ = select.select([self._process.stdout], [], [], timeout)
-        line = self._process.stdout.readline() if ready else b""
-        if not line:
-            self.stop()
-            raise RuntimeError("web-push-testing did not start listening")
-        self.url = f"http://127.0.0.1:{json.loads(line)['port']}"
-        return self.url
+        super().__init__("web-push-testing.js", "web-push-testing")
 
     @property
-    def pid(self) -> int | None:
-        return self._process.pid if self._process is not None else None
-
-    def stop(self) -> None:
-        if self._process is None:
-            return
-        if self._process.stdin is not None:
-            self._process.stdin.close()  # the script exits when its stdin closes
-        try:
-            self._process.wait(5)
-        except subprocess.TimeoutExpired:
-            self._process.kill()
-            self._process.wait()
-        if self._process.stdout is not None:
-            self._process.stdout.close()
-        self._process = None
-
-    def __enter__(self) -> WebPushTestingServer:
-        self.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}" if self.port else ""
 
 
 class WebPushTesting:
