@@ -41,12 +41,14 @@ from api.users import UsersApi
 from bots.endpoint import MessagesEndpoint
 from bots.herald_bot import HeraldBot
 from config import Settings
+from delivery.budget import LocalBudget
 from delivery.channel import ChannelRegistry
 from delivery.conversation import ConversationChannel
+from delivery.fairness import FairClock
 from delivery.mobile import UnreachableDevices
 from delivery.outbox import Outbox
 from delivery.outbox_sqlite import SqliteOutbox
-from delivery.ratelimit import RateLimiter
+from delivery.ratelimit import KeyedBuckets
 from delivery.router import Router
 from delivery.vapid import VapidKeys
 from delivery.webpush import WebPushChannel
@@ -421,18 +423,16 @@ def create_app(settings: Settings) -> web.Application:
     # Bursts a little below the published limits: the service's buckets start when our first
     # message arrives, not when we sent it, so a full-size burst followed by sends at exactly
     # the rate meets an empty bucket at the first bit of network jitter (measured: 3-7 429s).
-    limiter = RateLimiter(
-        settings.conversation_rate,
-        settings.tenant_rate,
-        conversation_capacity=_burst(settings.conversation_rate),
-        tenant_capacity=_burst(settings.tenant_rate),
+    # The worker's scheduler keeps sends inside them: per tenant (a lane) and per conversation.
+    budget = LocalBudget(settings.tenant_rate, _burst(settings.tenant_rate))
+    conversation_buckets = KeyedBuckets(
+        settings.conversation_rate, _burst(settings.conversation_rate)
     )
     channels.register(
         ConversationChannel(
             conversations,
             adapter,
             bot.on_turn,
-            limiter,
             throttled_channels=frozenset(settings.throttled_channels),
         )
     )
@@ -451,6 +451,9 @@ def create_app(settings: Settings) -> web.Application:
     )
     # The router wakes the worker when it queues work; the worker asks the router's rules
     # again at send time (preferences may change while a delivery waits out quiet hours).
+    # Fair tags: the router tags new deliveries with each lane's virtual time, which the worker
+    # advances as it leases (delivery/fairness.py).
+    fair_clock = FairClock()
     router = Router(
         users,
         notifications,
@@ -459,6 +462,7 @@ def create_app(settings: Settings) -> web.Application:
         policy,
         on_enqueued=lambda: worker.wake(),
         on_inbox_written=inbox_feed.publish,
+        fair_clock=fair_clock,
     )
     worker = DeliveryWorker(
         outbox,
@@ -469,10 +473,11 @@ def create_app(settings: Settings) -> web.Application:
         max_attempts=settings.max_attempts,
         backoff=Backoff(settings.retry_base_seconds, settings.retry_max_seconds),
         gate=router,
-        # A shared queue gets work from other instances too, which no wake() announces; and
-        # due work it cannot lease is held by another instance: poll, but not in a hot loop.
+        # A shared queue gets work from other instances too, which no wake() announces: poll.
         idle_poll_seconds=1.0 if stores.shared else 5.0,
-        busy_poll_seconds=0.5 if stores.shared else 0.05,
+        budget=budget,
+        conversation_buckets=conversation_buckets,
+        fair_clock=fair_clock,
     )
 
     key_hashes, generated = _api_key_hashes(settings)
@@ -530,11 +535,15 @@ def create_app(settings: Settings) -> web.Application:
         return checks
 
     async def metrics() -> str:
-        return worker.metrics.render(in_flight=worker.in_flight, depth=await outbox.depth())
+        return worker.metrics.render(
+            in_flight=worker.in_flight,
+            depth=await outbox.depth(),
+            lanes=worker.scheduler.lane_states(),
+        )
 
     for routes in (
         MessagesEndpoint(adapter, bot).routes(),
-        NotificationsApi(notifications, users, outbox, router, prompts).routes(),
+        NotificationsApi(notifications, users, outbox, router, prompts, worker).routes(),
         UsersApi(users, inbox).routes(),
         PreferencesApi(users, preferences).routes(),
         HealthApi(ready, metrics).routes(),

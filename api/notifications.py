@@ -6,8 +6,9 @@ import csv
 import io
 import logging
 import uuid
+from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from aiohttp import web
 from pydantic import TypeAdapter
@@ -40,6 +41,12 @@ NOTIFICATION_ID: TypeAdapter[str] = TypeAdapter(NotificationId)
 """The rule for a notification id in a path: the same as for an event's `id`."""
 
 
+class Pacing(Protocol):
+    """The delivery worker's view of what waits for budget (delivery/worker.py)."""
+
+    def waiting(self, notification_id: str, lanes: Mapping[str, int]) -> dict[str, int]: ...
+
+
 def _iso(epoch: float) -> str:
     return datetime.fromtimestamp(epoch, UTC).isoformat().replace("+00:00", "Z")
 
@@ -54,7 +61,9 @@ class NotificationsApi:
         outbox: Outbox,
         router: Router,
         prompts: PromptStore,
+        pacing: Pacing,
     ) -> None:
+        self._pacing = pacing
         self._notifications = notifications
         self._users = users
         self._outbox = outbox
@@ -111,6 +120,7 @@ class NotificationsApi:
             status = "delivering"
         else:
             status = "completed"
+        waiting = self._pacing.waiting(notification_id, counters.lanes) if counters.lanes else {}
         body: dict[str, Any] = {
             "id": record.id,
             "type": record.event.get("type"),
@@ -126,6 +136,8 @@ class NotificationsApi:
             # Always present: null when the event asks nothing / nothing is outstanding.
             "answers": await prompt_answer_counts(self._prompts, record),
             "nextDueAt": None if counters.next_due is None else _iso(counters.next_due),
+            "waiting": max(waiting, key=waiting.__getitem__) if waiting else None,
+            "waitingFor": waiting,
         }
         return json_response(body)
 

@@ -84,6 +84,16 @@ class NotificationStatus(_Answer):
         "window, a retry to its backoff), in the past when it is due now or being sent. null "
         "when no delivery is outstanding.",
     )
+    waiting: Literal["tenant-rate", "conversation-rate"] | None = Field(
+        description="Why deliveries that are due wait (the reason most of them wait for): "
+        "`tenant-rate` while their Teams tenant's rate budget is used (by this or other "
+        "notifications; they share it fairly, `urgency: high` first), `conversation-rate` "
+        "while a conversation's own limit is. null when nothing waits for budget."
+    )
+    waitingFor: dict[str, Annotated[int, Field(ge=0)]] = Field(
+        description="Deliveries waiting, per reason (empty when none). As seen by the "
+        "instance that answers."
+    )
 
 
 class HistoryItem(_Answer):

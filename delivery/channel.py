@@ -9,7 +9,39 @@ from typing import Any, Literal, Protocol
 from delivery.outbox import DeliveryJob
 from storage.records import NotificationRecord
 
-__all__ = ["Channel", "ChannelRegistry", "DeliveryResult", "UnreachableTargets"]
+__all__ = [
+    "UNPACED",
+    "Channel",
+    "ChannelRegistry",
+    "DeliveryResult",
+    "Pace",
+    "Target",
+    "UnreachableTargets",
+]
+
+UNPACED = ""
+"""The lane of deliveries no rate limit paces (Web Push, FCM, the Emulator, Web Chat)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """Where the router may send to one person, and the lane its sends queue in.
+
+    A lane is the rate limit the send shares with others (Teams: one per app per tenant); the
+    outbox keeps it with the delivery so a lane that has no budget now is skipped when jobs are
+    leased instead of holding the jobs of every other lane back.
+    """
+
+    key: str
+    lane: str = UNPACED
+
+
+@dataclass(frozen=True, slots=True)
+class Pace:
+    """The rate limits one send must fit: its lane's (tenant) and its conversation's."""
+
+    lane: str
+    conversation: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,16 +77,20 @@ class DeliveryResult:
 class Channel(Protocol):
     """One way of reaching a person (Teams chat, mobile push, Web Push).
 
-    `targets` tells the router where each user can be reached; `load` fetches the targets of a
-    leased batch in one go; `send` delivers one notification to one target and maps every
-    failure to a DeliveryResult; `retire` deactivates a target that is gone for good.
+    `targets` tells the router where each user can be reached (and in which lane); `load`
+    fetches the targets of a leased batch in one go; `pace` says which rate limits a loaded
+    target's sends must fit (None: none), so the worker waits for budget *before* it gives the
+    send a slot; `send` delivers one notification to one target and maps every failure to a
+    DeliveryResult; `retire` deactivates a target that is gone for good.
     """
 
     name: str
 
-    async def targets(self, user_ids: Sequence[str]) -> dict[str, list[str]]: ...
+    async def targets(self, user_ids: Sequence[str]) -> dict[str, list[Target]]: ...
 
     async def load(self, jobs: Sequence[DeliveryJob]) -> dict[int, Any]: ...
+
+    def pace(self, target: Any) -> Pace | None: ...
 
     async def send(
         self, job: DeliveryJob, target: Any, notification: NotificationRecord

@@ -2,8 +2,9 @@
 
 Keeps the shape of Microsoft's Proactive Notifications sample: each delivery is a
 `BroadcastEvent` turn run through the adapter and the bot with the stored reference, so
-middleware and the bot's own rendering apply; Teams' published rate limits are honoured with
-token buckets before each send.
+middleware and the bot's own rendering apply. Teams' published rate limits are honoured by the
+worker's scheduler, *before* a send gets a slot: this channel only says which limits a send must
+fit (`pace`: its tenant's lane and its conversation) and sends when it is told to.
 """
 
 from __future__ import annotations
@@ -15,18 +16,27 @@ from typing import Any
 from botbuilder.core import TurnContext
 from botbuilder.schema import ConversationReference
 
-from delivery.channel import DeliveryResult
+from delivery.channel import UNPACED, DeliveryResult, Pace, Target
 from delivery.outbox import DeliveryJob
-from delivery.ratelimit import Limiter
 from errors import DeliveryFailed, RetryLater, TargetGone
 from proactive.adapter import HeraldAdapter
 from proactive.codec import load
 from storage.protocols import ConversationStore
 from storage.records import NotificationRecord, StoredReference
 
-__all__ = ["ConversationChannel"]
+__all__ = ["ConversationChannel", "lane_of"]
 
 Logic = Callable[[TurnContext], Awaitable[Any]]
+
+
+def lane_of(
+    channel_id: str, tenant_id: str | None, service_url: str, throttled: frozenset[str]
+) -> str:
+    """The rate-limit lane of a conversation: one per app per tenant on a throttled channel
+    (Teams' global limit), keyed by the service URL where a reference names no tenant."""
+    if channel_id not in throttled:
+        return UNPACED
+    return f"{channel_id}|{tenant_id or service_url}"
 
 
 class ConversationChannel:
@@ -39,7 +49,6 @@ class ConversationChannel:
         conversations: ConversationStore,
         adapter: HeraldAdapter,
         logic: Logic,
-        limiter: Limiter,
         *,
         throttled_channels: frozenset[str] = frozenset({"msteams"}),
         value_cache_size: int = 64,
@@ -47,13 +56,24 @@ class ConversationChannel:
         self._conversations = conversations
         self._adapter = adapter
         self._logic = logic
-        self._limiter = limiter
         self._throttled = throttled_channels
         self._values: OrderedDict[tuple[str, int], dict[str, Any]] = OrderedDict()
         self._value_cache_size = value_cache_size
 
-    async def targets(self, user_ids: Sequence[str]) -> dict[str, list[str]]:
-        return await self._conversations.targets_for(user_ids)
+    async def targets(self, user_ids: Sequence[str]) -> dict[str, list[Target]]:
+        found = await self._conversations.targets_for(user_ids)
+        return {
+            user: [
+                Target(t.target, lane_of(t.channel_id, t.tenant_id, t.service_url, self._throttled))
+                for t in targets
+            ]
+            for user, targets in found.items()
+        }
+
+    def pace(self, target: Any) -> Pace | None:
+        ref: StoredReference = target
+        lane = lane_of(ref.channel_id, ref.tenant_id, ref.service_url, self._throttled)
+        return Pace(lane, ref.target) if lane else None
 
     async def load(self, jobs: Sequence[DeliveryJob]) -> dict[int, Any]:
         found = await self._conversations.get_many([(j.user_id, j.target) for j in jobs])
@@ -79,10 +99,6 @@ class ConversationChannel:
         self, job: DeliveryJob, target: Any, notification: NotificationRecord
     ) -> DeliveryResult:
         ref: StoredReference = target
-        tenant = ref.tenant_id or ref.service_url
-        throttled = ref.channel_id in self._throttled
-        if throttled:
-            await self._limiter.acquire(ref.target, tenant)
         try:
             turn = await self._adapter.broadcast(
                 load(ConversationReference, ref.reference),
@@ -93,8 +109,7 @@ class ConversationChannel:
         except TargetGone as exc:
             return DeliveryResult.dead(exc.reason)
         except RetryLater as exc:
-            if throttled and exc.after:
-                self._limiter.penalize(ref.target, tenant, exc.after)
+            # A Retry-After pauses this send's lane and conversation: the worker applies it.
             return DeliveryResult.retry(exc.reason, exc.after)
         except DeliveryFailed as exc:
             return DeliveryResult.failed(exc.reason)

@@ -71,7 +71,7 @@ import requests
 from firebase_admin import credentials, exceptions, messaging
 from yarl import URL
 
-from delivery.channel import DeliveryResult
+from delivery.channel import DeliveryResult, Pace, Target
 from delivery.mobile import APNS_NOT_CONFIGURED, MOBILE
 from delivery.outbox import DeliveryJob
 from delivery.payload import Shrink, encode_json, fit_json
@@ -492,8 +492,12 @@ class FcmChannel:
 
     # ------------------------------------------------------------------ Channel
 
-    async def targets(self, user_ids: Sequence[str]) -> dict[str, list[str]]:
-        return await self._devices.targets_for(user_ids)
+    async def targets(self, user_ids: Sequence[str]) -> dict[str, list[Target]]:
+        found = await self._devices.targets_for(user_ids)
+        return {user: [Target(key) for key in keys] for user, keys in found.items()}
+
+    def pace(self, target: Any) -> Pace | None:
+        return None  # FCM's quota answers 429 + Retry-After, which is retried
 
     async def load(self, jobs: Sequence[DeliveryJob]) -> dict[int, Any]:
         found = await self._devices.get_many([(job.user_id, job.target) for job in jobs])

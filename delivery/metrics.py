@@ -36,13 +36,36 @@ def _label(value: str) -> str:
     return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
 
+def _histogram(metric: str, label: str, value: str, histogram: _Histogram) -> list[str]:
+    name = _label(value)
+    lines: list[str] = []
+    cumulative = 0
+    for bound, count in zip(LATENCY_BUCKETS, histogram.counts, strict=False):
+        cumulative += count
+        lines.append(f'{metric}_bucket{{{label}="{name}",le="{bound:g}"}} {cumulative}')
+    lines.append(f'{metric}_bucket{{{label}="{name}",le="+Inf"}} {histogram.observations}')
+    lines.append(f'{metric}_sum{{{label}="{name}"}} {histogram.total:.6f}')
+    lines.append(f'{metric}_count{{{label}="{name}"}} {histogram.observations}')
+    return lines
+
+
 class DeliveryMetrics:
     """Counters and histograms of one process since it started."""
 
-    def __init__(self) -> None:
+    def __init__(self, max_lanes: int = 1000) -> None:
         self._outcomes: Counter[tuple[str, str]] = Counter()
         self._retries: Counter[str] = Counter()
         self._latency: dict[str, _Histogram] = {}
+        self._waits: dict[str, _Histogram] = {}
+        self._max_lanes = max_lanes
+
+    def observe_wait(self, lane: str, seconds: float) -> None:
+        """How long a leased job waited in the scheduler for its lane's budget and a slot.
+        Lanes beyond `max_lanes` are counted under "other" (a bounded number of series)."""
+        name = lane or "unpaced"
+        if name not in self._waits and len(self._waits) >= self._max_lanes:
+            name = "other"
+        self._waits.setdefault(name, _Histogram()).observe(max(0.0, seconds))
 
     def observe(self, channel: str, outcome: str, latency: float | None = None) -> None:
         """Record one result; `latency` only for deliveries confirmed by the channel."""
@@ -53,7 +76,15 @@ class DeliveryMetrics:
         if latency is not None:
             self._latency.setdefault(channel, _Histogram()).observe(max(0.0, latency))
 
-    def render(self, *, in_flight: int, depth: Mapping[tuple[str, str], int]) -> str:
+    def render(
+        self,
+        *,
+        in_flight: int,
+        depth: Mapping[tuple[str, str, str], int],
+        lanes: Mapping[str, tuple[str, int]] | None = None,
+    ) -> str:
+        """The text exposition. `depth` is the store's outstanding deliveries by (channel,
+        state, lane); `lanes` the scheduler's lanes here: (state, jobs held in memory)."""
         lines = [
             "# HELP herald_deliveries_total Delivery attempts by channel and outcome.",
             "# TYPE herald_deliveries_total counter",
@@ -74,33 +105,44 @@ class DeliveryMetrics:
             "# TYPE herald_delivery_latency_seconds histogram",
         ]
         for channel, histogram in sorted(self._latency.items()):
-            name = _label(channel)
-            cumulative = 0
-            for bound, count in zip(LATENCY_BUCKETS, histogram.counts, strict=False):
-                cumulative += count
-                lines.append(
-                    f'herald_delivery_latency_seconds_bucket{{channel="{name}",le="{bound:g}"}}'
-                    f" {cumulative}"
-                )
-            lines.append(
-                f'herald_delivery_latency_seconds_bucket{{channel="{name}",le="+Inf"}}'
-                f" {histogram.observations}"
-            )
-            lines.append(
-                f'herald_delivery_latency_seconds_sum{{channel="{name}"}} {histogram.total:.6f}'
-            )
-            lines.append(
-                f'herald_delivery_latency_seconds_count{{channel="{name}"}} '
-                f"{histogram.observations}"
-            )
+            lines += _histogram("herald_delivery_latency_seconds", "channel", channel, histogram)
+        lines += [
+            "# HELP herald_lane_wait_seconds Time leased jobs waited for their lane's budget"
+            " (a Teams tenant's rate) and a send slot, by lane.",
+            "# TYPE herald_lane_wait_seconds histogram",
+        ]
+        for lane, histogram in sorted(self._waits.items()):
+            lines += _histogram("herald_lane_wait_seconds", "lane", lane, histogram)
+        by_state: Counter[tuple[str, str]] = Counter()
+        by_lane: Counter[str] = Counter()
+        for (channel, state, lane), count in depth.items():
+            by_state[(channel, state)] += count
+            if lane:
+                by_lane[lane] += count
         lines += [
             "# HELP herald_queue_depth Deliveries waiting, by channel and state.",
             "# TYPE herald_queue_depth gauge",
         ]
-        for (channel, state), count in sorted(depth.items()):
+        for (channel, state), count in sorted(by_state.items()):
             lines.append(
                 f'herald_queue_depth{{channel="{_label(channel or "none")}",'
                 f'state="{_label(state)}"}} {count}'
+            )
+        lines += [
+            "# HELP herald_lane_queue_depth Deliveries waiting in the store, by paced lane"
+            " (channel|tenant).",
+            "# TYPE herald_lane_queue_depth gauge",
+        ]
+        for lane, count in sorted(by_lane.items()):
+            lines.append(f'herald_lane_queue_depth{{lane="{_label(lane)}"}} {count}')
+        lines += [
+            "# HELP herald_lane_backlog Jobs this process holds for a paced lane, waiting for"
+            " its budget (state: ready, waiting, asking, idle).",
+            "# TYPE herald_lane_backlog gauge",
+        ]
+        for lane, (state, held) in sorted((lanes or {}).items()):
+            lines.append(
+                f'herald_lane_backlog{{lane="{_label(lane)}",state="{_label(state)}"}} {held}'
             )
         lines += [
             "# HELP herald_deliveries_in_flight Sends under way in this process.",

@@ -9,7 +9,7 @@ expansion cursor in one step, so a crash mid-expansion resumes where it stopped.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
@@ -48,6 +48,12 @@ class NewDelivery:
     status: Literal["queued", "skipped"]
     due_at: float
     reason: str | None = None
+    lane: str = ""
+    """The rate-limit lane its sends queue in (delivery/channel.py Target); "" for none."""
+    priority: int = 1
+    """0 high, 1 normal, 2 low, 3 very low (delivery/fairness.py): lower goes first."""
+    tag: float = 0.0
+    """Its fair-queueing start tag within the lane: lower goes first among equal priority."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +68,9 @@ class DeliveryJob:
     attempts: int
     sent_version: int
     remote_id: str | None
+    lane: str = ""
+    priority: int = 1
+    tag: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +126,9 @@ class DeliveryCounters:
     """The earliest due time (epoch seconds) of its queued and retrying deliveries; None when
     none is outstanding. In the past when one is due now (or being sent); in the future when
     one waits: a retry's backoff, or quiet hours deferring it to the end of the window."""
+    lanes: dict[str, int] = field(default_factory=dict)
+    """Outstanding deliveries by rate-limit lane (paced lanes only): with the worker's view of
+    which lanes are out of budget, the status says why a notification is waiting."""
 
     @property
     def outstanding(self) -> int:
@@ -143,8 +155,14 @@ class Outbox(Protocol):
         update (edit in place). Returns how many were queued for update."""
         ...
 
-    async def lease(self, limit: int, lease_seconds: float) -> list[DeliveryJob]:
-        """Take up to `limit` due jobs for `lease_seconds`."""
+    async def lease(
+        self, limit: int, lease_seconds: float, exclude_lanes: Collection[str] = ()
+    ) -> list[DeliveryJob]:
+        """Take up to `limit` due jobs for `lease_seconds`: highest priority, then lowest fair
+        tag, then earliest due first, as far as the backend can order them. `exclude_lanes`
+        names lanes the worker already holds enough of: a backend that can skip them leaves
+        their backlog in the store (SQLite); a queue that cannot (Azure Storage) hands them
+        out anyway and the worker's scheduler holds them without a send slot."""
         ...
 
     async def settle(self, settlements: Sequence[Settlement]) -> None:
@@ -159,16 +177,23 @@ class Outbox(Protocol):
         """Release leases held by a previous run of this instance (start-up)."""
         ...
 
-    async def next_due(self) -> float | None:
-        """When the earliest queued job becomes due (epoch seconds), or None."""
+    async def next_due(self, exclude_lanes: Collection[str] = ()) -> float | None:
+        """When the earliest queued job (of the lanes not excluded) becomes due (epoch
+        seconds), or None."""
+        ...
+
+    async def lane_tags(self) -> dict[str, float]:
+        """The lowest fair tag still outstanding per lane: where the fair clocks of a restarted
+        process resume, so new notifications neither jump ahead of an old backlog nor wait
+        behind all of it. Empty where the backend does not order by tags."""
         ...
 
     async def counters(self, notification_id: str) -> DeliveryCounters:
         """The notification's counters and the due time of its next outstanding delivery."""
         ...
 
-    async def depth(self) -> dict[tuple[str, str], int]:
-        """Deliveries waiting, by (channel, "queued" | "retrying"), for /metrics."""
+    async def depth(self) -> dict[tuple[str, str, str], int]:
+        """Deliveries waiting, by (channel, "queued" | "retrying", lane), for /metrics."""
         ...
 
     async def report(self, notification_id: str, *, after: int, limit: int) -> list[ReportRow]:

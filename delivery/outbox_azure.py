@@ -35,9 +35,12 @@ own leases). A delivery whose send went out but whose settlement was not written
 then: at-least-once, at most once more per crash.
 
 **Order and polling.** Messages become receivable at their due time and the queue hands them
-out roughly oldest first; each batch is ordered by due time. `next_due` reads the ledger: the
-earliest outstanding due time, and for jobs this process holds, when their lease ends. Jobs
-held by other instances look due; the worker then polls the queue at a short interval.
+out roughly oldest first; each batch is ordered by priority and fair tag (delivery/fairness.py).
+A queue cannot skip a backlogged lane the way the SQLite lease does, so `exclude_lanes` is not
+applied here: a received job of a lane without budget waits in the worker's scheduler (without
+a send slot) until its lane's turn, within the worker's bounded window. `next_due` reads the
+ledger: the earliest outstanding due time, and for jobs this process holds, when their lease
+ends. Jobs held by other instances look due; the worker then polls the queue at a short interval.
 """
 
 from __future__ import annotations
@@ -46,7 +49,7 @@ import hashlib
 import logging
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -110,6 +113,9 @@ def _job(doc: dict[str, Any]) -> DeliveryJob:
         attempts=int(doc["attempts"]),
         sent_version=int(doc["sentVersion"]),
         remote_id=doc.get("remoteId"),
+        lane=doc.get("lane", ""),
+        priority=int(doc.get("priority", 1)),
+        tag=float(doc.get("tag", 0.0)),
     )
 
 
@@ -201,6 +207,9 @@ class AzureQueueOutbox:
                     "tok": token,
                     "updatedAt": now,
                     "ttl": self._ttl,
+                    "lane": d.lane,
+                    "priority": d.priority,
+                    "tag": d.tag,
                 },
             )
             if created is not None:
@@ -295,7 +304,9 @@ class AzureQueueOutbox:
             del self._leases[ident]
         return self._leases
 
-    async def lease(self, limit: int, lease_seconds: float) -> list[DeliveryJob]:
+    async def lease(
+        self, limit: int, lease_seconds: float, exclude_lanes: Collection[str] = ()
+    ) -> list[DeliveryJob]:
         if limit <= 0:
             return []
         jobs: list[tuple[DeliveryJob, _Lease]] = []
@@ -311,7 +322,7 @@ class AzureQueueOutbox:
             until = received_at + max(1.0, float(int(lease_seconds + 0.999999)))
             taken = await bounded(self._check(m, received_at, until) for m in messages)
             jobs.extend(t for t in taken if t is not None)
-        jobs.sort(key=lambda pair: (pair[1].due_at, pair[0].id))
+        jobs.sort(key=lambda pair: (pair[0].priority, pair[0].tag, pair[1].due_at, pair[0].id))
         for _, lease in jobs[limit:]:
             await self._queue.hide(lease.message.id, lease.message.pop_receipt, 0)
         kept = jobs[:limit]
@@ -432,7 +443,10 @@ class AzureQueueOutbox:
         await self.release(list(held))
         return count
 
-    async def next_due(self) -> float | None:
+    async def lane_tags(self) -> dict[str, float]:
+        return {}  # the queue hands jobs out in its own order: tags only order a received batch
+
+    async def next_due(self, exclude_lanes: Collection[str] = ()) -> float | None:
         now = self._clock()
         held = self._held(now)
         best: float | None = None
@@ -459,7 +473,8 @@ class AzureQueueOutbox:
         counters = DeliveryCounters()
         async for page in self._db.pages(
             "deliveries",
-            "SELECT c.channel, c.status, c.reason, c.dueAt FROM c WHERE c.notificationId = @n",
+            "SELECT c.channel, c.status, c.reason, c.dueAt, c.lane FROM c"
+            " WHERE c.notificationId = @n",
             {"@n": notification_id},
             page_size=1000,
         ):
@@ -470,6 +485,8 @@ class AzureQueueOutbox:
                     due = float(r["dueAt"])
                     if counters.next_due is None or due < counters.next_due:
                         counters.next_due = due
+                    if r.get("lane"):
+                        counters.lanes[r["lane"]] = counters.lanes.get(r["lane"], 0) + 1
                 counters.totals[name] += 1
                 if r["channel"]:
                     per = counters.channels.setdefault(
@@ -481,15 +498,15 @@ class AzureQueueOutbox:
                     counters.reasons[key] = counters.reasons.get(key, 0) + 1
         return counters
 
-    async def depth(self) -> dict[tuple[str, str], int]:
-        depth: dict[tuple[str, str], int] = {}
+    async def depth(self) -> dict[tuple[str, str, str], int]:
+        depth: dict[tuple[str, str, str], int] = {}
         async for page in self._db.pages(
             "deliveries",
-            "SELECT c.channel, c.status FROM c WHERE c.status IN ('queued', 'retrying')",
+            "SELECT c.channel, c.status, c.lane FROM c WHERE c.status IN ('queued', 'retrying')",
             page_size=1000,
         ):
             for r in page:
-                key = (r["channel"], r["status"])
+                key = (r["channel"], r["status"], r.get("lane") or "")
                 depth[key] = depth.get(key, 0) + 1
         return depth
 

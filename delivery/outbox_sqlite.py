@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
 from delivery.outbox import (
     COUNTER_NAMES,
@@ -20,12 +21,16 @@ __all__ = ["SqliteOutbox"]
 
 _OUTSTANDING = frozenset({"queued", "retrying"})
 
+# Highest priority, then lowest fair tag first (delivery/fairness.py), skipping the lanes the
+# worker already holds enough of; the partial index deliveries_fair covers every filter.
 _LEASE = (
     "UPDATE deliveries SET lease_until = ? WHERE id IN ("
     " SELECT id FROM deliveries WHERE status IN ('queued', 'retrying')"
-    " AND due_at <= ? AND lease_until <= ? ORDER BY due_at LIMIT ?)"
+    " AND due_at <= ? AND lease_until <= ?"
+    " AND lane NOT IN (SELECT value FROM json_each(?))"
+    " ORDER BY priority, tag, due_at LIMIT ?)"
     " RETURNING id, notification_id, user_id, channel, target, attempts, sent_version, remote_id,"
-    " due_at"
+    " lane, priority, tag, due_at"
 )
 
 # A job delivered with a version older than the notification's is queued again at once: the
@@ -66,7 +71,7 @@ class SqliteOutbox:
             before = conn.total_changes
             await conn.executemany(
                 "INSERT INTO deliveries (notification_id, user_id, channel, target, status, reason,"
-                " due_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+                " due_at, updated_at, lane, priority, tag) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
                 " ON CONFLICT (notification_id, user_id, channel, target) DO NOTHING",
                 [
                     (
@@ -78,6 +83,9 @@ class SqliteOutbox:
                         d.reason,
                         d.due_at,
                         now,
+                        d.lane,
+                        d.priority,
+                        d.tag,
                     )
                     for d in deliveries
                 ],
@@ -113,11 +121,15 @@ class SqliteOutbox:
             )
         return requeued
 
-    async def lease(self, limit: int, lease_seconds: float) -> list[DeliveryJob]:
+    async def lease(
+        self, limit: int, lease_seconds: float, exclude_lanes: Collection[str] = ()
+    ) -> list[DeliveryJob]:
         now = time.time()
-        rows = await self._db.write_returning(_LEASE, (now + lease_seconds, now, now, limit))
-        # RETURNING yields rows in no particular order; hand them out earliest due first.
-        rows.sort(key=lambda r: (r["due_at"], r["id"]))
+        rows = await self._db.write_returning(
+            _LEASE, (now + lease_seconds, now, now, json.dumps(list(exclude_lanes)), limit)
+        )
+        # RETURNING yields rows in no particular order; hand them out in the lease's order.
+        rows.sort(key=lambda r: (r["priority"], r["tag"], r["due_at"], r["id"]))
         return [
             DeliveryJob(
                 id=r["id"],
@@ -128,6 +140,9 @@ class SqliteOutbox:
                 attempts=r["attempts"],
                 sent_version=r["sent_version"],
                 remote_id=r["remote_id"],
+                lane=r["lane"],
+                priority=r["priority"],
+                tag=r["tag"],
             )
             for r in rows
         ]
@@ -166,18 +181,27 @@ class SqliteOutbox:
             " WHERE lease_until > 0 AND status IN ('queued', 'retrying')"
         )
 
-    async def next_due(self) -> float | None:
+    async def next_due(self, exclude_lanes: Collection[str] = ()) -> float | None:
         row = await self._db.fetchone(
             "SELECT MIN(MAX(due_at, lease_until)) AS due FROM deliveries"
             " WHERE status IN ('queued', 'retrying')"
+            " AND lane NOT IN (SELECT value FROM json_each(?))",
+            (json.dumps(list(exclude_lanes)),),
         )
         return float(row["due"]) if row is not None and row["due"] is not None else None
+
+    async def lane_tags(self) -> dict[str, float]:
+        rows = await self._db.fetchall(
+            "SELECT lane, MIN(tag) AS tag FROM deliveries"
+            " WHERE status IN ('queued', 'retrying') GROUP BY lane"
+        )
+        return {r["lane"]: float(r["tag"]) for r in rows}
 
     async def counters(self, notification_id: str) -> DeliveryCounters:
         # One pass: the earliest due time per group too, kept for the outstanding statuses.
         rows = await self._db.fetchall(
-            "SELECT channel, status, reason, COUNT(*) AS n, MIN(due_at) AS due FROM deliveries"
-            " WHERE notification_id = ? GROUP BY channel, status, reason",
+            "SELECT channel, status, reason, lane, COUNT(*) AS n, MIN(due_at) AS due"
+            " FROM deliveries WHERE notification_id = ? GROUP BY channel, status, reason, lane",
             (notification_id,),
         )
         counters = DeliveryCounters()
@@ -188,6 +212,8 @@ class SqliteOutbox:
                 due = float(r["due"])
                 if counters.next_due is None or due < counters.next_due:
                     counters.next_due = due
+                if r["lane"]:
+                    counters.lanes[r["lane"]] = counters.lanes.get(r["lane"], 0) + n
             counters.totals[name] += n
             if r["channel"]:
                 per = counters.channels.setdefault(
@@ -199,12 +225,12 @@ class SqliteOutbox:
                 counters.reasons[key] = counters.reasons.get(key, 0) + n
         return counters
 
-    async def depth(self) -> dict[tuple[str, str], int]:
+    async def depth(self) -> dict[tuple[str, str, str], int]:
         rows = await self._db.fetchall(
-            "SELECT channel, status, COUNT(*) AS n FROM deliveries"
-            " WHERE status IN ('queued', 'retrying') GROUP BY channel, status"
+            "SELECT channel, status, lane, COUNT(*) AS n FROM deliveries"
+            " WHERE status IN ('queued', 'retrying') GROUP BY channel, status, lane"
         )
-        return {(r["channel"], r["status"]): int(r["n"]) for r in rows}
+        return {(r["channel"], r["status"], r["lane"]): int(r["n"]) for r in rows}
 
     async def report(self, notification_id: str, *, after: int, limit: int) -> list[ReportRow]:
         rows = await self._db.fetchall(

@@ -2,21 +2,13 @@
 
 Teams throttles a bot per conversation ("per bot per thread": 7 messages a second) and per app
 per tenant (50 requests a second). Sending faster only buys 429s and longer Retry-After waits,
-so the conversation channel asks a :class:`Limiter` before each Bot Connector call and reports
-the server's pushback (429 + Retry-After) with :meth:`Limiter.penalize`.
+so the worker's scheduler (delivery/schedule.py) asks these buckets before it gives a send a
+slot, and reports the server's pushback (429 + Retry-After) with :meth:`TokenBucket.penalize`.
 
 The buckets are written as a GCRA (generic cell rate algorithm): a bucket keeps one number, the
 "theoretical arrival time", instead of a token count and a timer. That makes a reservation for
 a future token as cheap as taking a present one, so concurrent callers are handed evenly spaced
 slots in the order they asked (fair queueing) without a background refill task.
-
-Which bucket is asked first matters. :class:`RateLimiter` serialises callers per conversation
-and only reserves a tenant token once the conversation bucket can grant one *now*. A hot
-conversation with a backlog therefore never holds tenant tokens it cannot use yet, and the rest
-of the tenant keeps its share. The conversation token is taken after the tenant wait, at the
-real send time, so the conversation's own spacing is measured where it matters. The one case
-where a token is wasted: a conversation penalized while its caller waits for the tenant keeps
-the tenant token it reserved and then waits for the conversation again.
 """
 
 from __future__ import annotations
@@ -25,18 +17,15 @@ import asyncio
 import math
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Final, Protocol
+from typing import Final
 
 __all__ = [
     "TEAMS_CONVERSATION_RATE",
     "TEAMS_TENANT_RATE",
     "KeyedBuckets",
-    "Limiter",
-    "NoLimit",
-    "RateLimiter",
     "Reservation",
     "TokenBucket",
 ]
@@ -52,28 +41,6 @@ _EPSILON: Final = 1e-9
 
 _SWEEP_STEPS: Final = 8
 """Entries a lookup may examine for eviction: bounded work per call, amortised O(1)."""
-
-
-class Limiter(Protocol):
-    """What a channel needs from a limiter, so throttled and unthrottled channels look alike."""
-
-    async def acquire(self, conversation_key: str, tenant_key: str | None) -> None:
-        """Return once one message to this conversation (and tenant) may be sent."""
-        ...
-
-    def penalize(self, conversation_key: str, tenant_key: str | None, seconds: float) -> None:
-        """Record the server's Retry-After so nothing more is sent there before it passes."""
-        ...
-
-
-class NoLimit:
-    """A :class:`Limiter` for channels that nobody throttles per conversation or tenant."""
-
-    async def acquire(self, conversation_key: str, tenant_key: str | None) -> None:
-        return None
-
-    def penalize(self, conversation_key: str, tenant_key: str | None, seconds: float) -> None:
-        return None
 
 
 @dataclass(slots=True)
@@ -290,80 +257,3 @@ class KeyedBuckets:
                 del self._entries[oldest]
             else:
                 return
-
-
-class RateLimiter:
-    """Per-conversation and per-tenant token buckets, Teams' limits by default.
-
-    Burst capacities default to one second's worth of the rate. ``clock`` and ``sleep`` must
-    agree (``time.monotonic``/``asyncio.sleep`` do on the default event loop); tests pass a
-    virtual clock and its sleep.
-    """
-
-    def __init__(
-        self,
-        conversation_rate: float = TEAMS_CONVERSATION_RATE,
-        tenant_rate: float = TEAMS_TENANT_RATE,
-        *,
-        conversation_capacity: float | None = None,
-        tenant_capacity: float | None = None,
-        clock: Callable[[], float] = time.monotonic,
-        sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
-        max_buckets: int = 100_000,
-    ) -> None:
-        self._sleep = sleep
-        self._conversations = KeyedBuckets(
-            conversation_rate,
-            conversation_rate if conversation_capacity is None else conversation_capacity,
-            clock=clock,
-            max_buckets=max_buckets,
-        )
-        self._tenants = KeyedBuckets(
-            tenant_rate,
-            tenant_rate if tenant_capacity is None else tenant_capacity,
-            clock=clock,
-            max_buckets=max_buckets,
-        )
-
-    @property
-    def conversation_buckets(self) -> KeyedBuckets:
-        """The live conversation buckets (for metrics and tests)."""
-        return self._conversations
-
-    @property
-    def tenant_buckets(self) -> KeyedBuckets:
-        """The live tenant buckets (for metrics and tests)."""
-        return self._tenants
-
-    async def acquire(self, conversation_key: str, tenant_key: str | None) -> None:
-        """Wait until both the conversation and (if given) the tenant allow one more send.
-
-        Callers to one conversation go one at a time, first come first served; the tenant
-        token is reserved only once the conversation could send now (see the module notes).
-        """
-        with self._conversations.hold(conversation_key) as conversation:
-            if conversation.lock is None:
-                conversation.lock = asyncio.Lock()
-            async with conversation.lock:
-                bucket = conversation.bucket
-                while (wait := bucket.available_in()) > 0:
-                    await self._sleep(wait)
-                if tenant_key is not None:
-                    with self._tenants.hold(tenant_key) as tenant:
-                        await self._wait(tenant.bucket, tenant.bucket.reserve_slot())
-                # Normally free now: only this caller takes from the bucket while it holds the
-                # lock. A penalty that came in meanwhile makes it wait (the tenant slot is lost).
-                await self._wait(bucket, bucket.reserve_slot())
-
-    def penalize(self, conversation_key: str, tenant_key: str | None, seconds: float) -> None:
-        """Pause the conversation, and the tenant when one is given, for ``seconds``.
-
-        Pass ``tenant_key=None`` when the 429 is known to concern one conversation only.
-        """
-        self._conversations.get(conversation_key).penalize(seconds)
-        if tenant_key is not None:
-            self._tenants.get(tenant_key).penalize(seconds)
-
-    async def _wait(self, bucket: TokenBucket, reservation: Reservation) -> None:
-        while (wait := bucket.delay(reservation)) > 0:
-            await self._sleep(wait)

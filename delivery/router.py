@@ -24,6 +24,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from delivery.channel import ChannelRegistry
+from delivery.fairness import FairClock, priority_of
 from delivery.outbox import DeliveryJob, NewDelivery, Outbox
 from delivery.worker import Hold
 from logs import NOTIFICATION_ID
@@ -48,6 +49,20 @@ def event_facts(event: dict[str, Any]) -> EventFacts:
     )
 
 
+class _Tags:
+    """Fair tags of one expansion: its k-th delivery in a lane gets the lane's virtual time
+    when the expansion first reached that lane, plus k (delivery/fairness.py)."""
+
+    def __init__(self, clock: FairClock) -> None:
+        self._clock = clock
+        self._lanes: dict[str, tuple[float, int]] = {}
+
+    def next(self, lane: str) -> float:
+        base, count = self._lanes.get(lane) or (self._clock.now(lane), 0)
+        self._lanes[lane] = (base, count + 1)
+        return base + count
+
+
 def _recipient_keys(event: dict[str, Any]) -> list[str]:
     users = (event.get("recipients") or {}).get("users") or []
     return list(dict.fromkeys(str(u) for u in users))
@@ -69,7 +84,9 @@ class Router:
         on_inbox_written: Callable[[Sequence[str]], None] = lambda user_ids: None,
         clock: Callable[[], float] = time.time,
         resume_seconds: float = 10.0,
+        fair_clock: FairClock | None = None,
     ) -> None:
+        self._fair = fair_clock or FairClock()
         self._users = users
         self._notifications = notifications
         self._outbox = outbox
@@ -198,11 +215,12 @@ class Router:
     async def _expand_all(self, record: NotificationRecord) -> bool:
         cursor = record.expand_cursor
         facts = event_facts(record.event)
+        tags = _Tags(self._fair)
         while True:
             ids = await self._users.user_id_page(cursor, self._page_size)
             if not ids:
                 return True
-            deliveries, inbox = await self._plan(ids, facts)
+            deliveries, inbox = await self._plan(ids, facts, tags)
             cursor = ids[-1]
             await self._outbox.add_page(record.id, record.version, deliveries, inbox, cursor)
             self._on_enqueued()
@@ -214,11 +232,12 @@ class Router:
         keys = _recipient_keys(record.event)
         start = int(record.expand_cursor or 0)
         facts = event_facts(record.event)
+        tags = _Tags(self._fair)
         for offset in range(start, len(keys), self._page_size):
             chunk = keys[offset : offset + self._page_size]
             resolved = await self._users.resolve(chunk)
             known = list(dict.fromkeys(resolved[k] for k in chunk if k in resolved))
-            deliveries, inbox = await self._plan(known, facts)
+            deliveries, inbox = await self._plan(known, facts, tags)
             now = self._clock()
             deliveries.extend(
                 NewDelivery(k, NO_CHANNEL, "", "skipped", now, "unknown-user")
@@ -265,10 +284,11 @@ class Router:
         return holds
 
     async def _plan(
-        self, user_ids: Sequence[str], facts: EventFacts
+        self, user_ids: Sequence[str], facts: EventFacts, tags: _Tags
     ) -> tuple[list[NewDelivery], list[str]]:
         """Decide, for each user and channel, deliver now, later, or skip (and why)."""
         now = self._clock()
+        priority = priority_of(facts.urgency)
         now_dt = datetime.fromtimestamp(now, UTC)
         documents = await self._users.preferences_for(user_ids)
         targets = {channel.name: await channel.targets(user_ids) for channel in self._channels}
@@ -295,7 +315,10 @@ class Router:
                 due = decision.not_before.timestamp() if decision.not_before else now
                 for target in user_targets:
                     deliveries.append(
-                        NewDelivery(user_id, channel_name, target, "queued", due, decision.reason)
+                        NewDelivery(
+                            user_id, channel_name, target.key, "queued", due, decision.reason,
+                            lane=target.lane, priority=priority, tag=tags.next(target.lane),
+                        )
                     )
                     planned += 1
             for channel_name, reach in unreachable:

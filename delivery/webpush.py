@@ -27,7 +27,7 @@ from typing import Any, Final
 import aiohttp
 from pywebpush import WebPusher, WebPushException
 
-from delivery.channel import DeliveryResult
+from delivery.channel import DeliveryResult, Pace, Target
 from delivery.outbox import DeliveryJob
 from delivery.payload import Shrink, fit_json
 from delivery.vapid import VapidKeys
@@ -150,8 +150,12 @@ class WebPushChannel:
             )
         return self._session
 
-    async def targets(self, user_ids: Sequence[str]) -> dict[str, list[str]]:
-        return await self._subscriptions.targets_for(user_ids)
+    async def targets(self, user_ids: Sequence[str]) -> dict[str, list[Target]]:
+        found = await self._subscriptions.targets_for(user_ids)
+        return {user: [Target(key) for key in keys] for user, keys in found.items()}
+
+    def pace(self, target: Any) -> Pace | None:
+        return None  # push services publish no per-sender rate; their 429s are retried
 
     async def load(self, jobs: Sequence[DeliveryJob]) -> dict[int, Any]:
         found = await self._subscriptions.get_many([(j.user_id, j.target) for j in jobs])

@@ -1,9 +1,11 @@
 """The delivery worker: leases due jobs, sends them with bounded concurrency, records results.
 
-Results are settled in small batches (one transaction for many jobs) because a write per
-delivery would make the store, not the network, the limit of a broadcast. A job whose result
-was not settled when the process died is still leased in the store and is sent again after
-recovery: at-least-once, never lost.
+Results are settled in batches (one transaction for many jobs) because a write per delivery
+would make the store, not the network, the limit of a broadcast. A job whose result was not
+settled when the process died is still leased in the store and is sent again after recovery:
+at-least-once, never lost, and at most one repeat per slot (a slot is held until its result is
+committed). Jobs wait for their lane's budget in the scheduler (delivery/schedule.py), never in
+a slot.
 """
 
 from __future__ import annotations
@@ -19,14 +21,29 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal, Protocol
 
+from delivery.budget import LaneBudget, LocalBudget
 from delivery.channel import ChannelRegistry, DeliveryResult
+from delivery.fairness import FairClock
 from delivery.metrics import DeliveryMetrics
 from delivery.outbox import DeliveryJob, Outbox, Settlement
+from delivery.ratelimit import TEAMS_CONVERSATION_RATE, TEAMS_TENANT_RATE, KeyedBuckets
+from delivery.schedule import Entry, Scheduler
 from logs import NOTIFICATION_ID
 from storage.protocols import NotificationStore
 from storage.records import NotificationRecord
 
 __all__ = ["Backoff", "DeliveryGate", "DeliveryWorker", "Hold"]
+
+_DEFER_AFTER = 10.0
+"""A lane paused longer than this (a 429 with a long Retry-After) gives its jobs back to the
+store, due when the pause ends, instead of holding them (and their leases) in memory."""
+
+_LEASE_MARGIN = 0.75
+"""A job held longer than this share of its lease is given back rather than sent."""
+
+_REQUEUED = frozenset({"queued", "retrying", "delivered"})
+"""Settlements after which a job may be due again soon (a delivered one when its content
+changed in flight is queued again for an edit)."""
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +78,11 @@ class DeliveryGate(Protocol):
     ) -> dict[int, Hold]: ...
 
 
+def _deferral(job_id: int, until: float) -> Settlement:
+    """Back to the store, due at `until`, without counting an attempt."""
+    return Settlement(job_id, "queued", until, reason="throttled", count_attempt=False)
+
+
 def _expired(notification: NotificationRecord, now: float) -> bool:
     expires = notification.event.get("expiresAt")
     if not expires:
@@ -71,8 +93,40 @@ def _expired(notification: NotificationRecord, now: float) -> bool:
         return False
 
 
+class _Throughput:
+    """Sends recorded per second over the last few seconds."""
+
+    def __init__(self, window: float = 5.0) -> None:
+        self._window = window
+        self._events: deque[tuple[float, int]] = deque()
+        self._total = 0
+
+    def add(self, now: float, count: int) -> None:
+        if count:
+            self._events.append((now, count))
+            self._total += count
+        self._trim(now)
+
+    def per_second(self, now: float) -> float:
+        self._trim(now)
+        return self._total / self._window
+
+    def _trim(self, now: float) -> None:
+        while self._events and self._events[0][0] < now - self._window:
+            self._total -= self._events.popleft()[1]
+
+
 class DeliveryWorker:
-    """Runs until stopped; `wake()` tells it new jobs were queued."""
+    """Runs until stopped; `wake()` tells it new jobs were queued.
+
+    Three parts work together. The *filler* leases jobs from the outbox into the scheduler: a
+    bounded window of them, and per paced lane only what the lane can send in the next couple of
+    seconds (the rest of a backlogged lane stays in the store, skipped by the lease, so work of
+    other lanes and newer, fairer work is always within reach). The *dispatcher* gives each free
+    slot to the best job that can go now (delivery/schedule.py). The *settler* records results
+    in batches, and a slot is free again only once its result is committed: after a crash at
+    most `concurrency` sends can go out twice, however fast the sends are.
+    """
 
     def __init__(
         self,
@@ -87,15 +141,20 @@ class DeliveryWorker:
         rng: random.Random | None = None,
         clock: Callable[[], float] = time.time,
         idle_poll_seconds: float = 5.0,
-        busy_poll_seconds: float = 0.05,
         lease_batch: int | None = None,
+        window: int = 4096,
         gate: DeliveryGate | None = None,
-        settle_delay: float = 0.025,
+        settle_delay: float = 0.0,
         metrics: DeliveryMetrics | None = None,
+        budget: LaneBudget | None = None,
+        conversation_buckets: KeyedBuckets | None = None,
+        fair_clock: FairClock | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self._gate = gate
         self.metrics = metrics or DeliveryMetrics()
-        # Results wait this long to be recorded together: one commit (and fsync) per batch.
+        # Results wait at most this long to be recorded together (one commit for many); a
+        # commit under way gathers the next batch anyway, so the default does not wait.
         self._settle_delay = settle_delay
         self._outbox = outbox
         self._notifications = notifications
@@ -106,15 +165,34 @@ class DeliveryWorker:
         self._backoff = backoff or Backoff()
         self._rng = rng or random.Random()
         self._clock = clock
+        self._monotonic = monotonic
         self._idle_poll = idle_poll_seconds
-        self._busy_poll = busy_poll_seconds
-        self._wake = asyncio.Event()
-        self._slot_free = asyncio.Event()
-        self._inflight: set[asyncio.Task[None]] = set()
-        self._ready: deque[tuple[DeliveryJob, Any, NotificationRecord | None]] = deque()
         self._lease_batch = lease_batch or max(32, 2 * concurrency)
-        self._refill: asyncio.Task[int] | None = None
-        self._pending: list[Settlement] = []
+        self._window = max(window, self._lease_batch)
+        self._budget = budget or LocalBudget(TEAMS_TENANT_RATE, TEAMS_TENANT_RATE)
+        self._budget.on_ready = self._budget_ready
+        self._fair = fair_clock or FairClock()
+        self.scheduler = Scheduler(
+            self._budget,
+            conversation_buckets
+            or KeyedBuckets(TEAMS_CONVERSATION_RATE, TEAMS_CONVERSATION_RATE, clock=monotonic),
+            clock=monotonic,
+        )
+        self._kick = asyncio.Event()
+        self._new_work = True
+        self._more_in_store = True
+        self._excluded: set[str] = set()
+        self._store_due: float | None = None
+        self._busy = 0
+        self._held: set[int] = set()
+        """Jobs in the scheduler or being sent, until their result is recorded: a lease that
+        ran out meanwhile must not put a second copy into the scheduler."""
+        self._sent_rate = _Throughput()
+        self._paused: dict[str, float] = {}
+        """Lanes paused for longer than _DEFER_AFTER, until when (worker clock)."""
+        self._inflight: set[asyncio.Task[None]] = set()
+        self._refill: asyncio.Task[None] | None = None
+        self._pending: list[tuple[Settlement, bool]] = []
         self._pending_ready = asyncio.Event()
         self._runner: asyncio.Task[None] | None = None
         self._settler: asyncio.Task[None] | None = None
@@ -127,23 +205,54 @@ class DeliveryWorker:
 
     @property
     def in_flight(self) -> int:
-        return len(self._inflight)
+        """Sends under way or whose results are not yet recorded (each holds a slot)."""
+        return self._busy
 
     def wake(self) -> None:
-        self._wake.set()
+        """New jobs were queued: lease again."""
+        self._new_work = True
+        self._kick.set()
+
+    def _budget_ready(self, lane: str) -> None:
+        self.scheduler.budget_ready(lane)
+        self._kick.set()
+
+    def waiting_lanes(self) -> set[str]:
+        """Lanes that have more work than budget right now: their jobs wait for tokens."""
+        states = self.scheduler.lane_states()
+        full = set(self.scheduler.full_lanes())
+        return {
+            lane for lane, (state, backlog) in states.items()
+            if backlog and (state in ("waiting", "asking") or lane in full)
+        } | (full & self._excluded) | set(self._paused)
+
+    def waiting(self, notification_id: str, lanes: Mapping[str, int]) -> dict[str, int]:
+        """Why a notification's outstanding deliveries (`lanes`: how many per lane) wait here:
+        reason → how many. For GET /api/notifications/{id}."""
+        found: dict[str, int] = {}
+        busy = self.waiting_lanes()
+        tenant = sum(count for lane, count in lanes.items() if lane in busy)
+        if tenant:
+            found["tenant-rate"] = tenant
+        parked = self.scheduler.parked_notifications().get(notification_id, 0)
+        if parked:
+            found["conversation-rate"] = parked
+        return found
 
     async def start(self) -> None:
         recovered = await self._outbox.recover()
         if recovered:
             log.info("recovered %d deliveries leased by a previous run", recovered)
+        self._fair.seed(await self._outbox.lane_tags())
         self._stopping = False
+        self._new_work = True
         self._settler = asyncio.create_task(self._settle_loop(), name="herald-settle")
         self._runner = asyncio.create_task(self._run(), name="herald-worker")
 
     async def stop(self) -> None:
         """Stop leasing, let in-flight sends finish (briefly), and record their results."""
         self._stopping = True
-        self._wake.set()
+        self._kick.set()
         if self._runner is not None:
             self._runner.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -159,10 +268,11 @@ class DeliveryWorker:
                 task.cancel()
             if still:
                 await asyncio.wait(still)
-        if self._ready:
+        waiting = self.scheduler.drain()
+        self._held.difference_update(entry.job.id for entry in waiting)
+        if waiting:
             # Leased but never started: hand them back so they go out at once next time.
-            await self._outbox.release([job.id for job, _, _ in self._ready])
-            self._ready.clear()
+            await self._outbox.release([entry.job.id for entry in waiting])
         if self._settler is not None:
             self._settler.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -180,52 +290,109 @@ class DeliveryWorker:
                 await asyncio.sleep(1.0)
 
     async def _tick(self) -> None:
-        if len(self._inflight) >= self._concurrency:
-            self._slot_free.clear()
-            await self._slot_free.wait()
-            return
-        # Lease whole batches, and the next one while the current one is being sent: one
-        # store round trip (and commit) per batch, and the senders never wait for it.
-        if len(self._ready) <= self._lease_batch // 2 and self._refill is None:
+        self._kick.clear()
+        self._dispatch()
+        if self._refill is None and self._should_lease():
             self._refill = asyncio.create_task(self._fill(), name="herald-lease")
-        if not self._ready:
-            refill = self._refill
-            if refill is not None and await refill == 0 and not self._ready:
-                await self._idle()
-            return
-        while self._ready and len(self._inflight) < self._concurrency:
-            job, target, notification = self._ready.popleft()
-            task = asyncio.create_task(self._deliver(job, target, notification))
-            self._inflight.add(task)
-            task.add_done_callback(self._done)
-
-    async def _idle(self) -> None:
-        due = await self._outbox.next_due()
         timeout = self._idle_poll
-        if due is not None:
-            timeout = min(timeout, max(0.0, due - self._clock()))
+        if self._busy < self._concurrency:
+            # With every slot taken only a recorded result (which kicks) frees one.
+            wake_at = self.scheduler.wake_at()
+            if wake_at is not None:
+                timeout = min(timeout, max(0.0, wake_at - self._monotonic()))
+        if self._store_due is not None:
+            timeout = min(timeout, max(0.0, self._store_due - self._clock()))
         if timeout <= 0:
-            # Due work exists but is leased by in-flight sends (or, on a shared queue, by
-            # another instance): wait for one to finish, or poll again shortly.
-            if self._inflight:
-                self._slot_free.clear()
-                await self._slot_free.wait()
-            else:
-                await asyncio.sleep(self._busy_poll)
+            if self._store_due is not None and self._store_due <= self._clock():
+                self._store_due = None
+                self._new_work = True
+            await asyncio.sleep(0)  # let the sends and the lease run
             return
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._wake.wait(), timeout)
-
-    async def _fill(self) -> int:
-        """Lease and prepare one batch; returns how many jobs were leased."""
         try:
-            self._wake.clear()
-            jobs = await self._outbox.lease(self._lease_batch, self._lease_seconds)
+            await asyncio.wait_for(self._kick.wait(), timeout)
+        except TimeoutError:
+            # Polling: a shared queue gets work no wake() announces, and deferred jobs fall due.
+            self._new_work = True
+            self._store_due = None
+
+    def _dispatch(self) -> None:
+        stale: list[Entry] = []
+        oldest = self._monotonic() - self._lease_seconds * _LEASE_MARGIN
+        while self._busy < self._concurrency:
+            entry = self.scheduler.pop()
+            if entry is None:
+                break
+            if entry.since < oldest:
+                # Its lease may run out before the send ends: another instance could be sending
+                # it already. Give it back untouched; whoever leases it next sends it.
+                stale.append(entry)
+                continue
+            self._busy += 1
+            lane = entry.pace.lane if entry.pace is not None else ""
+            self.metrics.observe_wait(lane, self._monotonic() - entry.since)
+            task = asyncio.create_task(self._deliver(entry))
+            self._inflight.add(task)
+            task.add_done_callback(self._inflight.discard)
+        if stale:
+            log.warning("%d deliveries waited out most of their lease; released", len(stale))
+            task = asyncio.create_task(self._release(stale))
+            self._inflight.add(task)
+            task.add_done_callback(self._inflight.discard)
+
+    async def _release(self, entries: Sequence[Entry]) -> None:
+        try:
+            await self._outbox.release([entry.job.id for entry in entries])
+        finally:
+            self._held.difference_update(entry.job.id for entry in entries)
+
+    def _room(self) -> int:
+        return self._window - len(self.scheduler) - self._busy
+
+    def _unpaced_cap(self) -> int:
+        """Unpaced jobs worth holding: two lease batches, but no more than a quarter of a lease
+        at the rate sends complete (slow peers), so a job never waits out its lease here."""
+        by_rate = int(self._sent_rate.per_second(self._monotonic()) * self._lease_seconds / 4)
+        return max(self._concurrency, min(2 * self._lease_batch, by_rate))
+
+    def _exclusions(self) -> list[str]:
+        now = self._clock()
+        for lane in [lane for lane, until in self._paused.items() if until <= now]:
+            del self._paused[lane]
+        return [*self.scheduler.full_lanes(), *self._paused]
+
+    def _should_lease(self) -> bool:
+        if self._stopping or self._room() < min(self._lease_batch, self._window // 2):
+            return False
+        if self.scheduler.unpaced >= self._unpaced_cap():
+            return False  # every slot has work until the next look
+        if self._new_work:
+            return True  # maybe urgent: the window has room for it whatever else waits
+        if self._more_in_store and self.scheduler.unpaced < self._lease_batch:
+            return True
+        # A lane whose backlog the last lease left in the store has room again.
+        return any(
+            self.scheduler.backlog(lane) <= self.scheduler.lane_cap(lane) // 2
+            for lane in self._excluded
+        )
+
+    async def _fill(self) -> None:
+        """Lease and prepare one batch."""
+        try:
+            self._new_work = False
+            exclude = self._exclusions()
+            limit = min(self._lease_batch, self._room())
+            jobs = await self._outbox.lease(limit, self._lease_seconds, exclude)
+            self._excluded = set(exclude)
+            self._more_in_store = len(jobs) >= limit
             if jobs:
+                for job in jobs:
+                    self._fair.advance(job.lane, job.tag)
                 await self._prepare(jobs)
-            return len(jobs)
+            else:
+                self._store_due = await self._outbox.next_due(exclude)
         finally:
             self._refill = None
+            self._kick.set()
 
     async def _prepare(self, jobs: Sequence[DeliveryJob]) -> None:
         """Load the notifications and targets of a leased batch, one query per kind."""
@@ -250,17 +417,39 @@ class DeliveryWorker:
             channel = self._channels.get(name)
             if channel is not None:
                 targets.update(await channel.load(channel_jobs))
-        self._ready.extend(
-            (job, targets.get(job.id), notifications.get(job.notification_id)) for job in jobs
-        )
+        deferred: list[Settlement] = []
+        now = self._clock()
+        for job in jobs:
+            if job.id in self._held:
+                continue  # its lease ran out while it waited here: it is still ours
+            target = targets.get(job.id)
+            channel = self._channels.get(job.channel)
+            pace = channel.pace(target) if channel is not None and target is not None else None
+            if pace is not None and (until := self._paused.get(pace.lane, 0.0)) > now:
+                deferred.append(_deferral(job.id, until))
+                continue
+            self._held.add(job.id)
+            self.scheduler.add(
+                Entry(job, target, notifications.get(job.notification_id), pace)
+            )
+        if deferred:
+            await self._outbox.settle(deferred)
 
-    def _done(self, task: asyncio.Task[None]) -> None:
-        self._inflight.discard(task)
-        self._slot_free.set()
+    def _pause(self, entry: Entry, seconds: float) -> None:
+        """The service pushed back: the lane and conversation pause, other lanes go on. A long
+        pause hands the lane's waiting jobs back to the store, due when it ends."""
+        assert entry.pace is not None
+        self.scheduler.penalize(entry.pace, seconds)
+        if seconds < _DEFER_AFTER:
+            return
+        until = self._clock() + seconds
+        self._paused[entry.pace.lane] = max(until, self._paused.get(entry.pace.lane, 0.0))
+        for waiting in self.scheduler.take_lane(entry.pace.lane):
+            self._pending.append((_deferral(waiting.job.id, until), False))
+        self._pending_ready.set()
 
-    async def _deliver(
-        self, job: DeliveryJob, target: Any, notification: NotificationRecord | None
-    ) -> None:
+    async def _deliver(self, entry: Entry) -> None:
+        job, target, notification = entry.job, entry.target, entry.notification
         NOTIFICATION_ID.set(job.notification_id)  # this task's own context: tags its log lines
         now = self._clock()
         channel = self._channels.get(job.channel)
@@ -276,10 +465,13 @@ class DeliveryWorker:
             try:
                 result = await channel.send(job, target, notification)
             except asyncio.CancelledError:
+                self._busy -= 1
                 raise
             except Exception as exc:  # a channel bug must not kill the worker
                 log.exception("channel %s raised on delivery %d", job.channel, job.id)
                 result = DeliveryResult.retry(f"internal error: {type(exc).__name__}")
+        if result.status == "retry" and result.retry_after and entry.pace is not None:
+            self._pause(entry, result.retry_after)
         if result.status == "dead" and channel is not None and target is not None:
             try:
                 await channel.retire(job, result.reason or "gone")
@@ -328,14 +520,15 @@ class DeliveryWorker:
             settlement = Settlement(
                 job.id, "skipped", now, reason=result.reason, count_attempt=False
             )
-        self._pending.append(settlement)
+        self._pending.append((settlement, True))
         self._pending_ready.set()
 
     async def _settle_loop(self) -> None:
         while True:
             await self._pending_ready.wait()
-            # Let a few more results arrive so one transaction records many.
-            await asyncio.sleep(self._settle_delay)
+            if self._settle_delay > 0:
+                # Let a few more results arrive so one transaction records many.
+                await asyncio.sleep(self._settle_delay)
             self._pending_ready.clear()
             try:
                 await self._flush()
@@ -351,9 +544,16 @@ class DeliveryWorker:
         if not batch:
             return
         try:
-            await self._outbox.settle(batch)
+            await self._outbox.settle([settlement for settlement, _ in batch])
         except BaseException:
             self._pending[:0] = batch
             raise
-        # Retries and edits may now be due sooner than the loop's idle timeout.
-        self._wake.set()
+        # Recorded: the slots these sends held are free, and retries and edits may be due
+        # sooner than the loop's idle timeout.
+        sends = sum(1 for _, holds_slot in batch if holds_slot)
+        self._busy -= sends
+        self._sent_rate.add(self._monotonic(), sends)
+        self._held.difference_update(settlement.job_id for settlement, _ in batch)
+        if any(settlement.status in _REQUEUED for settlement, _ in batch):
+            self._new_work = True  # a retry (or an edit) may be due before the next poll
+        self._kick.set()

@@ -10,7 +10,7 @@ from typing import Any
 from azure.cosmos.exceptions import CosmosResourceNotFoundError
 
 from storage.cosmos import CosmosDatabase, doc_id
-from storage.records import StoredReference
+from storage.records import ConversationTarget, StoredReference, target_key
 
 __all__ = ["CosmosConversationStore"]
 
@@ -73,12 +73,21 @@ class CosmosConversationStore:
             result.setdefault(row["userId"], []).append(_record(row))
         return result
 
-    async def targets_for(self, user_ids: Sequence[str]) -> dict[str, list[str]]:
-        result: dict[str, list[str]] = {}
-        fields = "c.userId, c.channelId, c.conversationId, c.updatedAt"
+    async def targets_for(
+        self, user_ids: Sequence[str]
+    ) -> dict[str, list[ConversationTarget]]:
+        result: dict[str, list[ConversationTarget]] = {}
+        fields = (
+            "c.userId, c.channelId, c.conversationId, c.tenantId, c.serviceUrl, c.updatedAt"
+        )
         for row in await self._active(user_ids, fields):
             result.setdefault(row["userId"], []).append(
-                f"{row['channelId']}|{row['conversationId']}"
+                ConversationTarget(
+                    target_key(row["channelId"], row["conversationId"]),
+                    row["channelId"],
+                    row.get("tenantId"),
+                    row["serviceUrl"],
+                )
             )
         return result
 

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from typing import Any, Protocol
 
 from storage.records import (
+    ConversationTarget,
     InboxChange,
     InboxEntry,
     NotificationRecord,
@@ -72,8 +73,11 @@ class ConversationStore(Protocol):
         """Active references of each user (users without any are absent)."""
         ...
 
-    async def targets_for(self, user_ids: Sequence[str]) -> dict[str, list[str]]:
-        """Target keys of each user's active references (the router needs no more)."""
+    async def targets_for(
+        self, user_ids: Sequence[str]
+    ) -> dict[str, list[ConversationTarget]]:
+        """Each user's active references as the router needs them: target key, and channel,
+        tenant and service URL (which rate limits a send shares)."""
         ...
 
     async def get_many(

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 __all__ = [
+    "ConversationTarget",
     "InboxChange",
     "InboxEntry",
     "NotificationRecord",
@@ -13,6 +14,7 @@ __all__ = [
     "PutOutcome",
     "StoredReference",
     "UserRecord",
+    "target_key",
 ]
 
 
@@ -42,7 +44,23 @@ class StoredReference:
     @property
     def target(self) -> str:
         """The delivery target key: unique per conversation across channels."""
-        return f"{self.channel_id}|{self.conversation_id}"
+        return target_key(self.channel_id, self.conversation_id)
+
+
+def target_key(channel_id: str, conversation_id: str) -> str:
+    """A conversation's delivery target key: unique per conversation across channels."""
+    return f"{channel_id}|{conversation_id}"
+
+
+@dataclass(frozen=True, slots=True)
+class ConversationTarget:
+    """What the router needs of an active reference: its target key, and what decides which
+    rate limits its sends share (channel, tenant, service URL)."""
+
+    target: str
+    channel_id: str
+    tenant_id: str | None
+    service_url: str
 
 
 @dataclass(frozen=True, slots=True)

@@ -202,6 +202,18 @@ _MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (user_id, resource_id)
     );
     """,
+    # 5: fair delivery (delivery/fairness.py). Each delivery names its rate-limit lane, its
+    # priority class and its fair tag; jobs are leased in (priority, tag) order, skipping lanes
+    # the worker already holds enough of. The index covers every column the lease filters on,
+    # so skipping a backlogged lane reads the index only.
+    """
+    ALTER TABLE deliveries ADD COLUMN lane TEXT NOT NULL DEFAULT '';
+    ALTER TABLE deliveries ADD COLUMN priority INTEGER NOT NULL DEFAULT 1;
+    ALTER TABLE deliveries ADD COLUMN tag REAL NOT NULL DEFAULT 0;
+    DROP INDEX deliveries_due;
+    CREATE INDEX deliveries_fair ON deliveries (priority, tag, due_at, lease_until, lane)
+        WHERE status IN ('queued', 'retrying');
+    """,
 )
 
 

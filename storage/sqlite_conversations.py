@@ -7,7 +7,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from storage.records import StoredReference
+from storage.records import ConversationTarget, StoredReference, target_key
 from storage.sqlite import SqliteDatabase
 
 __all__ = ["SqliteConversationStore"]
@@ -72,19 +72,27 @@ class SqliteConversationStore:
                 result.setdefault(row["user_id"], []).append(_record(row))
         return result
 
-    async def targets_for(self, user_ids: Sequence[str]) -> dict[str, list[str]]:
-        result: dict[str, list[str]] = {}
+    async def targets_for(
+        self, user_ids: Sequence[str]
+    ) -> dict[str, list[ConversationTarget]]:
+        result: dict[str, list[ConversationTarget]] = {}
         ids = list(user_ids)
         for i in range(0, len(ids), _CHUNK):
             chunk = ids[i : i + _CHUNK]
             rows = await self._db.fetchall(
-                "SELECT user_id, channel_id, conversation_id FROM conversations"
+                "SELECT user_id, channel_id, conversation_id, tenant_id, service_url"
+                " FROM conversations"
                 f" WHERE active = 1 AND user_id IN ({','.join('?' * len(chunk))})"
                 " ORDER BY user_id, updated_at",
                 chunk,
             )
-            for user_id, channel_id, conversation_id in rows:
-                result.setdefault(user_id, []).append(f"{channel_id}|{conversation_id}")
+            for user_id, channel_id, conversation_id, tenant_id, service_url in rows:
+                result.setdefault(user_id, []).append(
+                    ConversationTarget(
+                        target_key(channel_id, conversation_id), channel_id, tenant_id,
+                        service_url,
+                    )
+                )
         return result
 
     async def get_many(

@@ -223,6 +223,12 @@ async def test_targets_for_matches_for_users(backend: Backend) -> None:
     await store.deactivate("u0", f"{AWKWARD_IDS[0][0]}|{AWKWARD_IDS[0][1]}", "403")
     users = ["u0", "u1", "u2", "nobody"]
     full = await store.for_users(users)
-    assert await store.targets_for(users) == {
+    targets = await store.targets_for(users)
+    assert {user: [t.target for t in found] for user, found in targets.items()} == {
         user: [r.target for r in refs] for user, refs in full.items()
     }
+    # What decides the rate limits a send shares comes with each target.
+    for user, refs in full.items():
+        assert [(t.channel_id, t.tenant_id, t.service_url) for t in targets[user]] == [
+            (r.channel_id, r.tenant_id, r.service_url) for r in refs
+        ]

@@ -177,6 +177,59 @@ async def test_lease_takes_the_earliest_due_first_in_due_order(backend: Backend)
     assert _users(await backend.outbox.lease(3, HOUR)) == ["u30", "u20", "u10"]
 
 
+async def test_lease_takes_urgent_first_then_the_lowest_fair_tag(backend: Backend) -> None:
+    await _notify(backend)
+    now = time.time()
+    plan = [  # user, priority, tag: the order is priority, then tag, whatever the due time
+        ("late-normal", 1, 5.0), ("low", 2, 0.0), ("urgent", 0, 99.0), ("early-normal", 1, 1.0),
+        ("very-low", 3, 0.0), ("mid-normal", 1, 3.0),
+    ]
+    await backend.outbox.add_page(
+        "n1", 1,
+        [
+            NewDelivery(user, CONVERSATION, f"msteams|a:{user}", "queued", now - 10 + i,
+                        lane="msteams|t1", priority=priority, tag=tag)
+            for i, (user, priority, tag) in enumerate(plan)
+        ],
+        [], None,
+    )
+    first = await backend.outbox.lease(3, HOUR)
+    assert _users(first) == ["urgent", "early-normal", "mid-normal"]
+    assert [(j.lane, j.priority, j.tag) for j in first] == [
+        ("msteams|t1", 0, 99.0), ("msteams|t1", 1, 1.0), ("msteams|t1", 1, 3.0)
+    ]
+    assert _users(await backend.outbox.lease(3, HOUR)) == ["late-normal", "low", "very-low"]
+
+
+async def test_counters_and_depth_count_outstanding_deliveries_per_lane(backend: Backend) -> None:
+    await _notify(backend)
+    await backend.outbox.add_page(
+        "n1", 1,
+        [
+            NewDelivery("a", CONVERSATION, "msteams|a:a", "queued", time.time() - 1,
+                        lane="msteams|t1"),
+            NewDelivery("b", CONVERSATION, "msteams|a:b", "queued", time.time() - 1,
+                        lane="msteams|t1"),
+            NewDelivery("c", CONVERSATION, "msteams|a:c", "queued", time.time() - 1,
+                        lane="msteams|t2"),
+            _queued("d", channel=WEBPUSH, target="sub-d"),
+            _skipped("e", "no-target"),
+        ],
+        [], None,
+    )
+    counters = await backend.outbox.counters("n1")
+    assert counters.lanes == {"msteams|t1": 2, "msteams|t2": 1}  # unpaced lanes are not named
+    depth = await backend.outbox.depth()
+    assert depth == {
+        (CONVERSATION, "queued", "msteams|t1"): 2,
+        (CONVERSATION, "queued", "msteams|t2"): 1,
+        (WEBPUSH, "queued", ""): 1,
+    }
+    job = next(j for j in await _lease_all(backend) if j.user_id == "c")
+    await backend.outbox.settle([_delivered(job, 1)])
+    assert (await backend.outbox.counters("n1")).lanes == {"msteams|t1": 2}
+
+
 async def test_a_leased_job_is_leased_again_only_after_the_lease_expires(
     backend: Backend,
 ) -> None:

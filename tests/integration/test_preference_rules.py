@@ -15,7 +15,6 @@ import pytest
 from delivery.channel import ChannelRegistry
 from delivery.conversation import ConversationChannel
 from delivery.outbox_sqlite import SqliteOutbox
-from delivery.ratelimit import RateLimiter
 from delivery.router import Router
 from preferences.rules import DeliveryPolicy
 from storage.records import StoredReference, UserRecord
@@ -211,7 +210,7 @@ async def test_router_defers_to_the_real_end_of_the_window_across_dst(
         StoredReference("u1", "emulator", "conv-1", "http://127.0.0.1:1", {"conversation": {}})
     )
     # Only `targets` (the conversation store) is used while routing.
-    channel = ConversationChannel(conversations, None, None, RateLimiter(7, 50))  # type: ignore[arg-type]
+    channel = ConversationChannel(conversations, None, None)  # type: ignore[arg-type]
     router = Router(
         users,
         notifications,
