@@ -14,7 +14,7 @@ Two ways to use it:
 * standalone, as a fast sink for benchmarks:
   ``python -m tests.peers.connector --port 0 [--teams-limits] [--quiet]`` prints
   ``LISTENING http://127.0.0.1:<port>`` and keeps counters only (``GET /_stats``,
-  ``POST /_reset``).
+  ``POST /_arrivals`` for the first arrival of given conversations, ``POST /_reset``).
 
 Routes (``{conversationId}`` may be URL-encoded; Teams ids such as ``19:x@thread.v2;messageid=1``
 work either way):
@@ -211,6 +211,7 @@ class Counters:
     requests: int = 0
     failed: dict[int, int] = field(default_factory=dict)
     per_conversation: dict[str, int] = field(default_factory=dict)
+    first_by_conversation: dict[str, float] = field(default_factory=dict)
     per_tenant: dict[str, TenantCounters] = field(default_factory=dict)
     first_accept_at: float | None = None
     last_accept_at: float | None = None
@@ -386,6 +387,7 @@ class ConnectorStandIn(LoopbackServer):
         app.router.add_get(conversation + "/pagedmembers", self._paged_members)
         app.router.add_get(conversation + "/members/{member_id}", self._member)
         app.router.add_get("/_stats", self._stats)
+        app.router.add_post("/_arrivals", self._arrivals)
         app.router.add_post("/_reset", self._reset)
         return app
 
@@ -621,6 +623,7 @@ class ConnectorStandIn(LoopbackServer):
                 counters.per_conversation[conversation_id] = (
                     counters.per_conversation.get(conversation_id, 0) + 1
                 )
+                counters.first_by_conversation.setdefault(conversation_id, at)
                 if counters.first_accept_at is None:
                     counters.first_accept_at = at
                 counters.last_accept_at = at
@@ -780,6 +783,13 @@ class ConnectorStandIn(LoopbackServer):
 
     async def _stats(self, request: web.Request) -> web.StreamResponse:
         return web.json_response(self.stats())
+
+    async def _arrivals(self, request: web.Request) -> web.StreamResponse:
+        """``POST /_arrivals {"conversations": [...]}`` → when each first got an accepted
+        send (``time.monotonic()``) or null: latencies of single messages in benchmarks."""
+        wanted = (await request.json()).get("conversations") or []
+        first = self.counters.first_by_conversation
+        return web.json_response({c: first.get(c) for c in wanted if isinstance(c, str)})
 
     async def _reset(self, request: web.Request) -> web.StreamResponse:
         self.reset()
