@@ -8,9 +8,9 @@ leased) and in the worker (which leased job gets the next token):
    `normal`. Strict: a lower class only gets what a higher one leaves over, so the broadcast
    still keeps almost the whole budget while nothing urgent waits.
 2. **Fair tags inside a class** (start-time fair queueing). Each lane (the rate limit sends
-   share, delivery/channel.py) has a virtual clock: the tag of the last job it took into
-   service. A notification's k-th delivery in a lane is tagged `clock + k` when it is expanded,
-   so a notification posted during a broadcast interleaves one-for-one with what is left of it
+   share, delivery/channel.py) has a virtual clock: the tag of the last job it sent. A
+   notification's k-th delivery in a lane is tagged `clock + k` when it is expanded, so a
+   notification posted during a broadcast interleaves one-for-one with what is left of it
    instead of queueing behind it, and a broadcast alone goes at full speed (tags only order).
    Retries and deferred deliveries keep their tag: when due they are the oldest.
 
@@ -62,7 +62,7 @@ class FairClock:
         return self._lanes.get(lane, self._latest)
 
     def advance(self, lane: str, tag: float) -> None:
-        """A job of `lane` tagged `tag` was taken into service."""
+        """A job of `lane` tagged `tag` was taken into service (given a send slot)."""
         current = self._lanes.get(lane)
         if current is None or tag > current:
             self._set(lane, tag)

@@ -161,8 +161,8 @@ class Outbox(Protocol):
         """Take up to `limit` due jobs for `lease_seconds`: highest priority, then lowest fair
         tag, then earliest due first, as far as the backend can order them. `exclude_lanes`
         names lanes the worker already holds enough of: a backend that can skip them leaves
-        their backlog in the store (SQLite); a queue that cannot (Azure Storage) hands them
-        out anyway and the worker's scheduler holds them without a send slot."""
+        their backlog in the store, urgent jobs excepted (SQLite); a queue that cannot (Azure
+        Storage) hands them out anyway and the worker's scheduler holds them without a slot."""
         ...
 
     async def settle(self, settlements: Sequence[Settlement]) -> None:

@@ -22,12 +22,13 @@ __all__ = ["SqliteOutbox"]
 _OUTSTANDING = frozenset({"queued", "retrying"})
 
 # Highest priority, then lowest fair tag first (delivery/fairness.py), skipping the lanes the
-# worker already holds enough of; the partial index deliveries_fair covers every filter.
+# worker already holds enough of (never for urgent jobs: they go before what it holds); the
+# partial index deliveries_fair covers every filter.
 _LEASE = (
     "UPDATE deliveries SET lease_until = ? WHERE id IN ("
     " SELECT id FROM deliveries WHERE status IN ('queued', 'retrying')"
     " AND due_at <= ? AND lease_until <= ?"
-    " AND lane NOT IN (SELECT value FROM json_each(?))"
+    " AND (priority = 0 OR lane NOT IN (SELECT value FROM json_each(?)))"
     " ORDER BY priority, tag, due_at LIMIT ?)"
     " RETURNING id, notification_id, user_id, channel, target, attempts, sent_version, remote_id,"
     " lane, priority, tag, due_at"

@@ -330,6 +330,9 @@ class DeliveryWorker:
             self._busy += 1
             lane = entry.pace.lane if entry.pace is not None else ""
             self.metrics.observe_wait(lane, self._monotonic() - entry.since)
+            # The lane's virtual time is the tag in service: a notification expanded now
+            # interleaves with what still waits, here and in the store.
+            self._fair.advance(entry.job.lane, entry.job.tag)
             task = asyncio.create_task(self._deliver(entry))
             self._inflight.add(task)
             task.add_done_callback(self._inflight.discard)
@@ -385,8 +388,6 @@ class DeliveryWorker:
             self._excluded = set(exclude)
             self._more_in_store = len(jobs) >= limit
             if jobs:
-                for job in jobs:
-                    self._fair.advance(job.lane, job.tag)
                 await self._prepare(jobs)
             else:
                 self._store_due = await self._outbox.next_due(exclude)
