@@ -41,7 +41,7 @@ from api.users import UsersApi
 from bots.endpoint import MessagesEndpoint
 from bots.herald_bot import HeraldBot
 from config import Settings
-from delivery.budget import LocalBudget
+from delivery.budget import BudgetStore, LaneBudget, LocalBudget, SharedBudget
 from delivery.channel import ChannelRegistry
 from delivery.conversation import ConversationChannel
 from delivery.fairness import FairClock
@@ -128,6 +128,9 @@ class Stores:
     graph_subscriptions: GraphSubscriptionStore
     graph_changes: GraphChangeInbox
     graph_resources: GraphResourceStore
+    budgets: BudgetStore | None
+    """Where the instances share each Teams tenant's send budget (None: one instance, its
+    budget in memory)."""
     open: Callable[[], Awaitable[None]]
     close: Callable[[], Awaitable[None]]
     check: Callable[[], Awaitable[dict[str, bool]]]
@@ -163,6 +166,7 @@ def _sqlite_stores(settings: Settings) -> Stores:
         graph_subscriptions=SqliteGraphSubscriptionStore(db),
         graph_changes=SqliteGraphChangeInbox(db),
         graph_resources=SqliteGraphResourceStore(db),
+        budgets=None,
         open=db.open,
         close=db.close,
         check=check,
@@ -175,6 +179,7 @@ def _sqlite_stores(settings: Settings) -> Stores:
 def _cosmos_stores(settings: Settings) -> Stores:
     """Cosmos DB for every store and the delivery ledger, Azure Storage Queues for the queue
     (config.py refuses any other combination with cosmos). The SDKs are imported only here."""
+    from delivery.budget_cosmos import CosmosBudgetStore
     from delivery.outbox_azure import AzureQueueOutbox
     from delivery.queue_azure import AzureDeliveryQueue
     from storage.cosmos import CosmosConfig, CosmosDatabase
@@ -234,6 +239,7 @@ def _cosmos_stores(settings: Settings) -> Stores:
         graph_subscriptions=CosmosGraphSubscriptionStore(db),
         graph_changes=CosmosGraphChangeInbox(db),
         graph_resources=CosmosGraphResourceStore(db),
+        budgets=CosmosBudgetStore(db),
         open=open_,
         close=close,
         check=check,
@@ -424,7 +430,13 @@ def create_app(settings: Settings) -> web.Application:
     # message arrives, not when we sent it, so a full-size burst followed by sends at exactly
     # the rate meets an empty bucket at the first bit of network jitter (measured: 3-7 429s).
     # The worker's scheduler keeps sends inside them: per tenant (a lane) and per conversation.
-    budget = LocalBudget(settings.tenant_rate, _burst(settings.tenant_rate))
+    # Several instances share each tenant's budget through the store (delivery/budget.py);
+    # conversations stay per instance (one person rarely gets messages from two at once).
+    budget: LaneBudget = (
+        LocalBudget(settings.tenant_rate, _burst(settings.tenant_rate))
+        if stores.budgets is None
+        else SharedBudget(stores.budgets, settings.tenant_rate, _burst(settings.tenant_rate))
+    )
     conversation_buckets = KeyedBuckets(
         settings.conversation_rate, _burst(settings.conversation_rate)
     )

@@ -60,6 +60,10 @@ class LaneBudget(Protocol):
         """The service refused a send (429 + Retry-After): nothing more in `lane` before it."""
         ...
 
+    async def aclose(self) -> None:
+        """Stop any background work (at shutdown)."""
+        ...
+
     on_ready: Callable[[str], None]
 
 
@@ -90,6 +94,9 @@ class LocalBudget:
 
     def penalize(self, lane: str, seconds: float) -> None:
         self._buckets.get(lane).penalize(seconds)
+
+    async def aclose(self) -> None:
+        return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,8 +133,9 @@ class BudgetStore(Protocol):
         """Reserve `count` slots of `lane`'s bucket atomically (optimistic concurrency)."""
         ...
 
-    async def block(self, lane: str, until: float) -> None:
-        """Nobody sends in `lane` before `until` (epoch seconds): a 429's Retry-After."""
+    async def block(self, lane: str, until: float, tat: float) -> None:
+        """Nobody sends in `lane` before `until` (epoch seconds): a 429's Retry-After; the
+        bucket then restarts from arrival time `tat` (one token, not a full burst)."""
         ...
 
 
@@ -161,6 +169,7 @@ class SharedBudget:
         self._clock = clock
         self._max = max_lanes
         self._lanes: dict[str, _Shared] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
         self.on_ready: Callable[[str], None] = lambda lane: None
 
     def rate(self, lane: str) -> float:
@@ -201,11 +210,14 @@ class SharedBudget:
         until = self._clock() + seconds
         state.blocked_until = max(state.blocked_until, until)
         state.slots.clear()  # reserved before the service pushed back: not to be used now
-        asyncio.get_running_loop().create_task(self._block(lane, until))
+        tat = until + (self._capacity - 1.0) / self._rate
+        task = asyncio.get_running_loop().create_task(self._block(lane, until, tat))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
-    async def _block(self, lane: str, until: float) -> None:
+    async def _block(self, lane: str, until: float, tat: float) -> None:
         try:
-            await self._store.block(lane, until)
+            await self._store.block(lane, until, tat)
         except Exception as exc:
             log.warning("could not share a pause of lane %s: %s", lane, type(exc).__name__)
 
@@ -235,6 +247,7 @@ class SharedBudget:
 
     async def aclose(self) -> None:
         tasks = [s.fetching for s in self._lanes.values() if s.fetching is not None]
+        tasks += list(self._tasks)
         for task in tasks:
             task.cancel()
         if tasks:

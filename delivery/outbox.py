@@ -138,6 +138,10 @@ class DeliveryCounters:
 class Outbox(Protocol):
     """The delivery queue and ledger. Embedded: SQLite; scaled out: Azure Storage Queues."""
 
+    skips_lanes: bool
+    """Whether `lease` can leave excluded lanes' backlog in the store. When it cannot, the
+    worker gives jobs of a lane it already holds enough of back, due when their turn comes."""
+
     async def add_page(
         self,
         notification_id: str,

@@ -37,8 +37,9 @@ then: at-least-once, at most once more per crash.
 **Order and polling.** Messages become receivable at their due time and the queue hands them
 out roughly oldest first; each batch is ordered by priority and fair tag (delivery/fairness.py).
 A queue cannot skip a backlogged lane the way the SQLite lease does, so `exclude_lanes` is not
-applied here: a received job of a lane without budget waits in the worker's scheduler (without
-a send slot) until its lane's turn, within the worker's bounded window. `next_due` reads the
+applied here (`skips_lanes` is False): the worker gives a received job of a lane it already
+holds enough of back to the queue, due when the lane's budget reaches it (a fresh message, so
+waiting never counts towards poison). `next_due` reads the
 ledger: the earliest outstanding due time, and for jobs this process holds, when their lease
 ends. Jobs held by other instances look due; the worker then polls the queue at a short interval.
 """
@@ -126,6 +127,8 @@ def _parse(content: str) -> tuple[int, str] | None:
 
 class AzureQueueOutbox:
     """Outbox with its ledger in Cosmos DB and its queue in Azure Storage Queues."""
+
+    skips_lanes = False
 
     def __init__(
         self,

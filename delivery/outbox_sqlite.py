@@ -56,6 +56,8 @@ _SETTLE = (
 class SqliteOutbox:
     """Outbox on SQLite. Leases are rows' `lease_until`; statuses are the ledger."""
 
+    skips_lanes = True
+
     def __init__(self, db: SqliteDatabase) -> None:
         self._db = db
 

@@ -189,6 +189,9 @@ class DeliveryWorker:
         ran out meanwhile must not put a second copy into the scheduler."""
         self._sent_rate = _Throughput()
         self._paused: dict[str, float] = {}
+        self._turns: dict[str, float] = {}
+        """Per lane, when the last job given back for lack of budget is due (worker clock):
+        a queue that cannot skip a lane gets them back spread at the lane's rate."""
         """Lanes paused for longer than _DEFER_AFTER, until when (worker clock)."""
         self._inflight: set[asyncio.Task[None]] = set()
         self._refill: asyncio.Task[None] | None = None
@@ -278,6 +281,7 @@ class DeliveryWorker:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._settler
         await self._flush()
+        await self._budget.aclose()
 
     async def _run(self) -> None:
         while not self._stopping:
@@ -429,12 +433,31 @@ class DeliveryWorker:
             if pace is not None and (until := self._paused.get(pace.lane, 0.0)) > now:
                 deferred.append(_deferral(job.id, until))
                 continue
+            if (
+                pace is not None
+                and not self._outbox.skips_lanes
+                and job.priority > 0
+                and self.scheduler.backlog(pace.lane) >= self.scheduler.lane_cap(pace.lane)
+            ):
+                deferred.append(_deferral(job.id, self._turn(pace.lane, now)))
+                continue
             self._held.add(job.id)
             self.scheduler.add(
                 Entry(job, target, notifications.get(job.notification_id), pace)
             )
         if deferred:
             await self._outbox.settle(deferred)
+
+    def _turn(self, lane: str, now: float) -> float:
+        """When a job given back now would find budget in `lane`: after what this worker holds
+        and what it gave back before, one rate interval apart."""
+        if len(self._turns) > 10_000:
+            self._turns = {k: v for k, v in self._turns.items() if v > now}
+        interval = 1.0 / self._budget.rate(lane)
+        start = now + self.scheduler.backlog(lane) * interval
+        turn = max(self._turns.get(lane, start), start) + interval
+        self._turns[lane] = turn
+        return turn
 
     def _pause(self, entry: Entry, seconds: float) -> None:
         """The service pushed back: the lane and conversation pause, other lanes go on. A long

@@ -28,7 +28,7 @@ param namePrefix string = 'herald'
 @description('App Service plan SKU: Basic (B1) or higher, since Always On is not available on Free/Shared. Autoscale needs Standard (S1) or Premium (P0v3...).')
 param appServicePlanSku string = 'B1'
 
-@description('Number of Herald instances (App Service plan workers). Every instance sends deliveries; they share Cosmos DB, the queue and the secrets below. Each keeps its own Teams token bucket, so each gets 50 / instanceCount messages per second per tenant (HERALD_TENANT_RATE): together they stay within Teams\' 50/s per app per tenant.')
+@description('Number of Herald instances (App Service plan workers). Every instance sends deliveries; they share Cosmos DB, the queue, the secrets below and each Teams tenant\'s send budget (50 messages/s per app per tenant, kept in Cosmos DB), so any number of instances, autoscale included, stays within Teams\' limit.')
 @minValue(1)
 @maxValue(30)
 param instanceCount int = 2
@@ -136,6 +136,7 @@ var cosmosContainers = [
   { name: 'graphSubscriptions', partitionKey: '/userId', ttl: false }
   { name: 'graphChanges', partitionKey: '/id', ttl: true }
   { name: 'graphResources', partitionKey: '/userId', ttl: false }
+  { name: 'rateBudgets', partitionKey: '/id', ttl: false }
 ]
 
 // AZURE_STORAGE_QUEUE's default in config.py; failing messages go to `<name>-poison`.
@@ -214,8 +215,6 @@ var appSettings = {
   AZURE_STORAGE_CONNECTION_STRING: '@Microsoft.KeyVault(SecretUri=${storageConnectionSecret.properties.secretUri})'
   AZURE_STORAGE_QUEUE: deliveryQueueName
   HERALD_LOG_FORMAT: 'json'
-  // Teams allows 50 messages/s per app per tenant, and each instance keeps its own bucket.
-  HERALD_TENANT_RATE: string(50 / instanceCount)
   // App Service platform settings, not Herald's: build on deployment (Oryx installs
   // requirements.txt), and the port the front end forwards to.
   SCM_DO_BUILD_DURING_DEPLOYMENT: 'true'

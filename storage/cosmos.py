@@ -80,6 +80,7 @@ CONTAINERS: Final[dict[str, ContainerSpec]] = {
     "graphSubscriptions": ContainerSpec("/userId"),
     "graphChanges": ContainerSpec("/id", ttl=True),
     "graphResources": ContainerSpec("/userId"),
+    "rateBudgets": ContainerSpec("/id"),
 }
 """Every container Herald uses, with its partition key path."""
 

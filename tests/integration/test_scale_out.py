@@ -11,6 +11,7 @@ they answer, and then becomes ready by itself.
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator
@@ -28,7 +29,7 @@ from storage.cosmos_users import CosmosUserStore
 from storage.records import StoredReference, UserRecord
 from tests.harness import Emulator, HeraldProcess, free_port
 from tests.peers.azure import COSMOS_KEY, AzuriteQueues, CosmosServer
-from tests.peers.connector import ConnectorStandIn
+from tests.peers.connector import ConnectorStandIn, TeamsLimits
 
 # Seeding and a 1,000-recipient broadcast through two processes and two single-threaded
 # stand-ins take a while on two cores.
@@ -76,9 +77,11 @@ async def pair(
         await second.close()
 
 
-async def seed(settings: dict[str, str], service_url: str, n: int) -> list[StoredReference]:
-    """N Emulator users and their conversation references, written with Herald's own stores
-    (as if each had opened a chat with the bot)."""
+async def seed(
+    settings: dict[str, str], service_url: str, n: int, tenant: str | None = None
+) -> list[StoredReference]:
+    """N Emulator users (Teams users of `tenant` when given) and their conversation
+    references, written with Herald's own stores (as if each had opened a chat with the bot)."""
     db = CosmosDatabase(
         CosmosConfig(
             endpoint=settings["COSMOS_ENDPOINT"],
@@ -91,23 +94,30 @@ async def seed(settings: dict[str, str], service_url: str, n: int) -> list[Store
     users, conversations = CosmosUserStore(db), CosmosConversationStore(db)
 
     async def one(index: int) -> StoredReference:
-        activity = Activity().deserialize(
-            {
-                "type": "conversationUpdate",
-                "id": f"seed-{index}",
-                "channelId": "emulator",
-                "serviceUrl": service_url,
-                "timestamp": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
-                "from": {"id": str(uuid.uuid4()), "name": f"User {index}", "role": "user"},
-                "recipient": {"id": Emulator.BOT_ID, "name": "Herald", "role": "bot"},
-                "conversation": {"id": f"{uuid.uuid4()}|livechat"},
-                "locale": "en-US",
-            }
-        )
+        if tenant is None:
+            activity = Activity().deserialize(
+                {
+                    "type": "conversationUpdate",
+                    "id": f"seed-{index}",
+                    "channelId": "emulator",
+                    "serviceUrl": service_url,
+                    "timestamp": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
+                    "from": {"id": str(uuid.uuid4()), "name": f"User {index}", "role": "user"},
+                    "recipient": {"id": Emulator.BOT_ID, "name": "Herald", "role": "bot"},
+                    "conversation": {"id": f"{uuid.uuid4()}|livechat"},
+                    "locale": "en-US",
+                }
+            )
+        else:
+            emulator = Emulator(None, service_url)  # type: ignore[arg-type]  # builds JSON only
+            user = emulator.teams_user(f"User {index}", tenant_id=tenant)
+            activity = Activity().deserialize(emulator.activity(user, "conversationUpdate"))
         user_id = user_key(activity)
         assert user_id is not None
         reference = stored_reference(activity, user_id)
-        await users.upsert_user(UserRecord(user_id=user_id, channel_id="emulator"))
+        await users.upsert_user(
+            UserRecord(user_id=user_id, channel_id=reference.channel_id, tenant_id=tenant)
+        )
         await conversations.upsert(reference)
         return reference
 
@@ -195,6 +205,66 @@ async def test_one_instance_killed_mid_broadcast_still_reaches_everybody(
     duplicates = sum(sent.values()) - len(sent)
     # At-least-once: the only repeats are sends the killed instance made but never recorded.
     assert duplicates <= unrecorded, (duplicates, unrecorded)
+
+
+TEAMS_RATE = 10
+"""A tenant budget small enough that the Cosmos DB stand-in is not what limits the rate."""
+
+
+def most_in_a_window(times: list[float], seconds: float) -> int:
+    ordered = sorted(times)
+    most, start = 0, 0
+    for end, at in enumerate(ordered):
+        while at - ordered[start] > seconds:
+            start += 1
+        most = max(most, end - start + 1)
+    return most
+
+
+async def test_instances_share_one_tenant_budget_and_it_moves_on_when_one_is_killed(
+    tmp_path: Path, shared: dict[str, str]
+) -> None:
+    """Each instance used to keep its own bucket: two sent twice Teams' rate (the stand-in
+    answered 429s). Now the budget lives in Cosmos DB, shared, and a killed instance's share
+    goes to the survivor."""
+    settings = {**shared, "HERALD_TENANT_RATE": str(TEAMS_RATE)}
+    first = HeraldProcess(tmp_path / "a", settings)
+    second = HeraldProcess(tmp_path / "b", settings)
+    users = 200
+    async with ConnectorStandIn(
+        teams_limits=TeamsLimits(per_tenant=TEAMS_RATE)
+    ) as connector:
+        try:
+            await first.start(timeout=60)
+            await second.start(timeout=60)
+            references = await seed(shared, connector.url, users, tenant="contoso")
+            code, _ = await first.post_event(broadcast("budget-1", "Quarterly results"))
+            assert code == 202
+            await wait_sent(connector, 60, timeout=120)
+            by_instance = [
+                delivered_by(str((await p.request("GET", "/metrics", auth=False))[1]))
+                for p in (first, second)
+            ]
+            await first.kill()
+            killed_at = asyncio.get_running_loop().time()
+            status = await second.wait_status("budget-1", timeout=240)
+            finished_at = asyncio.get_running_loop().time()
+        finally:
+            await first.close()
+            await second.close()
+        assert status["counters"]["delivered"] == users, json.dumps(status)
+        sent = cards(connector)
+        assert set(sent) == {r.conversation_id for r in references}  # nothing lost
+        assert all(n > 0 for n in by_instance), by_instance  # both were sending
+        # Never over the tenant's rate, both together: no window of a second holds more than
+        # the burst plus a second's worth (two private buckets sent twice that and drew
+        # dozens of 429s; a slot used a little late may still draw a rare one).
+        accepted = [r.at for r in connector.sent()]
+        assert most_in_a_window(accepted, 1.0) <= 2 * TEAMS_RATE
+        assert connector.counters.throttled <= 3, connector.counters.throttled
+        # The survivor used the whole budget: the rest went at about the tenant's rate.
+        left = users - 60
+        assert finished_at - killed_at < left / TEAMS_RATE * 2 + 15
 
 
 async def test_unreachable_cosmos_and_queue_at_start_up_then_ready_when_they_answer(

@@ -282,7 +282,6 @@ def test_the_settings_make_a_valid_scaled_out_herald() -> None:
         "COSMOS_DATABASE": "herald",
         "GRAPH_TENANT_ID": "00000000-0000-0000-0000-000000000003",
         "GRAPH_CLIENT_ID": "00000000-0000-0000-0000-000000000004",
-        "HERALD_TENANT_RATE": "25",
     }
     env: dict[str, str] = {}
     for name, value in _app_settings().items():
@@ -302,9 +301,10 @@ def test_the_settings_make_a_valid_scaled_out_herald() -> None:
     assert settings.graph_configured  # graphAppSettings holds all three or none of them
     text = _template()
     assert "PORT: string(appPort)" in text and "WEBSITES_PORT: string(appPort)" in text
-    # Each instance keeps its own Teams bucket: together they must stay within 50/s per tenant.
-    assert settings.tenant_rate == 25.0
-    assert _app_settings()["HERALD_TENANT_RATE"] == "string(50 / instanceCount)"
+    # The instances share each tenant's budget (Cosmos DB): Teams' published 50/s, not a share
+    # of it that autoscale would break.
+    assert settings.tenant_rate == 50.0
+    assert "HERALD_TENANT_RATE" not in _app_settings()
 
 
 def test_secure_parameters_never_reach_the_settings_unreferenced() -> None:
