@@ -371,6 +371,7 @@ def create_app(settings: Settings) -> web.Application:
     links = LinkTokens(
         load_or_create_secret(settings.link_secret.get_secret_value(), settings.data_dir),
         ttl_seconds=settings.link_minutes * 60,
+        max_lifetime_seconds=settings.link_max_hours * 3600,
     )
     # Generated and kept under the data dir when not configured: Web Push is always on.
     vapid = VapidKeys.load(

@@ -210,6 +210,11 @@ class Settings(BaseModel):
         15, alias="HERALD_LINK_MINUTES", ge=1, le=24 * 60,
         description="How long a link the bot sends stays valid.",
     )
+    link_max_hours: int = Field(
+        12, alias="HERALD_LINK_MAX_HOURS", ge=1, le=7 * 24,
+        description="The absolute lifetime of a link: an open page (inbox, operator) renews its "
+        "token, but never past this many hours after the link was given.",
+    )
     vapid_private_key: SecretStr = Field(
         SecretStr(""), alias="WEBPUSH_VAPID_PRIVATE_KEY",
         description=(
@@ -343,6 +348,8 @@ class Settings(BaseModel):
             raise ValueError(f"Entra ID tokens need {lacking} too (or neither of them)")
         if not self.auth_authority_host.startswith("https://"):
             raise ValueError("HERALD_AUTH_AUTHORITY_HOST must be an https URL")
+        if self.link_max_hours * 60 < self.link_minutes:
+            raise ValueError("HERALD_LINK_MAX_HOURS cannot be shorter than HERALD_LINK_MINUTES")
         if self.store == "cosmos" and self.queue != "azure":
             raise ValueError(
                 "HERALD_STORE=cosmos needs HERALD_QUEUE=azure: instances sharing one Cosmos DB "
