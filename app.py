@@ -60,7 +60,7 @@ from dialogs.preferences_flow import PreferencesFlow
 from dialogs.prompt_dialog import PromptAnswers
 from dialogs.services import DialogServices
 from errors import SettingsError
-from logs import configure_logging
+from logs import AccessLog, configure_logging
 from preferences.rules import DeliveryPolicy
 from preferences.service import PreferencesService
 from proactive.adapter import HeraldAdapter
@@ -683,7 +683,9 @@ def main(environ: dict[str, str] | None = None, out: Callable[[str], None] | Non
     # moving it out of the collector's view keeps full collections short during a broadcast.
     gc.collect()
     gc.freeze()
-    web.run_app(app, host=settings.host, port=settings.port, print=None)
+    web.run_app(
+        app, host=settings.host, port=settings.port, print=None, access_log_class=AccessLog
+    )
     return 0
 
 
