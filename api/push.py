@@ -12,6 +12,10 @@ never taken from the request on trust; one of these proves it:
   subscription keeps the old one's owner, and the old one is removed.
 - a backend's API key with an explicit `userId`.
 
+A token or `previous` acts for its own person only: an endpoint Herald holds for someone else
+is a 403 (a shared browser profile is turned off on the page by whoever it belongs to, or moved
+by a backend), decided by the store as part of the write.
+
 DELETE works the same way (token, API key, or the subscription's own auth secret, which is
 what the page's "turn off" uses), and a token for one person can never remove another's
 subscription: the answer is 404, as for one that does not exist. GET lists a user's
@@ -39,6 +43,7 @@ from api.http import ApiProblem, error_response, json_response, read_json
 from api.link_tokens import LinkTokenError, LinkTokens
 from api.schemas import RecipientKey
 from dialogs.channel_links import ChannelLink
+from errors import NotOwner
 from storage.protocols import UserStore
 from storage.subscriptions import PushSubscription, SubscriptionStore, subscription_id
 
@@ -389,6 +394,7 @@ class PushApi:
     async def subscribe(self, request: web.Request) -> web.Response:
         body = SubscribeRequest.model_validate(await _object(request))
         replaced: str | None = None
+        backend = False
         if body.token is not None:
             user_id = self._token_user(body.token, body.user_id)
         elif body.previous is not None:
@@ -403,7 +409,7 @@ class PushApi:
             backend_user = await self._backend_user(request, body.user_id)
             if backend_user is None:
                 raise _missing_credentials()
-            user_id = backend_user
+            user_id, backend = backend_user, True
         browser = body.subscription
         self._check_push_service(browser.endpoint)
         agent = (
@@ -419,7 +425,18 @@ class PushApi:
             ),
             user_agent=_UNPRINTABLE.sub("", agent)[:MAX_USER_AGENT] if agent else None,
         )
-        outcome = await self._subscriptions.save(record)
+        try:
+            # Only a backend moves another person's endpoint; a link token or `previous` acts
+            # for its own person, and the store refuses as part of the write.
+            outcome = await self._subscriptions.save(record, owner_only=not backend)
+        except NotOwner as exc:
+            raise ApiProblem(
+                403,
+                "forbidden",
+                "this browser is subscribed for another person; they can turn it off on the "
+                "page (or a backend with an API key can move it)",
+                "subscription.endpoint",
+            ) from exc
         if replaced is not None and replaced != record.id:
             await self._subscriptions.delete(replaced, user_id=user_id)
         saved = await self._subscriptions.get(record.id)

@@ -250,13 +250,33 @@ async def test_an_oversize_payload_is_shortened_never_failed(
         assert request["contentLength"] <= 4096  # RFC 8291 §4, as encrypted on the wire
 
 
-async def test_the_same_endpoint_posted_by_another_person_moves_to_them(
+async def test_another_person_s_link_cannot_take_an_endpoint_but_a_backend_can_move_it(
     herald: RunningHerald, emulator: Emulator, push_service: WebPushTesting
 ) -> None:
+    # Issue 11 (5): Grace's link token re-posting Ada's endpoint moved it to Grace (201), and
+    # Ada's notifications went to Grace from then on. Now 403, and Ada keeps it.
     ada, grace = await person(herald, emulator, "Ada"), await person(herald, emulator, "Grace")
     shared = await browser(herald, push_service)  # one browser profile, two people in turn
     first = await register(herald, shared, ada)
-    second = await register(herald, shared, grace)
+    code, body = await herald.request(
+        "POST",
+        SUBSCRIPTIONS,
+        json={"subscription": shared.to_json(),
+              "token": herald.herald.links.issue(grace.key, "webpush")},
+        auth=False,
+    )
+    assert code == 403, body
+    assert body["error"]["field"] == "subscription.endpoint"
+    assert [s["userId"] for s in await subscriptions_of(herald, ada)] == [ada.key]
+    assert await subscriptions_of(herald, grace) == []
+    status = await deliver(herald, event(ada, id="still-ada-s"))
+    assert status["channels"]["webpush"]["delivered"] == 1
+
+    # A backend (API key) may move it; from then on it is Grace's.
+    code, second = await herald.request(
+        "POST", SUBSCRIPTIONS, json={"subscription": shared.to_json(), "userId": grace.key}
+    )
+    assert code == 201, second
     assert first["id"] == second["id"] and second["userId"] == grace.key
     assert await subscriptions_of(herald, ada) == []
     assert [s["userId"] for s in await subscriptions_of(herald, grace)] == [grace.key]
@@ -264,8 +284,8 @@ async def test_the_same_endpoint_posted_by_another_person_moves_to_them(
     status = await deliver(herald, event(ada, id="for-ada"))
     assert "webpush" not in status["channels"]
     await deliver(herald, event(grace, id="for-grace"))
-    assert [json.loads(m)["id"] for m in await push_service.wait_notifications(shared, 1)] == [
-        "for-grace"
+    assert [json.loads(m)["id"] for m in await push_service.wait_notifications(shared, 2)] == [
+        "still-ada-s", "for-grace"
     ]
 
 
