@@ -41,6 +41,7 @@ from api.users import UsersApi
 from bots.endpoint import MessagesEndpoint
 from bots.herald_bot import HeraldBot
 from config import Settings
+from delivery.allowed_hosts import AllowedHosts
 from delivery.channel import ChannelRegistry
 from delivery.conversation import ConversationChannel
 from delivery.mobile import UnreachableDevices
@@ -377,6 +378,8 @@ def create_app(settings: Settings) -> web.Application:
     vapid = VapidKeys.load(
         settings.vapid_private_key.get_secret_value(), settings.vapid_subject, settings.data_dir
     )
+    # Where Web Push may post (hosts and ports): checked at registration and before each send.
+    push_hosts = AllowedHosts(settings.webpush_allowed_hosts)
     # Filled below: the conversation channel needs the bot, and the bot's preferences card
     # needs to know which channels exist.
     channels = ChannelRegistry()
@@ -437,7 +440,7 @@ def create_app(settings: Settings) -> web.Application:
             throttled_channels=frozenset(settings.throttled_channels),
         )
     )
-    channels.register(WebPushChannel(subscriptions, vapid))
+    channels.register(WebPushChannel(subscriptions, vapid, allowed_hosts=push_hosts))
     # Mobile push is on with a Firebase service account only (a bad file stops start-up here).
     # Devices nothing here can reach (all of them while it is off; those registered with only
     # an APNs token always) are counted as skipped with the reason, never dropped.
@@ -543,7 +546,7 @@ def create_app(settings: Settings) -> web.Application:
         GraphApi(graph, users).routes(),
         PushApi(
             subscriptions, users, links, vapid.public_key, api_auth.is_backend,
-            allowed_hosts=settings.webpush_allowed_hosts,
+            allowed_hosts=push_hosts,
         ).routes(),
         PushPage().routes(),
         DevicesApi(devices, users, preferences, links, api_auth.is_backend).routes(),

@@ -22,6 +22,7 @@ from pydantic import (
     model_validator,
 )
 
+from delivery.allowed_hosts import AllowedHosts
 from errors import SettingsError
 
 __all__ = ["Settings"]
@@ -226,8 +227,9 @@ class Settings(BaseModel):
         ("fcm.googleapis.com", "push.services.mozilla.com", "notify.windows.com",
          "push.apple.com"),
         alias="WEBPUSH_ALLOWED_HOSTS",
-        description="Push service hosts (and their subdomains) browser subscriptions may use; "
-        "Herald posts to no other endpoint.",
+        description="Push services browser subscriptions may use: `host` (and its subdomains) "
+        "on the default port (443 for https), `host:port`, or `host:*` for any port; IPv6 as "
+        "`[::1]:port`. Herald posts to no other endpoint, and follows no redirect.",
     )
     vapid_subject: str = Field(
         "mailto:herald@localhost", alias="WEBPUSH_VAPID_SUBJECT",
@@ -326,6 +328,12 @@ class Settings(BaseModel):
     @classmethod
     def _split_list(cls, value: Any) -> tuple[str, ...]:
         return _csv(value)
+
+    @field_validator("webpush_allowed_hosts")
+    @classmethod
+    def _host_entries(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        AllowedHosts(value)  # ValueError names an entry that is no host, host:port or host:*
+        return value
 
     @model_validator(mode="after")
     def _graph_complete(self) -> Settings:

@@ -29,7 +29,7 @@ import base64
 import hmac
 import ipaddress
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Annotated, Any, Final
 from urllib.parse import urlsplit
@@ -42,6 +42,7 @@ from pydantic import model_validator as _model_validator
 from api.http import ApiProblem, error_response, json_response, read_json
 from api.link_tokens import LinkTokenError, LinkTokens
 from api.schemas import RecipientKey
+from delivery.allowed_hosts import AllowedHosts
 from dialogs.channel_links import ChannelLink
 from errors import NotOwner
 from storage.protocols import UserStore
@@ -334,9 +335,9 @@ class PushApi:
         tokens: LinkTokens,
         vapid_public_key: str,
         is_backend: Callable[[web.Request], bool],
-        allowed_hosts: Sequence[str],
+        allowed_hosts: AllowedHosts,
     ) -> None:
-        self._allowed_hosts = tuple(h.lower().lstrip(".") for h in allowed_hosts)
+        self._allowed_hosts = allowed_hosts
         self._subscriptions = subscriptions
         self._users = users
         self._tokens = tokens
@@ -381,15 +382,12 @@ class PushApi:
         return resolved[claimed]
 
     def _check_push_service(self, endpoint: str) -> None:
-        """Herald posts to the endpoint it is given: only to push services the operator allows
-        (WEBPUSH_ALLOWED_HOSTS), so a subscription cannot aim Herald's requests elsewhere."""
-        host = (urlsplit(endpoint).hostname or "").lower()
-        if not any(host == h or host.endswith("." + h) for h in self._allowed_hosts):
-            raise ApiProblem(
-                400, "invalid_field",
-                f"{host!r} is not a push service this Herald sends to (WEBPUSH_ALLOWED_HOSTS)",
-                "subscription.endpoint",
-            )
+        """Herald posts to the endpoint it is given: only to push services (hosts and ports)
+        the operator allows (WEBPUSH_ALLOWED_HOSTS), so a subscription cannot aim Herald's
+        requests elsewhere. The channel checks again before each send."""
+        refusal = self._allowed_hosts.refusal(endpoint)
+        if refusal is not None:
+            raise ApiProblem(400, "invalid_field", refusal, "subscription.endpoint")
 
     async def subscribe(self, request: web.Request) -> web.Response:
         body = SubscribeRequest.model_validate(await _object(request))

@@ -91,8 +91,9 @@ def herald_env(data_dir: Path, env: Mapping[str, str] | None = None) -> dict[str
         "HERALD_DATA_DIR": str(data_dir),
         "HERALD_API_KEYS": API_KEY,
         "HERALD_RETRY_BASE_SECONDS": "0.05",
-        # web-push-testing, the push service of the tests, listens on loopback.
-        "WEBPUSH_ALLOWED_HOSTS": "127.0.0.1,localhost",
+        # web-push-testing, the push service of the tests, listens on loopback (on a port
+        # chosen when it starts).
+        "WEBPUSH_ALLOWED_HOSTS": "127.0.0.1:*,localhost:*",
         "HERALD_LOG_LEVEL": "DEBUG",
         **(env or {}),
     }
