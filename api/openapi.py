@@ -28,7 +28,7 @@ from api.pages_openapi import (
     pages_paths,
 )
 from api.push_openapi import PUSH_MODELS, PUSH_REQUESTS, document_push_schemas, push_paths
-from api.schemas import ApiError, Event
+from api.schemas import MAX_CARD_BYTES, ApiError, Event
 from api.users import MAX_LIMIT, USER_KEY
 from preferences.model import ChannelPreferences, UserPreferences
 
@@ -291,7 +291,11 @@ def build_document(version: str = "0.1.0") -> dict[str, Any]:
             },
             {"type": "null"},
         ],
-        "description": "An Adaptive Card replacing the default card in Teams.",
+        "description": "An Adaptive Card replacing the default card in Teams. At most "
+        f"{MAX_CARD_BYTES:,} bytes as the attachment the bot sends (compact UTF-8 JSON of "
+        '`{"contentType": "application/vnd.microsoft.card.adaptive", "content": card}`), '
+        "since Teams refuses a message over about 28 KB: a larger one is refused with 400 "
+        "`card_too_large`.",
     }
     return {
         "openapi": "3.1.0",
