@@ -214,11 +214,13 @@ def _document_preferences(schemas: dict[str, Any]) -> None:
         "is). Saved trimmed, lower-case, without duplicates, sorted."
     )
     properties["timeZone"]["description"] = (
-        "IANA time zone name quiet hours are read in (e.g. Europe/Berlin); null means UTC. A "
-        "name Herald's time zone database does not know is refused with 400."
+        "IANA time zone name quiet hours are read in (e.g. Europe/Berlin); null, or \"\" (no "
+        "time zone: saved as null), means UTC. A name Herald's time zone database does not "
+        "know is refused with 400."
     )
     properties["updatedAt"]["description"] = (
-        "When the document was last saved, set by Herald on every write; a value sent is replaced."
+        "When the document was last saved (RFC 3339 date-time, or null), set by Herald on every "
+        "write; a value sent is replaced."
     )
     quiet = schemas["QuietHours"]
     for key in ("start", "end"):
