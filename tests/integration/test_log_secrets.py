@@ -26,6 +26,7 @@ import pytest
 
 from api.link_tokens import LinkTokens
 from logs import JsonFormatter, quiet_libraries, redact
+from tests.conftest import HeraldFactory
 from tests.harness import API_KEY, Emulator, HeraldProcess, RunningHerald
 from tests.integration.chat import chat
 from tests.integration.devices import device_body, fcm_token
@@ -131,7 +132,7 @@ def link_token(messages: list[dict[str, Any]], path: str) -> str:
 
 
 async def test_the_page_and_api_flow_logs_no_secret(
-    herald_factory: Any,
+    herald_factory: HeraldFactory,
     connector: ConnectorStandIn,
     push_service: WebPushTesting,
     entra: tuple[EntraStandIn, dict[str, str]],
