@@ -41,6 +41,7 @@ from api.users import UsersApi
 from bots.endpoint import MessagesEndpoint
 from bots.herald_bot import HeraldBot
 from config import Settings
+from delivery.allowed_hosts import AllowedHosts
 from delivery.budget import BudgetStore, LaneBudget, LocalBudget, SharedBudget
 from delivery.channel import ChannelRegistry
 from delivery.conversation import ConversationChannel
@@ -62,7 +63,7 @@ from dialogs.preferences_flow import PreferencesFlow
 from dialogs.prompt_dialog import PromptAnswers
 from dialogs.services import DialogServices
 from errors import SettingsError
-from logs import configure_logging
+from logs import AccessLog, configure_logging
 from preferences.rules import DeliveryPolicy
 from preferences.service import PreferencesService
 from proactive.adapter import HeraldAdapter
@@ -379,11 +380,14 @@ def create_app(settings: Settings) -> web.Application:
     links = LinkTokens(
         load_or_create_secret(settings.link_secret.get_secret_value(), settings.data_dir),
         ttl_seconds=settings.link_minutes * 60,
+        max_lifetime_seconds=settings.link_max_hours * 3600,
     )
     # Generated and kept under the data dir when not configured: Web Push is always on.
     vapid = VapidKeys.load(
         settings.vapid_private_key.get_secret_value(), settings.vapid_subject, settings.data_dir
     )
+    # Where Web Push may post (hosts and ports): checked at registration and before each send.
+    push_hosts = AllowedHosts(settings.webpush_allowed_hosts)
     # Filled below: the conversation channel needs the bot, and the bot's preferences card
     # needs to know which channels exist.
     channels = ChannelRegistry()
@@ -448,7 +452,7 @@ def create_app(settings: Settings) -> web.Application:
             throttled_channels=frozenset(settings.throttled_channels),
         )
     )
-    channels.register(WebPushChannel(subscriptions, vapid))
+    channels.register(WebPushChannel(subscriptions, vapid, allowed_hosts=push_hosts))
     # Mobile push is on with a Firebase service account only (a bad file stops start-up here).
     # Devices nothing here can reach (all of them while it is off; those registered with only
     # an APNs token always) are counted as skipped with the reason, never dropped.
@@ -563,7 +567,7 @@ def create_app(settings: Settings) -> web.Application:
         GraphApi(graph, users).routes(),
         PushApi(
             subscriptions, users, links, vapid.public_key, api_auth.is_backend,
-            allowed_hosts=settings.webpush_allowed_hosts,
+            allowed_hosts=push_hosts,
         ).routes(),
         PushPage().routes(),
         DevicesApi(devices, users, preferences, links, api_auth.is_backend).routes(),
@@ -703,7 +707,9 @@ def main(environ: dict[str, str] | None = None, out: Callable[[str], None] | Non
     # moving it out of the collector's view keeps full collections short during a broadcast.
     gc.collect()
     gc.freeze()
-    web.run_app(app, host=settings.host, port=settings.port, print=None)
+    web.run_app(
+        app, host=settings.host, port=settings.port, print=None, access_log_class=AccessLog
+    )
     return 0
 
 

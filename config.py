@@ -22,6 +22,7 @@ from pydantic import (
     model_validator,
 )
 
+from delivery.allowed_hosts import AllowedHosts
 from errors import SettingsError
 
 __all__ = ["Settings"]
@@ -210,6 +211,11 @@ class Settings(BaseModel):
         15, alias="HERALD_LINK_MINUTES", ge=1, le=24 * 60,
         description="How long a link the bot sends stays valid.",
     )
+    link_max_hours: int = Field(
+        12, alias="HERALD_LINK_MAX_HOURS", ge=1, le=7 * 24,
+        description="The absolute lifetime of a link: an open page (inbox, operator) renews its "
+        "token, but never past this many hours after the link was given.",
+    )
     vapid_private_key: SecretStr = Field(
         SecretStr(""), alias="WEBPUSH_VAPID_PRIVATE_KEY",
         description=(
@@ -221,8 +227,9 @@ class Settings(BaseModel):
         ("fcm.googleapis.com", "push.services.mozilla.com", "notify.windows.com",
          "push.apple.com"),
         alias="WEBPUSH_ALLOWED_HOSTS",
-        description="Push service hosts (and their subdomains) browser subscriptions may use; "
-        "Herald posts to no other endpoint.",
+        description="Push services browser subscriptions may use: `host` (and its subdomains) "
+        "on the default port (443 for https), `host:port`, or `host:*` for any port; IPv6 as "
+        "`[::1]:port`. Herald posts to no other endpoint, and follows no redirect.",
     )
     vapid_subject: str = Field(
         "mailto:herald@localhost", alias="WEBPUSH_VAPID_SUBJECT",
@@ -322,6 +329,12 @@ class Settings(BaseModel):
     def _split_list(cls, value: Any) -> tuple[str, ...]:
         return _csv(value)
 
+    @field_validator("webpush_allowed_hosts")
+    @classmethod
+    def _host_entries(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        AllowedHosts(value)  # ValueError names an entry that is no host, host:port or host:*
+        return value
+
     @model_validator(mode="after")
     def _graph_complete(self) -> Settings:
         given = [
@@ -343,6 +356,8 @@ class Settings(BaseModel):
             raise ValueError(f"Entra ID tokens need {lacking} too (or neither of them)")
         if not self.auth_authority_host.startswith("https://"):
             raise ValueError("HERALD_AUTH_AUTHORITY_HOST must be an https URL")
+        if self.link_max_hours * 60 < self.link_minutes:
+            raise ValueError("HERALD_LINK_MAX_HOURS cannot be shorter than HERALD_LINK_MINUTES")
         if self.store == "cosmos" and self.queue != "azure":
             raise ValueError(
                 "HERALD_STORE=cosmos needs HERALD_QUEUE=azure: instances sharing one Cosmos DB "

@@ -9,6 +9,8 @@
     ├── StoreError                    a store could not do what was asked
     │   ├── ConcurrencyConflict       an etag (If-Match) no longer matches: someone else wrote first
     │   ├── NotFound                  the record does not exist
+    │   ├── NotOwner(field)           the record belongs to another user, and only its owner (or a
+    │   │                             backend) may change it: nothing was written
     │   └── StoreUnavailable          the database (or queue) cannot be reached now: 503
     ├── SourceError                   an event source's service (Microsoft Graph, its token
     │   │                             endpoint) refused or failed a call: `status`, `code`
@@ -38,6 +40,7 @@ __all__ = [
     "HeraldError",
     "IdentityProviderUnavailable",
     "NotFound",
+    "NotOwner",
     "RetryLater",
     "SettingsError",
     "SourceError",
@@ -85,6 +88,15 @@ class ConcurrencyConflict(StoreError):
 
 class NotFound(StoreError):
     """The record does not exist."""
+
+
+class NotOwner(StoreError):
+    """A write on behalf of one user met a record (an installation, a push token, a browser's
+    endpoint) that belongs to another; `field` names it in the API's spelling."""
+
+    def __init__(self, message: str, *, field: str) -> None:
+        super().__init__(message)
+        self.field = field
 
 
 class StoreUnavailable(StoreError):

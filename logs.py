@@ -2,23 +2,122 @@
 
 The ids live in context variables, set where a request or a notification's work starts, so
 every line logged underneath carries them without being passed around.
+
+No secret goes into a log line (DESIGN: Security). Herald's own messages never carry one; the
+access log is written by `AccessLog`, which masks the query values of a request (the pages'
+`?token=`, a client's `?code=` or `?sig=`) except those of the API's plain parameters, and logs
+no request header at all (so no `Authorization`); both formatters pass every line through
+`redact` as a last net for what a library might log (a bearer credential, a token-shaped
+string, a `"token": "..."` field).
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
 from contextvars import ContextVar
 from datetime import UTC, datetime
-from typing import Literal, TextIO
+from typing import Final, Literal, TextIO
+from urllib.parse import unquote_plus
 
-__all__ = ["NOTIFICATION_ID", "REQUEST_ID", "JsonFormatter", "configure_logging"]
+from aiohttp.abc import AbstractAccessLogger
+from aiohttp.web import BaseRequest, StreamResponse
+
+__all__ = [
+    "NOTIFICATION_ID",
+    "REQUEST_ID",
+    "AccessLog",
+    "JsonFormatter",
+    "configure_logging",
+    "quiet_libraries",
+    "redact",
+    "redact_target",
+]
 
 REQUEST_ID: ContextVar[str | None] = ContextVar("herald_request_id", default=None)
 NOTIFICATION_ID: ContextVar[str | None] = ContextVar("herald_notification_id", default=None)
 
 _TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+MASK: Final = "[redacted]"
+
+PLAIN_QUERY_NAMES: Final = frozenset({"limit", "unread", "userId", "bucket"})
+"""Query parameters of Herald's API whose values the access log shows; every other value (a
+page's `token`, anything a client sends) is masked."""
+
+_JSON_WORDS = r"token|key|sig|signature|secret|password|passwd|auth|credential|p256dh"
+_CREDENTIAL_WORDS = _JSON_WORDS + "|code"
+_REDACTIONS: Final[tuple[tuple[re.Pattern[str], str], ...]] = (
+    # Authorization: Bearer <x> / Basic <x> (and "Bearer <x>" anywhere in a message).
+    (re.compile(r"(?i)\b(bearer|basic)(\s+)[^\s\"',;]+"), rf"\1\2{MASK}"),
+    # A query parameter whose name says credential: ?token=, &code=, &sig=, &access_token=, ...
+    (
+        re.compile(rf"(?i)([?&;][A-Za-z0-9_.-]*(?:{_CREDENTIAL_WORDS})[A-Za-z0-9_.-]*=)"
+                   r"[^&\s\"'#]+"),
+        rf"\1{MASK}",
+    ),
+    # A JSON-ish field that holds a secret: "token": "...", "fcmToken": "...", "auth": "..."
+    # ("code" only in a query, where it is OAuth's; a JSON "code" is an error code).
+    (
+        re.compile(rf"(?i)(\"[A-Za-z0-9_]*(?:{_JSON_WORDS})[A-Za-z0-9_]*\"\s*:\s*)"
+                   r"\"[^\"]*\""),
+        rf'\1"{MASK}"',
+    ),
+    # Signed tokens by their shape: a JWT or a link token (base64url JSON, "." signature).
+    (re.compile(r"eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}(?:\.[A-Za-z0-9_-]*)?"), MASK),
+    # An FCM registration token.
+    (re.compile(r"[A-Za-z0-9_-]+:APA91b[A-Za-z0-9_-]+"), MASK),
+)
+
+
+def redact(text: str) -> str:
+    """`text` with anything that looks like a credential masked (the formatters' last net)."""
+    for pattern, replacement in _REDACTIONS:
+        text = pattern.sub(replacement, text)
+    return text
+
+
+def redact_target(path: str, query: str) -> str:
+    """A request target for the access log: the path, and the query with every value masked
+    but those of `PLAIN_QUERY_NAMES` (raw, still percent-encoded, as the client sent them)."""
+    if not query:
+        return path
+    parts: list[str] = []
+    for item in query.split("&"):
+        name, equals, _ = item.partition("=")
+        if unquote_plus(name) in PLAIN_QUERY_NAMES or not equals:
+            parts.append(item)
+        else:
+            parts.append(f"{name}={MASK}")
+    return f"{path}?{'&'.join(parts)}"
+
+
+class AccessLog(AbstractAccessLogger):
+    """aiohttp's access log without secrets: remote address, method, the target as
+    `redact_target` gives it, protocol, status, body size, time taken and the user agent. No
+    other header (Authorization, Cookie, Referer: a page's address may carry its token)."""
+
+    def log(self, request: BaseRequest, response: StreamResponse, time: float) -> None:
+        url = request.rel_url
+        agent = request.headers.get("User-Agent", "-")
+        self.logger.info(
+            '%s "%s %s HTTP/%d.%d" %d %d %.3fs "%s"',
+            request.remote or "-",
+            request.method,
+            redact(redact_target(url.raw_path, url.raw_query_string)),
+            request.version.major,
+            request.version.minor,
+            response.status,
+            response.body_length,
+            time,
+            redact(agent[:256]),
+        )
+
+    @property
+    def enabled(self) -> bool:
+        return self.logger.isEnabledFor(logging.INFO)
 
 
 class JsonFormatter(logging.Formatter):
@@ -29,7 +128,7 @@ class JsonFormatter(logging.Formatter):
             "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
             "level": record.levelname,
             "logger": record.name,
-            "message": record.getMessage(),
+            "message": redact(record.getMessage()),
         }
         request_id = REQUEST_ID.get()
         if request_id:
@@ -38,13 +137,13 @@ class JsonFormatter(logging.Formatter):
         if notification_id:
             entry["notificationId"] = notification_id
         if record.exc_info:
-            entry["exception"] = self.formatException(record.exc_info)
+            entry["exception"] = redact(self.formatException(record.exc_info))
         return json.dumps(entry, ensure_ascii=False)
 
 
 class _TextWithIds(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
-        line = super().format(record)
+        line = redact(super().format(record))
         ids = [f"{k}={v}" for k, v in (("req", REQUEST_ID.get()), ("ntf", NOTIFICATION_ID.get()))
                if v]
         return f"{line} [{' '.join(ids)}]" if ids else line
@@ -63,7 +162,13 @@ def configure_logging(
         root.removeHandler(existing)
     root.addHandler(handler)
     root.setLevel(level)
-    # aiosqlite logs every statement with its parameters at DEBUG: too much, and personal data.
-    logging.getLogger("aiosqlite").setLevel(max(logging.INFO, root.level))
+    quiet_libraries(root.level)
+
+
+def quiet_libraries(level: int) -> None:
+    """Levels for libraries that log what must not be logged, given the root's level."""
+    # aiosqlite logs every statement with its parameters at DEBUG: too much, and personal data
+    # (and secrets: a browser's push auth secret, a phone's FCM token are parameters).
+    logging.getLogger("aiosqlite").setLevel(max(logging.INFO, level))
     # The Azure SDKs log every HTTP request and response (headers included) at INFO.
-    logging.getLogger("azure").setLevel(max(logging.WARNING, root.level))
+    logging.getLogger("azure").setLevel(max(logging.WARNING, level))

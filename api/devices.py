@@ -3,15 +3,17 @@
 A company's app registers each installation after the user signs in: a stable user id bound to
 its push token(s), the installation id, and device metadata for audits (the contract of the
 mobile push plugins for Dynamics 365). Registration is an idempotent upsert keyed by
-`installationId`: the same installation posted again (by the same or another user, with a new
-token) is updated, never duplicated, and a token that moves to another installation is taken
-away from the one that had it.
+`installationId`: the same installation posted again (by its user, or by a backend for another
+user, with a new token) is updated, never duplicated, and a token that moves to another
+installation is taken away from the one that had it.
 
 Who may call: a backend with an API key (any user), or the app itself with the signed,
 short-lived link token the bot gave one person (purpose "devices"), sent as
 `Authorization: Bearer <token>`; such a token registers, lists, reads and deletes that person's
-devices only (403 otherwise). The endpoints check credentials themselves, so the API-key
-middleware lets them through (`SELF_AUTHENTICATED_PATHS`).
+devices only (403 otherwise): an installation registered to another user, or a push token
+another user's installation holds, is refused with 403 and nothing is written. Moving an
+installation or a token between users takes a backend. The endpoints check credentials
+themselves, so the API-key middleware lets them through (`SELF_AUTHENTICATED_PATHS`).
 
 A device may register before its user ever talked to the bot: the user record is created then
 (with a stable id only: an Entra object id or `{channelId}:{id}`, never an alias), so pushes
@@ -42,6 +44,7 @@ from pydantic import (
 from api.http import ApiProblem, json_response, path_param, read_json
 from api.link_tokens import LinkTokenError, LinkTokens
 from api.schemas import first_problem
+from errors import NotOwner
 from preferences.service import PreferencesService
 from storage.devices import DEVICE_METADATA, DeviceRecord, DeviceRegistration, DeviceStore
 from storage.protocols import UserStore
@@ -359,18 +362,29 @@ class DevicesApi:
             )
         user_id = registration.user_id
         self._own(caller, user_id, "userId")
+        try:
+            # A link token acts for its user only: another user's installation or token is
+            # refused by the store, in the same step as the write (nothing is written).
+            outcome = await self._devices.upsert(
+                DeviceRegistration(
+                    installation_id=registration.installation_id,
+                    user_id=user_id,
+                    platform=registration.platform,
+                    fcm_token=registration.fcm_token,
+                    apns_token=registration.apns_token,
+                    metadata=registration.metadata(),
+                ),
+                owner_only=caller is not _BACKEND,
+            )
+        except NotOwner as exc:
+            raise ApiProblem(
+                403,
+                "forbidden",
+                f"{exc}: only its owner, or a backend with an API key, may move it",
+                exc.field,
+            ) from exc
         if await self._users.upsert_user(UserRecord(user_id, _user_channel(user_id))):
             log.info("user %s created by a device registration", user_id)
-        outcome = await self._devices.upsert(
-            DeviceRegistration(
-                installation_id=registration.installation_id,
-                user_id=user_id,
-                platform=registration.platform,
-                fcm_token=registration.fcm_token,
-                apns_token=registration.apns_token,
-                metadata=registration.metadata(),
-            )
-        )
         if outcome.previous_user_id is not None:
             log.info(
                 "installation %s moved from user %s to %s",
@@ -426,7 +440,8 @@ class DevicesApi:
 
     async def delete_device(self, request: web.Request) -> web.Response:
         device = await self._device(request)
-        if not await self._devices.delete(device.installation_id):
+        # Only if it is still that owner's (it may have moved since it was read).
+        if not await self._devices.delete(device.installation_id, user_id=device.user_id):
             raise ApiProblem(404, "not_found", "no such installation", "installationId")
         log.info("installation %s of user %s deleted", device.installation_id, device.user_id)
         return web.Response(status=204)

@@ -190,7 +190,11 @@ def device_paths(
                         "token, or an apnsToken for a platform other than ios."
                     ),
                     "401": unauthorized,
-                    "403": forbidden,
+                    "403": error(
+                        "A link token for another user than userId, or (field installationId, "
+                        "fcmToken or apnsToken) an installation or push token of another user: "
+                        "only a backend may move those."
+                    ),
                     "413": error("Body too large."),
                     "415": error("Body is not application/json."),
                 },

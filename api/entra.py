@@ -135,7 +135,8 @@ class EntraTokens:
                 verify = ssl.create_default_context(cafile=str(self._config.ca_file))
             # With a CA file configured, that file alone decides (no proxy or CA variables).
             self._http = httpx.AsyncClient(
-                verify=verify, trust_env=self._config.ca_file is None, timeout=10.0
+                verify=verify, trust_env=self._config.ca_file is None, timeout=10.0,
+                follow_redirects=False,  # DESIGN: outbound requests follow no redirects
             )
         return self._http
 

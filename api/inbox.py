@@ -3,8 +3,9 @@
 Every call carries the link token (purpose `inbox`) as `Authorization: Bearer <token>`; it names
 the person, so nobody can read or mark anyone else's inbox, and an API key is no use here (it
 names nobody). The token in the link works for HERALD_LINK_MINUTES; an open page trades it for
-a fresh one before it runs out (`POST /api/inbox/token`), so the page stays live as long as it
-is open, while a link left in a chat stops working.
+a fresh one before it runs out (`POST /api/inbox/token`), so the page stays live while it is
+open, up to HERALD_LINK_MAX_HOURS after the link was given, while a link left in a chat stops
+working.
 
 `GET /api/inbox/events` is a server-sent events stream (text/event-stream):
 
@@ -144,21 +145,21 @@ class InboxApi:
             web.post(INBOX_PATH + "/{id}/read", self.read_one),
         ]
 
-    def _claims(self, request: web.Request) -> LinkClaims:
+    @staticmethod
+    def _credential(request: web.Request) -> str:
         scheme, _, credential = request.headers.get("Authorization", "").partition(" ")
         if scheme.lower() != "bearer" or not credential.strip():
             raise _unauthorized(
                 "open the inbox from the link the Herald bot sends you (type \"inbox\" in the "
                 "chat); its token goes in Authorization: Bearer ..."
             )
+        return credential.strip()
+
+    def _claims(self, request: web.Request) -> LinkClaims:
         try:
-            return self._tokens.verify_claims(credential.strip(), INBOX_PURPOSE)
+            return self._tokens.verify_claims(self._credential(request), INBOX_PURPOSE)
         except LinkTokenError as exc:
-            raise _unauthorized(
-                f"the inbox link is not valid ({exc.reason}); type \"inbox\" in the chat with "
-                "Herald for a new one",
-                invalid_token=True,
-            ) from exc
+            raise _invalid(exc) from exc
 
     async def _snapshot(self, user_id: str, limit: int) -> dict[str, Any]:
         unread = await self._inbox.list(user_id, unread_only=True, limit=MAX_ITEMS)
@@ -199,9 +200,12 @@ class InboxApi:
         return json_response({"userId": user_id, "updated": updated})
 
     async def renew(self, request: web.Request) -> web.Response:
-        """A fresh token for the same person: an open page renews its own before it expires."""
-        user_id = self._claims(request).user_id
-        token = self._tokens.issue(user_id, INBOX_PURPOSE)
+        """A fresh token for the same person: an open page renews its own before it expires,
+        up to the link's absolute lifetime (HERALD_LINK_MAX_HOURS after the bot gave it)."""
+        try:
+            token = self._tokens.renew(self._credential(request), INBOX_PURPOSE)
+        except LinkTokenError as exc:
+            raise _invalid(exc) from exc
         expires = self._tokens.verify_claims(token, INBOX_PURPOSE).expires_at
         return json_response(
             {"token": token, "expiresAt": _iso(expires)}, headers={"Cache-Control": "no-store"}
@@ -287,6 +291,14 @@ async def _send(response: web.StreamResponse, event: str, data: Any, cursor: flo
     payload = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
     await response.write(
         f"id: {_cursor_text(cursor)}\nevent: {event}\ndata: {payload}\n\n".encode()
+    )
+
+
+def _invalid(exc: LinkTokenError) -> web.HTTPUnauthorized:
+    return _unauthorized(
+        f"the inbox link is not valid ({exc.reason}); type \"inbox\" in the chat with "
+        "Herald for a new one",
+        invalid_token=True,
     )
 
 

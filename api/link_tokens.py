@@ -4,6 +4,11 @@ The bot hands a person a link carrying a token for their own user id; the page (
 it back with the registration. Only Herald holds the HMAC key, so a token cannot be forged, it
 stops working after HERALD_LINK_MINUTES, and it names one user and one purpose: a token issued
 to Ada for browser push cannot register a device, or anything for Grace.
+
+An open page trades its token for a fresh one before it runs out (`renew`). The fresh token
+carries the time of the original grant (`grant`), so renewals never reach past the absolute
+lifetime (HERALD_LINK_MAX_HOURS after the bot gave the link): a token that leaks (a log, a
+shared screen) is good for minutes, and even a page that keeps renewing it ends within hours.
 """
 
 from __future__ import annotations
@@ -36,6 +41,8 @@ class LinkClaims:
     user_id: str
     expires_at: int
     """Epoch seconds; a live page renews its token before this, a stream ends at it."""
+    granted_at: int = 0
+    """Epoch seconds of the original grant (the link the bot gave); renewals keep it."""
 
 
 def _b64(data: bytes) -> str:
@@ -64,19 +71,40 @@ class LinkTokens:
     """Issues and verifies `<payload>.<signature>` tokens (base64url, HMAC-SHA256)."""
 
     def __init__(
-        self, secret: bytes, ttl_seconds: float, clock: Callable[[], float] = time.time
+        self,
+        secret: bytes,
+        ttl_seconds: float,
+        *,
+        max_lifetime_seconds: float = 12 * 3600,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         if len(secret) < 16:
             raise ValueError("the link secret must be at least 16 bytes")
+        if max_lifetime_seconds < ttl_seconds:
+            raise ValueError("the absolute lifetime cannot be shorter than one token's")
         self._secret = secret
         self._ttl = ttl_seconds
+        self._max_lifetime = max_lifetime_seconds
         self._clock = clock
 
     def issue(self, user_id: str, purpose: str) -> str:
+        """A new grant: valid for the token lifetime, renewable up to the absolute one."""
+        return self._token(user_id, purpose, int(self._clock()))
+
+    def renew(self, token: str, purpose: str) -> str:
+        """A fresh token for a valid one, same user, purpose and original grant; its expiry is
+        never later than the grant plus the absolute lifetime. LinkTokenError if `token` must
+        not be honoured (including one whose absolute lifetime is over)."""
+        claims = self.verify_claims(token, purpose)
+        return self._token(claims.user_id, purpose, claims.granted_at)
+
+    def _token(self, user_id: str, purpose: str, granted_at: int) -> str:
+        expires = min(self._clock() + self._ttl, granted_at + self._max_lifetime)
         payload = {
             "sub": user_id,
             "pur": purpose,
-            "exp": int(self._clock() + self._ttl),
+            "exp": int(expires),
+            "grant": granted_at,
             "n": secrets.token_urlsafe(8),
         }
         body = _b64(json.dumps(payload, separators=(",", ":")).encode())
@@ -102,12 +130,20 @@ class LinkTokens:
         if payload.get("pur") != purpose:
             raise LinkTokenError("wrong purpose")
         expires = payload.get("exp")
-        if not isinstance(expires, int) or expires <= self._clock():
+        if not isinstance(expires, int) or isinstance(expires, bool):
+            raise LinkTokenError("malformed")
+        # A token from before grants were recorded counts as granted one lifetime before expiry.
+        granted = payload.get("grant", int(expires - self._ttl))
+        if not isinstance(granted, int) or isinstance(granted, bool):
+            raise LinkTokenError("malformed")
+        now = self._clock()
+        # The absolute lifetime is checked here too, so lowering the setting ends older grants.
+        if expires <= now or granted + self._max_lifetime <= now:
             raise LinkTokenError("expired")
         user_id = payload.get("sub")
         if not isinstance(user_id, str) or not user_id:
             raise LinkTokenError("malformed")
-        return LinkClaims(user_id, expires)
+        return LinkClaims(user_id, expires, granted)
 
     def _sign(self, body: str) -> str:
         return _b64(hmac.new(self._secret, body.encode(), hashlib.sha256).digest())

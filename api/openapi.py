@@ -28,7 +28,7 @@ from api.pages_openapi import (
     pages_paths,
 )
 from api.push_openapi import PUSH_MODELS, PUSH_REQUESTS, document_push_schemas, push_paths
-from api.schemas import ApiError, Event
+from api.schemas import MAX_CARD_BYTES, ApiError, Event
 from api.users import MAX_LIMIT, USER_KEY
 from preferences.model import ChannelPreferences, UserPreferences
 
@@ -224,11 +224,13 @@ def _document_preferences(schemas: dict[str, Any]) -> None:
         "is). Saved trimmed, lower-case, without duplicates, sorted."
     )
     properties["timeZone"]["description"] = (
-        "IANA time zone name quiet hours are read in (e.g. Europe/Berlin); null means UTC. A "
-        "name Herald's time zone database does not know is refused with 400."
+        "IANA time zone name quiet hours are read in (e.g. Europe/Berlin); null, or \"\" (no "
+        "time zone: saved as null), means UTC. A name Herald's time zone database does not "
+        "know is refused with 400."
     )
     properties["updatedAt"]["description"] = (
-        "When the document was last saved, set by Herald on every write; a value sent is replaced."
+        "When the document was last saved (RFC 3339 date-time, or null), set by Herald on every "
+        "write; a value sent is replaced."
     )
     quiet = schemas["QuietHours"]
     for key in ("start", "end"):
@@ -301,7 +303,11 @@ def build_document(version: str = "0.1.0") -> dict[str, Any]:
             },
             {"type": "null"},
         ],
-        "description": "An Adaptive Card replacing the default card in Teams.",
+        "description": "An Adaptive Card replacing the default card in Teams. At most "
+        f"{MAX_CARD_BYTES:,} bytes as the attachment the bot sends (compact UTF-8 JSON of "
+        '`{"contentType": "application/vnd.microsoft.card.adaptive", "content": card}`), '
+        "since Teams refuses a message over about 28 KB: a larger one is refused with 400 "
+        "`card_too_large`.",
     }
     return {
         "openapi": "3.1.0",

@@ -5,7 +5,8 @@ the delivery-rate timeline, and signed links that open the page without an API k
 one notification (purpose `operator:{id}`, valid HERALD_LINK_MINUTES). It opens the page for
 whoever holds it, and lets the page read exactly the status, timeline and report of that
 notification — never another's, never a write (`link_purpose` tells the auth middleware which
-routes take it). The page renews the token with the same endpoint while it is open.
+routes take it). The page renews the token with the same endpoint while it is open; a renewal
+keeps the original grant, so it ends HERALD_LINK_MAX_HOURS after the link was issued.
 """
 
 from __future__ import annotations
@@ -17,8 +18,9 @@ from urllib.parse import quote
 
 from aiohttp import web
 
+from api.auth import PRINCIPAL
 from api.http import ApiProblem, json_response, path_param, query_param
-from api.link_tokens import LinkTokens
+from api.link_tokens import LinkTokenError, LinkTokens
 from api.notifications import NOTIFICATION_ID
 from delivery.outbox import Outbox, TimelineBucket
 from storage.protocols import NotificationStore
@@ -117,9 +119,20 @@ class OperatorApi:
         return notification_id, record.created_at
 
     async def link(self, request: web.Request) -> web.Response:
+        """A new link (API key or Entra ID token), or, called with the page's own link token,
+        that token renewed: same grant, so never past its absolute lifetime."""
         notification_id, _ = await self._existing(request)
         purpose = operator_purpose(notification_id)
-        token = self._tokens.issue(notification_id, purpose)
+        principal = request.get(PRINCIPAL)
+        if principal is not None and principal.kind == "link":
+            _, _, credential = request.headers.get("Authorization", "").partition(" ")
+            try:
+                token = self._tokens.renew(credential.strip(), purpose)
+            except LinkTokenError as exc:  # expired since the middleware looked
+                message = f"the link is not valid ({exc.reason}); ask for a new one"
+                raise ApiProblem(401, "unauthorized", message) from exc
+        else:
+            token = self._tokens.issue(notification_id, purpose)
         expires = self._tokens.verify_claims(token, purpose).expires_at
         url = f"{self._base}/notifications/{quote(notification_id, safe=':@~.-_')}?token={token}"
         return json_response(

@@ -159,7 +159,8 @@ def pages_paths(
                 "summary": "A link to the notification's live delivery page, usable without an "
                 "API key for HERALD_LINK_MINUTES.",
                 "description": "With an operator link token of the same notification, a fresh "
-                "one (the page renews its own while it is open).",
+                "one (the page renews its own while it is open), expiring no later than "
+                "HERALD_LINK_MAX_HOURS after the link was first issued.",
                 "security": operator,
                 "parameters": [_path_id()],
                 "responses": {
@@ -273,6 +274,9 @@ def pages_paths(
             "post": {
                 "operationId": "renewInboxToken",
                 "summary": "A fresh inbox token for the same person (before this one expires).",
+                "description": "The fresh token keeps the original link's grant: it expires "
+                "HERALD_LINK_MINUTES from now, but never later than HERALD_LINK_MAX_HOURS after "
+                "the bot gave the link (then `expiresAt` stops moving and a new link is needed).",
                 "security": inbox,
                 "responses": {
                     "200": {

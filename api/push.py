@@ -12,6 +12,10 @@ never taken from the request on trust; one of these proves it:
   subscription keeps the old one's owner, and the old one is removed.
 - a backend's API key with an explicit `userId`.
 
+A token or `previous` acts for its own person only: an endpoint Herald holds for someone else
+is a 403 (a shared browser profile is turned off on the page by whoever it belongs to, or moved
+by a backend), decided by the store as part of the write.
+
 DELETE works the same way (token, API key, or the subscription's own auth secret, which is
 what the page's "turn off" uses), and a token for one person can never remove another's
 subscription: the answer is 404, as for one that does not exist. GET lists a user's
@@ -25,7 +29,7 @@ import base64
 import hmac
 import ipaddress
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Annotated, Any, Final
 from urllib.parse import urlsplit
@@ -38,7 +42,9 @@ from pydantic import model_validator as _model_validator
 from api.http import ApiProblem, error_response, json_response, read_json
 from api.link_tokens import LinkTokenError, LinkTokens
 from api.schemas import RecipientKey
+from delivery.allowed_hosts import AllowedHosts
 from dialogs.channel_links import ChannelLink
+from errors import NotOwner
 from storage.protocols import UserStore
 from storage.subscriptions import PushSubscription, SubscriptionStore, subscription_id
 
@@ -329,9 +335,9 @@ class PushApi:
         tokens: LinkTokens,
         vapid_public_key: str,
         is_backend: Callable[[web.Request], bool],
-        allowed_hosts: Sequence[str],
+        allowed_hosts: AllowedHosts,
     ) -> None:
-        self._allowed_hosts = tuple(h.lower().lstrip(".") for h in allowed_hosts)
+        self._allowed_hosts = allowed_hosts
         self._subscriptions = subscriptions
         self._users = users
         self._tokens = tokens
@@ -376,19 +382,17 @@ class PushApi:
         return resolved[claimed]
 
     def _check_push_service(self, endpoint: str) -> None:
-        """Herald posts to the endpoint it is given: only to push services the operator allows
-        (WEBPUSH_ALLOWED_HOSTS), so a subscription cannot aim Herald's requests elsewhere."""
-        host = (urlsplit(endpoint).hostname or "").lower()
-        if not any(host == h or host.endswith("." + h) for h in self._allowed_hosts):
-            raise ApiProblem(
-                400, "invalid_field",
-                f"{host!r} is not a push service this Herald sends to (WEBPUSH_ALLOWED_HOSTS)",
-                "subscription.endpoint",
-            )
+        """Herald posts to the endpoint it is given: only to push services (hosts and ports)
+        the operator allows (WEBPUSH_ALLOWED_HOSTS), so a subscription cannot aim Herald's
+        requests elsewhere. The channel checks again before each send."""
+        refusal = self._allowed_hosts.refusal(endpoint)
+        if refusal is not None:
+            raise ApiProblem(400, "invalid_field", refusal, "subscription.endpoint")
 
     async def subscribe(self, request: web.Request) -> web.Response:
         body = SubscribeRequest.model_validate(await _object(request))
         replaced: str | None = None
+        backend = False
         if body.token is not None:
             user_id = self._token_user(body.token, body.user_id)
         elif body.previous is not None:
@@ -403,7 +407,7 @@ class PushApi:
             backend_user = await self._backend_user(request, body.user_id)
             if backend_user is None:
                 raise _missing_credentials()
-            user_id = backend_user
+            user_id, backend = backend_user, True
         browser = body.subscription
         self._check_push_service(browser.endpoint)
         agent = (
@@ -419,7 +423,18 @@ class PushApi:
             ),
             user_agent=_UNPRINTABLE.sub("", agent)[:MAX_USER_AGENT] if agent else None,
         )
-        outcome = await self._subscriptions.save(record)
+        try:
+            # Only a backend moves another person's endpoint; a link token or `previous` acts
+            # for its own person, and the store refuses as part of the write.
+            outcome = await self._subscriptions.save(record, owner_only=not backend)
+        except NotOwner as exc:
+            raise ApiProblem(
+                403,
+                "forbidden",
+                "this browser is subscribed for another person; they can turn it off on the "
+                "page (or a backend with an API key can move it)",
+                "subscription.endpoint",
+            ) from exc
         if replaced is not None and replaced != record.id:
             await self._subscriptions.delete(replaced, user_id=user_id)
         saved = await self._subscriptions.get(record.id)

@@ -201,8 +201,9 @@ def push_paths(
                 "summary": "Register a browser's push subscription for one person.",
                 "description": "Proof of whose browser it is: the bot's link token, the "
                 "subscription it replaces, or an API key with userId. The same endpoint "
-                "posted again is updated (200); posted for another person it moves to them "
-                "(201). Nothing is stored on any 4xx.",
+                "posted again is updated (200); posted by a backend for another person it "
+                "moves to them (201), while a link token or `previous` cannot take another "
+                "person's endpoint (403). Nothing is stored on any 4xx.",
                 "security": optional_key,
                 "requestBody": {"required": True, "content": json_content("SubscribeRequest")},
                 "responses": {
@@ -223,7 +224,11 @@ def push_paths(
                         "No credentials, or a forged, expired or other-purpose link token, or "
                         "a `previous` Herald does not hold."
                     ),
-                    "403": error("The link token was issued to another user than userId."),
+                    "403": error(
+                        "The link token was issued to another user than userId, or (field "
+                        "subscription.endpoint) the endpoint is another person's: only a backend "
+                        "may move it."
+                    ),
                     "404": error("userId names no user Herald knows."),
                     "409": error("Removed by a concurrent DELETE while being saved; post again."),
                     "413": error("Body too large."),

@@ -8,7 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Final, Literal
 
 from pydantic import (
     AwareDatetime,
@@ -20,8 +20,11 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic_core import PydanticCustomError
 
 __all__ = [
+    "CARD_CONTENT_TYPE",
+    "MAX_CARD_BYTES",
     "MAX_RECIPIENTS",
     "ApiError",
     "BroadcastValue",
@@ -30,11 +33,18 @@ __all__ = [
     "NotificationId",
     "RecipientKey",
     "ValidationProblem",
+    "card_bytes",
     "content_hash",
     "first_problem",
 ]
 
 MAX_RECIPIENTS = 10_000
+
+MAX_CARD_BYTES: Final = 24 * 1024
+"""The most an event's `card` may take as the attachment the bot sends (see `card_bytes`).
+Teams refuses a message over about 28 KB (the whole activity JSON); 4 KiB of that is left for
+the rest of the activity: the summary, ids and addresses, a prompt's buttons."""
+CARD_CONTENT_TYPE: Final = "application/vnd.microsoft.card.adaptive"
 
 NotificationId = Annotated[
     str, StringConstraints(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9][A-Za-z0-9._~:@-]*$")
@@ -143,8 +153,19 @@ class Notice(_Strict):
     @field_validator("card")
     @classmethod
     def _adaptive_card(cls, card: dict[str, Any] | None) -> dict[str, Any] | None:
-        if card is not None and card.get("type") != "AdaptiveCard":
+        if card is None:
+            return None
+        if card.get("type") != "AdaptiveCard":
             raise ValueError('card must be an Adaptive Card ("type": "AdaptiveCard")')
+        size = card_bytes(card)
+        if size > MAX_CARD_BYTES:
+            # Refused here, not by Teams at send time for every recipient.
+            raise PydanticCustomError(
+                "card_too_large",
+                "the card is {size} bytes as Teams would receive it (the Adaptive Card "
+                "attachment, compact UTF-8 JSON); at most {limit} fit in a Teams message",
+                {"size": f"{size:,}", "limit": f"{MAX_CARD_BYTES:,}"},
+            )
         return card
 
     def document(self) -> dict[str, Any]:
@@ -163,6 +184,13 @@ class BroadcastValue(Notice):
     so recipients, if present, are not needed."""
 
     recipients: Recipients | None = None
+
+
+def card_bytes(card: dict[str, Any]) -> int:
+    """The size of `card` as it goes to Teams: an Adaptive Card attachment, compact UTF-8 JSON
+    (as proactive/encoding.py writes activities)."""
+    attachment = {"contentType": CARD_CONTENT_TYPE, "content": card}
+    return len(json.dumps(attachment, ensure_ascii=False, separators=(",", ":")).encode())
 
 
 def content_hash(document: dict[str, Any]) -> str:
@@ -193,9 +221,11 @@ def first_problem(exc: ValidationError) -> ValidationProblem:
     err = exc.errors(include_url=False)[0]
     field = ".".join(str(p) for p in err["loc"]) or None
     kind = err["type"]
-    code = {"missing": "missing_field", "extra_forbidden": "unknown_field"}.get(
-        kind, "invalid_field"
-    )
+    code = {
+        "missing": "missing_field",
+        "extra_forbidden": "unknown_field",
+        "card_too_large": "card_too_large",
+    }.get(kind, "invalid_field")
     message = str(err["msg"])
     if kind == "string_pattern_mismatch":
         message = _PATTERN_MESSAGES.get(str(err.get("ctx", {}).get("pattern")), message)

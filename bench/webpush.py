@@ -73,6 +73,7 @@ from cryptography.hazmat.primitives import serialization  # noqa: E402
 from cryptography.hazmat.primitives.asymmetric import ec  # noqa: E402
 from pywebpush import WebPusher, webpush  # noqa: E402
 
+from delivery.allowed_hosts import AllowedHosts  # noqa: E402
 from delivery.outbox import DeliveryJob  # noqa: E402
 from delivery.vapid import VapidKeys  # noqa: E402
 from delivery.webpush import WebPushChannel  # noqa: E402
@@ -286,7 +287,7 @@ async def channel_alone(
     service: PushService, subs: Sequence[Target], vapid: VapidKeys, concurrency: int
 ) -> Result:
     """WebPushChannel.send for every subscription, in this process (no outbox)."""
-    channel = WebPushChannel(_UnusedStore(), vapid)
+    channel = WebPushChannel(_UnusedStore(), vapid, allowed_hosts=AllowedHosts(["127.0.0.1:*"]))
     record = NotificationRecord(
         id="bench-channel",
         version=1,

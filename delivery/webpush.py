@@ -10,6 +10,12 @@ service worker shows it under the same tag, replacing what is on screen.
 Push services answer 201; 404/410 mean the subscription is gone (it is deleted and counted in
 `deadTargets`); 429 and 5xx are retried after `Retry-After` (or the worker's backoff); any
 other refusal fails that one delivery.
+
+Herald posts only where WEBPUSH_ALLOWED_HOSTS allows (host and port), checked again before
+every send, since the list may have changed since the subscription was registered: a
+subscription no longer allowed fails with the reason and nothing is sent. Redirects are never
+followed (a 3xx fails the delivery): a push service that is allowed could otherwise send the
+push, and the VAPID token, anywhere.
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ from typing import Any, Final
 import aiohttp
 from pywebpush import WebPusher, WebPushException
 
+from delivery.allowed_hosts import AllowedHosts
 from delivery.channel import DeliveryResult, Pace, Target
 from delivery.outbox import DeliveryJob
 from delivery.payload import Shrink, fit_json
@@ -121,6 +128,7 @@ class WebPushChannel:
         subscriptions: SubscriptionStore,
         vapid: VapidKeys,
         *,
+        allowed_hosts: AllowedHosts,
         default_ttl: int = DEFAULT_TTL_SECONDS,
         timeout_seconds: float = 30.0,
         connections: int = 256,
@@ -129,6 +137,7 @@ class WebPushChannel:
     ) -> None:
         self._subscriptions = subscriptions
         self._vapid = vapid
+        self._allowed_hosts = allowed_hosts
         self._default_ttl = default_ttl
         self._timeout = aiohttp.ClientTimeout(total=timeout_seconds)
         self._connections = connections
@@ -197,6 +206,9 @@ class WebPushChannel:
         self, job: DeliveryJob, target: Any, notification: NotificationRecord
     ) -> DeliveryResult:
         subscription: PushSubscription = target
+        refusal = self._allowed_hosts.refusal(subscription.endpoint)
+        if refusal is not None:  # allowed when registered, no longer: never sent
+            return DeliveryResult.failed(f"not sent: {refusal}")
         now = self._clock()
         info = {
             "endpoint": subscription.endpoint,
@@ -216,6 +228,7 @@ class WebPushChannel:
                 subscription.endpoint,
                 data=body["body"],
                 headers=self.headers(subscription, notification, now),
+                allow_redirects=False,
             ) as response:
                 await response.read()  # small; reading it frees the connection for reuse
                 return self._result(response.status, response.headers, now)
@@ -226,6 +239,10 @@ class WebPushChannel:
     def _result(status: int, headers: Mapping[str, str], now: float) -> DeliveryResult:
         if 200 <= status < 300:
             return DeliveryResult.delivered(headers.get("Location"))
+        if 300 <= status < 400:
+            return DeliveryResult.failed(
+                f"push service answered {status} (a redirect): Herald follows no redirects"
+            )
         if status in (404, 410):
             return DeliveryResult.dead(f"push subscription gone ({status})")
         if status == 429 or status >= 500:

@@ -133,6 +133,7 @@ var cosmosContainers = [
   { name: 'pushSubscriptions', partitionKey: '/userId', ttl: false }
   { name: 'devices', partitionKey: '/userId', ttl: false }
   { name: 'deviceTokens', partitionKey: '/id', ttl: false }
+  { name: 'owners', partitionKey: '/id', ttl: false }
   { name: 'graphSubscriptions', partitionKey: '/userId', ttl: false }
   { name: 'graphChanges', partitionKey: '/id', ttl: true }
   { name: 'graphResources', partitionKey: '/userId', ttl: false }

@@ -39,6 +39,11 @@ CHANNELS: Final[tuple[ChannelName, ...]] = ("conversation", "mobile", "webpush")
 """Channel names as the delivery channels and the preferences both spell them."""
 
 _HH_MM: Final = re.compile(r"(?:[01][0-9]|2[0-3]):[0-5][0-9]")  # ASCII digits only
+_RFC3339: Final = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?"
+    r"([Zz]|[+-][0-9]{2}:[0-9]{2})"
+)
+"""A `date-time` as JSON Schema and OpenAPI mean it (RFC 3339), as api/schemas.py reads one."""
 
 # Names the tz database ships that are not places: they would follow the server, not the user.
 _NOT_PLACES: Final = frozenset({"localtime", "posixrules", "Factory"})
@@ -110,7 +115,7 @@ class UserPreferences(_CamelModel):
     """Event types never to deliver, lower-case, unique and sorted so equal sets compare equal."""
     quiet_hours: QuietHours | None = None
     time_zone: str | None = None
-    """IANA name for quiet hours; None means UTC."""
+    """IANA name for quiet hours; None means UTC. `""` is taken as None (no time zone)."""
     updated_at: AwareDatetime | None = None
     """Set by whoever saves the record, in UTC."""
 
@@ -146,7 +151,7 @@ class UserPreferences(_CamelModel):
     @field_validator("time_zone")
     @classmethod
     def _known_zone(cls, value: str | None) -> str | None:
-        if value is None:
+        if value is None or value == "":  # the schema's string allows "": no time zone
             return None
         if value in _NOT_PLACES or value.startswith(_NOT_PLACE_PREFIXES):
             raise ValueError(f"unknown time zone {value!r}; use an IANA name like Europe/Berlin")
@@ -157,6 +162,19 @@ class UserPreferences(_CamelModel):
                 f"unknown time zone {value!r}; use an IANA name like Europe/Berlin"
             ) from exc
         return value
+
+    @field_validator("updated_at", mode="before")
+    @classmethod
+    def _rfc3339(cls, value: object) -> object:
+        # pydantic alone also takes epoch numbers and other ISO 8601 spellings; the document
+        # (and its OpenAPI schema) says an RFC 3339 date-time string or null.
+        if value is None or isinstance(value, datetime):
+            return value
+        if isinstance(value, str) and _RFC3339.fullmatch(value):
+            return value
+        raise ValueError(
+            "must be an RFC 3339 date-time with an offset (e.g. 2030-01-31T17:00:00Z) or null"
+        )
 
     @field_validator("updated_at")
     @classmethod

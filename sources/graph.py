@@ -215,6 +215,7 @@ class GraphClient:
                 verify=self._config.ssl_context(),
                 trust_env=self._config.ca_file is None,
                 headers={"Accept": "application/json"},
+                follow_redirects=False,  # DESIGN: outbound requests follow no redirects
             )
 
     async def aclose(self) -> None:

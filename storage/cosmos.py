@@ -5,7 +5,8 @@ managed identity has no control-plane rights, so with one they must exist alread
 partitioned as DESIGN says: by `/userId` for what belongs to one person (users and their
 preferences, conversation references, devices, push subscriptions, history, Graph
 subscriptions and what Herald knows of their calendars), by `/id` where a record is found by its
-own key (notifications, deliveries, aliases, bot state, Graph change notifications), and by what a
+own key (notifications, deliveries, aliases, bot state, Graph change notifications, the owners
+of installations and push endpoints), and by what a
 query groups on for the two small prompt containers.
 
 Document ids are SHA-256 hashes of the record's key: keys come from channels and callers (`/`,
@@ -77,6 +78,7 @@ CONTAINERS: Final[dict[str, ContainerSpec]] = {
     "pushSubscriptions": ContainerSpec("/userId"),
     "devices": ContainerSpec("/userId"),
     "deviceTokens": ContainerSpec("/id"),
+    "owners": ContainerSpec("/id"),
     "graphSubscriptions": ContainerSpec("/userId"),
     "graphChanges": ContainerSpec("/id", ttl=True),
     "graphResources": ContainerSpec("/userId"),

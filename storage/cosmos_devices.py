@@ -9,6 +9,11 @@ since is kept), then points the token at the new installation, then writes the i
 two leaves two copies, of which the newer is the installation everywhere it is looked up, and
 the next registration removes the other). Each step is idempotent, so an app that retries a
 failed registration ends in the same state as one that succeeded the first time.
+
+Who owns an installation is decided by its claim in `owners` (storage/cosmos_owners.py), made
+before any other write: a user registering for themselves (`owner_only`) is refused there, or
+when a token they send is held by another user's installation (checked before writing, and
+again on the holder's document as its etag-guarded take replaces it).
 """
 
 from __future__ import annotations
@@ -20,7 +25,9 @@ from typing import Any
 from azure.core import MatchConditions
 from azure.cosmos.exceptions import CosmosAccessConditionFailedError, CosmosResourceNotFoundError
 
+from errors import NotOwner
 from storage.cosmos import CosmosDatabase, bounded, doc_id
+from storage.cosmos_owners import OwnerClaims
 from storage.devices import (
     MOVED,
     DeviceRecord,
@@ -32,6 +39,8 @@ from storage.devices import (
 __all__ = ["CosmosDeviceStore"]
 
 _COLUMNS = {"fcm": "fcmToken", "apns": "apnsToken"}
+_FIELDS = _COLUMNS
+"""The API's names of the token fields (in a NotOwner): the documents use the same."""
 
 
 def _record(doc: dict[str, Any]) -> DeviceRecord:
@@ -69,6 +78,9 @@ class CosmosDeviceStore:
     def __init__(self, db: CosmosDatabase, *, clock: Callable[[], float] = time.time) -> None:
         self._db = db
         self._clock = clock
+        self._owners = OwnerClaims(
+            db, "installation", "installationId", "this installation is registered to another user"
+        )
 
     async def _docs(self, installation_ids: Sequence[str]) -> list[dict[str, Any]]:
         return await self._db.query_in(
@@ -77,23 +89,41 @@ class CosmosDeviceStore:
             list(installation_ids),
         )
 
-    async def upsert(self, registration: DeviceRegistration) -> DeviceUpsert:
+    async def upsert(
+        self, registration: DeviceRegistration, *, owner_only: bool = False
+    ) -> DeviceUpsert:
         reg = registration
         copies = await self._docs([reg.installation_id])
         before = _newest(copies).get(reg.installation_id)
+        unclaimed_owner = before["userId"] if before else None
+        wanted = [(k, t) for k, t in (("fcm", reg.fcm_token), ("apns", reg.apns_token)) if t]
+        if owner_only:
+            # Refuse before writing anything; the writes below check again as they go.
+            current, claim = await self._owners.owner(reg.installation_id)
+            self._owners.check(current if claim else unclaimed_owner, reg.user_id)
+            for kind, token in wanted:
+                await self._holder_owner(reg, kind, token, check=True)
+        claimed = await self._owners.claim(
+            reg.installation_id, reg.user_id, owner_only=owner_only,
+            unclaimed_owner=unclaimed_owner,
+        )
         displaced: list[str] = []
         tokens = self._db.container("deviceTokens")
-        for kind, token in (("fcm", reg.fcm_token), ("apns", reg.apns_token)):
-            if token is None:
-                continue
+        try:
+            for kind, token in wanted:
+                holder = await self._holder_owner(reg, kind, token, check=False)
+                if holder is not None and await self._take_token(
+                    holder, kind, token, MOVED, owner=reg.user_id if owner_only else None
+                ):
+                    displaced.append(holder)
+        except NotOwner:
+            # Another user registered the token between the check and the take (a race):
+            # nothing of theirs was written; the claim this call made is withdrawn.
+            if claimed.created is not None:
+                await self._owners.withdraw(claimed.created)
+            raise
+        for kind, token in wanted:
             token_id = doc_id("token", kind, token)
-            holder = await self._db.read("deviceTokens", token_id, token_id)
-            if (
-                holder is not None
-                and holder["installationId"] != reg.installation_id
-                and await self._take_token(holder["installationId"], kind, token, MOVED)
-            ):
-                displaced.append(holder["installationId"])
             await tokens.upsert_item(
                 {"id": token_id, "installationId": reg.installation_id, "userId": reg.user_id}
             )
@@ -126,14 +156,43 @@ class CosmosDeviceStore:
             displaced=tuple(dict.fromkeys(displaced)),
         )
 
-    async def _take_token(self, installation_id: str, kind: str, token: str, reason: str) -> bool:
-        """Remove `token` from the installation if it still holds it; True if it did."""
+    async def _holder_owner(
+        self, reg: DeviceRegistration, kind: str, token: str, *, check: bool
+    ) -> str | None:
+        """The other installation `deviceTokens` says holds the token, if any; with `check`,
+        NotOwner if that installation still holds it and is another user's."""
+        token_id = doc_id("token", kind, token)
+        holder = await self._db.read("deviceTokens", token_id, token_id)
+        if holder is None or holder["installationId"] == reg.installation_id:
+            return None
+        installation_id = str(holder["installationId"])
+        if check:
+            doc = _newest(await self._docs([installation_id])).get(installation_id)
+            if doc is not None and doc.get(_COLUMNS[kind]) == token:
+                self._token_check(doc, kind, reg.user_id)
+        return installation_id
+
+    @staticmethod
+    def _token_check(doc: dict[str, Any], kind: str, user_id: str) -> None:
+        if doc["userId"] != user_id:
+            raise NotOwner(
+                "this push token belongs to another user's installation", field=_FIELDS[kind]
+            )
+
+    async def _take_token(
+        self, installation_id: str, kind: str, token: str, reason: str, owner: str | None = None
+    ) -> bool:
+        """Remove `token` from the installation if it still holds it; True if it did. With
+        `owner`, NotOwner if that installation is not `owner`'s (checked on the document the
+        etag-guarded write replaces)."""
         column = _COLUMNS[kind]
         container = self._db.container("devices")
         while True:
             doc = _newest(await self._docs([installation_id])).get(installation_id)
             if doc is None or doc.get(column) != token:
                 return False
+            if owner is not None:
+                self._token_check(doc, kind, owner)
             body = _body(doc)
             body[column] = None
             body["active"] = bool(
@@ -162,9 +221,19 @@ class CosmosDeviceStore:
         docs.sort(key=lambda d: (float(d["createdAt"]), d["installationId"]))
         return [_record(d) for d in docs]
 
-    async def delete(self, installation_id: str) -> bool:
+    async def delete(self, installation_id: str, *, user_id: str | None = None) -> bool:
         docs = await self._docs([installation_id])
-        removed = await bounded(self._db.delete("devices", d["id"], d["userId"]) for d in docs)
+        newest = _newest(docs).get(installation_id)
+        # The claim goes first (only if it is `user_id`'s): a registration meanwhile then
+        # finds the documents below and their owner, never a claim without them.
+        if not await self._owners.release(
+            installation_id, user_id, unclaimed_owner=newest["userId"] if newest else None
+        ):
+            return False
+        # Only the documents read above: a copy written since (the installation moved to
+        # someone else meanwhile) is theirs and stays.
+        mine = [d for d in docs if user_id is None or d["userId"] == user_id]
+        removed = await bounded(self._db.delete("devices", d["id"], d["userId"]) for d in mine)
         return any(removed)
 
     async def _by_user(self, condition: str, user_ids: Sequence[str]) -> dict[str, list[str]]:

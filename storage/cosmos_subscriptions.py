@@ -5,6 +5,10 @@ browser), the new owner's document is written first and the old one deleted afte
 crash fall between the two, the newer document (by `updatedAt`) is the owner everywhere a
 subscription is looked up by id (`get`, `get_many`, `delete`), the older one is ignored and
 removed by the next save of that endpoint.
+
+Who owns an endpoint is decided by its claim in `owners` (storage/cosmos_owners.py), made
+before the document is written: a user saving for themselves (`owner_only`) is refused there
+when the endpoint is another user's, with nothing written.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from storage.cosmos import CosmosDatabase, bounded, doc_id
+from storage.cosmos_owners import OwnerClaims
 from storage.subscriptions import PushSubscription, SaveOutcome
 
 __all__ = ["CosmosSubscriptionStore"]
@@ -46,6 +51,9 @@ class CosmosSubscriptionStore:
     def __init__(self, db: CosmosDatabase, *, clock: Callable[[], float] = time.time) -> None:
         self._db = db
         self._clock = clock
+        self._owners = OwnerClaims(
+            db, "pushEndpoint", "endpoint", "this browser is subscribed for another user"
+        )
 
     async def _by_ids(self, ids: Sequence[str]) -> list[dict[str, Any]]:
         return await self._db.query_in(
@@ -54,15 +62,23 @@ class CosmosSubscriptionStore:
             list(ids),
         )
 
-    async def save(self, subscription: PushSubscription) -> SaveOutcome:
+    async def save(
+        self, subscription: PushSubscription, *, owner_only: bool = False
+    ) -> SaveOutcome:
         now = self._clock()
         key = subscription.id
         existing = await self._by_ids([key])
         owner = _newest(existing).get(key)
+        # Decided by the endpoint's claim (NotOwner with `owner_only` if another user's).
+        claimed = await self._owners.claim(
+            key, subscription.user_id, owner_only=owner_only,
+            unclaimed_owner=owner["userId"] if owner else None,
+        )
+        mine = claimed.previous in (None, subscription.user_id)
         outcome: SaveOutcome
-        if owner is None:
+        if mine and owner is None:
             outcome = "created"
-        elif owner["userId"] == subscription.user_id:
+        elif mine and owner is not None and owner["userId"] == subscription.user_id:
             outcome = "updated"
         else:
             outcome = "moved"
@@ -130,7 +146,14 @@ class CosmosSubscriptionStore:
         owner = _newest(docs).get(subscription_id)
         if owner is None or (user_id is not None and owner["userId"] != user_id):
             return False
+        # The claim first, and only if it is `user_id`'s; then only the documents read above
+        # (a copy written since, when the endpoint moved meanwhile, is its new owner's).
+        if not await self._owners.release(
+            subscription_id, user_id, unclaimed_owner=owner["userId"]
+        ):
+            return False
+        mine = [d for d in docs if user_id is None or d["userId"] == user_id]
         removed = await bounded(
-            self._db.delete("pushSubscriptions", d["id"], d["userId"]) for d in docs
+            self._db.delete("pushSubscriptions", d["id"], d["userId"]) for d in mine
         )
         return any(removed)

@@ -10,6 +10,10 @@ it away from the installation that had it.
 An installation whose tokens are all gone (FCM said UNREGISTERED, or the token moved to another
 installation) stays on record, inactive, with why and when its token was removed, until the app
 registers again or someone deletes it.
+
+A user acting for themselves (with the bot's link token) may register, move and delete only
+their own installations and tokens (`owner_only`, `delete(user_id=...)`); moving one that is
+another user's takes a backend (DESIGN: Security).
 """
 
 from __future__ import annotations
@@ -119,11 +123,19 @@ class DeviceUpsert:
 class DeviceStore(Protocol):
     """Registered installations, keyed by installation id, each owned by one user."""
 
-    async def upsert(self, registration: DeviceRegistration) -> DeviceUpsert:
+    async def upsert(
+        self, registration: DeviceRegistration, *, owner_only: bool = False
+    ) -> DeviceUpsert:
         """Create or replace the installation (owner, tokens, metadata), atomically.
 
         A token another installation holds is removed from it (and that installation is
         deactivated if it has no token left). `created_at` is kept for a known installation.
+
+        `owner_only` (a user acting for themselves, not a backend): the installation must be
+        new or already `registration.user_id`'s, and each token free or held by an installation
+        of that same user; otherwise `NotOwner` (field `installationId`, `fcmToken` or
+        `apnsToken`) and nothing is written. The check is part of the write, so of two users
+        racing for one new installation only one gets it.
         """
         ...
 
@@ -133,8 +145,9 @@ class DeviceStore(Protocol):
         """A user's installations, active or not, oldest registration first."""
         ...
 
-    async def delete(self, installation_id: str) -> bool:
-        """Forget the installation; True if it existed."""
+    async def delete(self, installation_id: str, *, user_id: str | None = None) -> bool:
+        """Forget the installation; with `user_id`, only if it is that user's (as one step, so
+        an installation that moved meanwhile is kept). True if it was removed."""
         ...
 
     async def targets_for(self, user_ids: Sequence[str]) -> dict[str, list[str]]:

@@ -14,6 +14,7 @@ from typing import Any
 
 import aiosqlite
 
+from errors import NotOwner
 from storage.devices import (
     MOVED,
     DeviceRecord,
@@ -26,6 +27,8 @@ from storage.sqlite import SqliteDatabase
 __all__ = ["SqliteDeviceStore"]
 
 _CHUNK = 500
+_FIELDS = {"fcm_token": "fcmToken", "apns_token": "apnsToken"}
+"""Token columns by the API's names for them (in a NotOwner)."""
 
 
 def _marks(n: int) -> str:
@@ -70,27 +73,42 @@ class SqliteDeviceStore:
         self._db = db
         self._clock = clock
 
-    async def upsert(self, registration: DeviceRegistration) -> DeviceUpsert:
+    async def upsert(
+        self, registration: DeviceRegistration, *, owner_only: bool = False
+    ) -> DeviceUpsert:
         now = self._clock()
         reg = registration
+        # One write transaction (BEGIN IMMEDIATE): what is checked is what is written over, and
+        # a refusal rolls back before anything was written.
         async with self._db.transaction() as conn:
             before = await _rows(
                 conn,
                 "SELECT user_id FROM devices WHERE installation_id = ?",
                 (reg.installation_id,),
             )
-            displaced: list[str] = []
+            if owner_only and before and before[0]["user_id"] != reg.user_id:
+                raise NotOwner(
+                    "this installation is registered to another user", field="installationId"
+                )
+            holders: list[tuple[str, Any]] = []
             for column, token in (("fcm_token", reg.fcm_token), ("apns_token", reg.apns_token)):
                 if token is None:
                     continue
-                holders = await _rows(
+                rows = await _rows(
                     conn,
                     f"SELECT * FROM devices WHERE {column} = ? AND installation_id != ?",
                     (token, reg.installation_id),
                 )
-                for row in holders:
-                    await self._take_token(conn, _record(row), column, MOVED, now)
-                    displaced.append(row["installation_id"])
+                if owner_only and any(row["user_id"] != reg.user_id for row in rows):
+                    raise NotOwner(
+                        "this push token belongs to another user's installation",
+                        field=_FIELDS[column],
+                    )
+                holders.extend((column, row) for row in rows)
+            displaced: list[str] = []
+            for column, row in holders:
+                await self._take_token(conn, _record(row), column, MOVED, now)
+                displaced.append(row["installation_id"])
             await conn.execute(
                 "INSERT INTO devices (installation_id, user_id, platform, fcm_token, apns_token,"
                 " metadata, active, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, 1, ?, ?)"
@@ -150,13 +168,17 @@ class SqliteDeviceStore:
         )
         return [_record(row) for row in rows]
 
-    async def delete(self, installation_id: str) -> bool:
-        return (
-            await self._db.write(
+    async def delete(self, installation_id: str, *, user_id: str | None = None) -> bool:
+        if user_id is None:
+            changed = await self._db.write(
                 "DELETE FROM devices WHERE installation_id = ?", (installation_id,)
             )
-            > 0
-        )
+        else:
+            changed = await self._db.write(
+                "DELETE FROM devices WHERE installation_id = ? AND user_id = ?",
+                (installation_id, user_id),
+            )
+        return changed > 0
 
     async def _by_user(self, condition: str, user_ids: Sequence[str]) -> dict[str, list[str]]:
         result: dict[str, list[str]] = {}

@@ -6,6 +6,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from errors import NotOwner
 from storage.sqlite import SqliteDatabase
 from storage.subscriptions import PushSubscription, SaveOutcome
 
@@ -34,9 +35,12 @@ class SqliteSubscriptionStore:
         self._db = db
         self._clock = clock
 
-    async def save(self, subscription: PushSubscription) -> SaveOutcome:
+    async def save(
+        self, subscription: PushSubscription, *, owner_only: bool = False
+    ) -> SaveOutcome:
         now = self._clock()
         key = subscription.id
+        # Checked inside the write transaction: a refusal rolls back with nothing written.
         async with self._db.transaction() as conn:
             cursor = await conn.execute(
                 "SELECT user_id FROM push_subscriptions WHERE id = ?", (key,)
@@ -48,6 +52,8 @@ class SqliteSubscriptionStore:
                 outcome = "created"
             elif row[0] == subscription.user_id:
                 outcome = "updated"
+            elif owner_only:
+                raise NotOwner("this browser is subscribed for another user", field="endpoint")
             else:
                 outcome = "moved"
             await conn.execute(

@@ -3,8 +3,9 @@
 One record per push endpoint (a browser profile's subscription at its push service), owned by
 one user; a user may have several (one per browser). The record's id is the SHA-256 of the
 endpoint, so re-posting a subscription finds it again and a delivery names its target without
-repeating a 500-character URL. Posting an endpoint another user holds moves it: the browser now
-belongs to whoever subscribed last.
+repeating a 500-character URL. A backend posting an endpoint another user holds moves it: the
+browser now belongs to whoever subscribed last. A user acting for themselves (the consent
+page's link token) cannot: `save(owner_only=True)` refuses another user's endpoint.
 """
 
 from __future__ import annotations
@@ -52,11 +53,17 @@ class PushSubscription:
 class SubscriptionStore(Protocol):
     """Push subscriptions, one per endpoint, each owned by one user."""
 
-    async def save(self, subscription: PushSubscription) -> SaveOutcome:
+    async def save(
+        self, subscription: PushSubscription, *, owner_only: bool = False
+    ) -> SaveOutcome:
         """Create or replace the subscription at its endpoint for `subscription.user_id`.
 
         Keys, expiration and user agent are replaced; `created_at` is kept unless the endpoint
         moves to another user (then it starts again, as for a new subscription).
+
+        `owner_only` (a user acting for themselves, not a backend): the endpoint must be new or
+        already that user's; otherwise `NotOwner` (field `endpoint`) and nothing is written,
+        decided as part of the write (of two users racing for a new endpoint, one gets it).
         """
         ...
 
@@ -79,5 +86,6 @@ class SubscriptionStore(Protocol):
         ...
 
     async def delete(self, subscription_id: str, *, user_id: str | None = None) -> bool:
-        """Remove a subscription; with `user_id`, only if it is that user's. True if removed."""
+        """Remove a subscription; with `user_id`, only if it is that user's (as one step, so a
+        subscription that moved meanwhile is kept). True if removed."""
         ...

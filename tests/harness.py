@@ -25,6 +25,7 @@ from aiohttp import web
 
 from app import HERALD, Herald, create_app
 from config import Settings
+from logs import AccessLog
 
 API_KEY = "test-key-0123456789"
 ROOT = Path(__file__).resolve().parent.parent
@@ -90,8 +91,9 @@ def herald_env(data_dir: Path, env: Mapping[str, str] | None = None) -> dict[str
         "HERALD_DATA_DIR": str(data_dir),
         "HERALD_API_KEYS": API_KEY,
         "HERALD_RETRY_BASE_SECONDS": "0.05",
-        # web-push-testing, the push service of the tests, listens on loopback.
-        "WEBPUSH_ALLOWED_HOSTS": "127.0.0.1,localhost",
+        # web-push-testing, the push service of the tests, listens on loopback (on a port
+        # chosen when it starts).
+        "WEBPUSH_ALLOWED_HOSTS": "127.0.0.1:*,localhost:*",
         "HERALD_LOG_LEVEL": "DEBUG",
         **(env or {}),
     }
@@ -114,7 +116,8 @@ class RunningHerald(HeraldClient):
     async def start(self) -> None:
         settings = Settings.from_env(self.env, env_file=None)
         self.app = create_app(settings)
-        self._runner = web.AppRunner(self.app, handle_signals=False)
+        # The access log as `python app.py` writes it (logs.AccessLog: no secrets).
+        self._runner = web.AppRunner(self.app, handle_signals=False, access_log_class=AccessLog)
         await self._runner.setup()
         # PORT, when given, is kept across restarts (a URL given out, e.g. to Graph, stays valid).
         site = web.TCPSite(self._runner, "127.0.0.1", int(self.env.get("PORT", "0")))

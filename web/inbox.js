@@ -273,6 +273,9 @@
         if (response.ok) {
           token = (await response.json()).token;
           try { sessionStorage.setItem(TOKEN_KEY, token); } catch (e) { /* private mode */ }
+          // The link's absolute lifetime is reached (HERALD_LINK_MAX_HOURS): no later token
+          // will come; the page says "expired" when this one runs out.
+          if (expiresAt(token) <= expiry) return;
         }
       } catch (e) {
         // Offline for a moment: try again on the next schedule.

@@ -260,6 +260,9 @@
         if (response.ok) {
           credential = (await response.json()).token;
           store(TOKEN_STORE + id, credential);
+          // The link's absolute lifetime is reached: no later token will come.
+          if (JSON.parse(atob(credential.split('.')[0].replace(/-/g, '+')
+            .replace(/_/g, '/'))).exp * 1000 <= expiry) return;
         }
       } catch (e) { /* try again on the next schedule */ }
       scheduleRenewal();

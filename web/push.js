@@ -134,14 +134,17 @@
 
   async function problem(response) {
     if (response.status === 401) return HELP.expired;
+    let body = null;
+    try { body = await response.json(); } catch (e) { /* not JSON */ }
+    const field = body && body.error ? body.error.field : null;
+    if (response.status === 403 && field === 'subscription.endpoint') {
+      return 'This browser was subscribed for another person. To get your notifications ' +
+        'here instead, turn them off on this page (if it offers that), then on again.';
+    }
     if (response.status === 403) return 'This link was made for someone else. Ask the Herald ' +
       'bot for your own: type "browser on" in your chat with it.';
-    try {
-      const body = await response.json();
-      return `Herald could not register this browser: ${body.error.message}`;
-    } catch (e) {
-      return `Herald could not register this browser (${response.status}).`;
-    }
+    if (body && body.error) return `Herald could not register this browser: ${body.error.message}`;
+    return `Herald could not register this browser (${response.status}).`;
   }
 
   async function register(subscription) {

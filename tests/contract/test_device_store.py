@@ -6,6 +6,9 @@ import asyncio
 import secrets
 from typing import Any
 
+import pytest
+
+from errors import NotOwner
 from storage.devices import DeviceRegistration, Platform
 from tests.contract.conftest import Backend
 
@@ -190,3 +193,101 @@ async def test_metadata_round_trips_unicode(backend: Backend) -> None:
     device = await backend.devices.get("inst-1")
     assert device is not None and device.metadata == outcome.device.metadata
     assert device.metadata["model"] == "Ünïcode 📱"
+
+
+# --- ownership (issue 11, case 5): a user may write only their own installations and tokens ---
+
+
+async def test_owner_only_refuses_another_user_s_installation_and_writes_nothing(
+    backend: Backend,
+) -> None:
+    token = fcm_token()
+    grace = await backend.devices.upsert(registration("grace-phone", "grace", fcm=token))
+    with pytest.raises(NotOwner) as refused:
+        await backend.devices.upsert(
+            registration("grace-phone", "ada", fcm=fcm_token()), owner_only=True
+        )
+    assert refused.value.field == "installationId"
+    assert await backend.devices.get("grace-phone") == grace.device
+    assert await backend.devices.for_user("ada") == []
+    # Its owner registers it again as before; a backend may still move it.
+    again = await backend.devices.upsert(
+        registration("grace-phone", "grace", fcm=token), owner_only=True
+    )
+    assert not again.created and again.device.user_id == "grace"
+    moved = await backend.devices.upsert(registration("grace-phone", "ada", fcm=token))
+    assert moved.previous_user_id == "grace"
+    assert [d.installation_id for d in await backend.devices.for_user("ada")] == ["grace-phone"]
+
+
+@pytest.mark.parametrize("kind", ["fcm", "apns"])
+async def test_owner_only_refuses_a_token_another_user_s_installation_holds(
+    backend: Backend, kind: str
+) -> None:
+    token = fcm_token() if kind == "fcm" else apns_token()
+    tokens = {"fcm": token} if kind == "fcm" else {"apns": token}
+    grace = await backend.devices.upsert(
+        registration("grace-phone", "grace", platform="ios", **tokens)
+    )
+    with pytest.raises(NotOwner) as refused:
+        await backend.devices.upsert(
+            registration("ada-phone", "ada", platform="ios", **tokens), owner_only=True
+        )
+    assert refused.value.field == ("fcmToken" if kind == "fcm" else "apnsToken")
+    assert await backend.devices.get("grace-phone") == grace.device
+    assert await backend.devices.get("ada-phone") is None
+    # A new installation of Grace's own takes it from her old one, as before.
+    mine = await backend.devices.upsert(
+        registration("grace-tablet", "grace", platform="ios", **tokens), owner_only=True
+    )
+    assert mine.displaced == ("grace-phone",)
+
+
+async def test_owner_only_takes_a_token_whose_old_holder_no_longer_has_it(
+    backend: Backend,
+) -> None:
+    token = fcm_token()
+    await backend.devices.upsert(registration("grace-phone", "grace", fcm=token))
+    await backend.devices.upsert(registration("grace-phone", "grace", fcm=fcm_token()))
+    outcome = await backend.devices.upsert(
+        registration("ada-phone", "ada", fcm=token), owner_only=True
+    )
+    assert outcome.created and outcome.displaced == ()
+
+
+async def test_concurrent_owner_only_registrations_of_one_new_installation_have_one_owner(
+    backend: Backend,
+) -> None:
+    # The check and the write are one step: two people racing for an installation nobody has
+    # registered yet cannot both get it, and the loser writes nothing.
+    results = await asyncio.gather(
+        *(
+            backend.devices.upsert(registration("contested", user, fcm=fcm_token()),
+                                   owner_only=True)
+            for user in ("ada", "grace", "alan", "edsger") * 3
+        ),
+        return_exceptions=True,
+    )
+    won = [r for r in results if not isinstance(r, BaseException)]
+    lost = [r for r in results if isinstance(r, BaseException)]
+    assert all(isinstance(r, NotOwner) for r in lost), lost
+    owners = {r.device.user_id for r in won}
+    assert len(owners) == 1
+    [owner] = owners
+    device = await backend.devices.get("contested")
+    assert device is not None and device.user_id == owner
+    for user in {"ada", "grace", "alan", "edsger"} - owners:
+        assert await backend.devices.for_user(user) == []
+
+
+async def test_delete_for_a_user_removes_only_their_installation(backend: Backend) -> None:
+    await backend.devices.upsert(registration("phone", "grace", fcm=fcm_token()))
+    assert not await backend.devices.delete("phone", user_id="ada")
+    assert await backend.devices.get("phone") is not None
+    assert await backend.devices.delete("phone", user_id="grace")
+    assert await backend.devices.get("phone") is None
+    # Gone for good: anyone may register that installation id now.
+    outcome = await backend.devices.upsert(
+        registration("phone", "ada", fcm=fcm_token()), owner_only=True
+    )
+    assert outcome.created

@@ -6,6 +6,9 @@ import asyncio
 import base64
 import os
 
+import pytest
+
+from errors import NotOwner
 from storage.subscriptions import PushSubscription, subscription_id
 from tests.contract.conftest import Backend
 
@@ -142,3 +145,65 @@ async def test_keys_never_show_in_repr(backend: Backend) -> None:
     stored = await backend.subscriptions.get(sub.id)
     assert stored is not None
     assert sub.auth not in repr(stored) and sub.p256dh not in repr(stored)
+
+
+# --- ownership (issue 11, case 5): a user may write only their own subscriptions ---
+
+
+async def test_owner_only_refuses_another_user_s_endpoint_and_writes_nothing(
+    backend: Backend,
+) -> None:
+    store = backend.subscriptions
+    shared = browser("ada")
+    await store.save(shared)
+    before = await store.get(shared.id)
+    taken = PushSubscription(
+        user_id="grace", endpoint=shared.endpoint, p256dh="B" + _b64(64), auth=_b64(16)
+    )
+    with pytest.raises(NotOwner) as refused:
+        await store.save(taken, owner_only=True)
+    assert refused.value.field == "endpoint"
+    assert await store.get(shared.id) == before
+    assert await store.for_user("grace") == []
+    assert await store.save(shared, owner_only=True) == "updated"  # its owner may
+    assert await store.save(taken) == "moved"  # and a backend may move it
+
+
+async def test_concurrent_owner_only_saves_of_one_new_endpoint_have_one_owner(
+    backend: Backend,
+) -> None:
+    endpoint = "https://push.example.com/send/contested"
+    results = await asyncio.gather(
+        *(
+            backend.subscriptions.save(
+                PushSubscription(user_id=user, endpoint=endpoint, p256dh="B" + _b64(64),
+                                 auth=_b64(16)),
+                owner_only=True,
+            )
+            for user in ("ada", "grace", "alan", "edsger") * 3
+        ),
+        return_exceptions=True,
+    )
+    lost = [r for r in results if isinstance(r, BaseException)]
+    assert all(isinstance(r, NotOwner) for r in lost), lost
+    saved = await backend.subscriptions.get(subscription_id(endpoint))
+    assert saved is not None
+    users = ("ada", "grace", "alan", "edsger")
+    owners = {u for u in users if await backend.subscriptions.for_user(u)}
+    assert owners == {saved.user_id}
+    assert len(lost) == 12 - results.count("created") - results.count("updated")
+
+
+async def test_delete_of_a_moved_endpoint_by_its_old_owner_removes_nothing(
+    backend: Backend,
+) -> None:
+    store = backend.subscriptions
+    sub = browser("ada")
+    await store.save(sub)
+    await store.save(PushSubscription(user_id="grace", endpoint=sub.endpoint, p256dh=sub.p256dh,
+                                      auth=sub.auth))
+    assert await store.delete(sub.id, user_id="ada") is False
+    moved = await store.get(sub.id)
+    assert moved is not None and moved.user_id == "grace"
+    assert await store.delete(sub.id, user_id="grace") is True
+    assert await store.save(browser("ada"), owner_only=True) == "created"

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
 
 from tests.conftest import HeraldFactory
 from tests.harness import Emulator, RunningHerald
+from tests.peers.connector import ConnectorStandIn
 
 GOOD: dict[str, Any] = {
     "type": "training.due",
@@ -178,3 +180,61 @@ class TestMessagesEndpoint:
             )
             == 401
         )
+
+
+TEAMS_CARD_LIMIT = 24 * 1024
+"""What api/schemas.py allows a card, as the attachment the bot sends (Teams refuses a whole
+message over about 28 KB)."""
+
+
+def attachment_size(card: dict[str, Any]) -> int:
+    """The card as the bot sends it: an attachment, compact UTF-8 JSON."""
+    document = {"contentType": "application/vnd.microsoft.card.adaptive", "content": card}
+    return len(json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode())
+
+
+def card_of_size(size: int, filler: str = "x") -> dict[str, Any]:
+    """An Adaptive Card whose attachment is `size` bytes (or the next size `filler` allows)."""
+
+    def card(n: int) -> dict[str, Any]:
+        return {
+            "type": "AdaptiveCard",
+            "version": "1.5",
+            "body": [{"type": "TextBlock", "text": filler * n, "wrap": True}],
+        }
+
+    base = attachment_size(card(0))
+    per = attachment_size(card(1)) - base
+    return card(-(-(size - base) // per))
+
+
+async def test_a_card_too_large_for_teams_is_400_at_post(herald: RunningHerald) -> None:
+    # Issue 11 (8): a 100 KB card was accepted (202) and failed only at send time, for every
+    # recipient, since Teams caps a message at about 28 KB.
+    for card in (card_of_size(100 * 1024), card_of_size(TEAMS_CARD_LIMIT + 1),
+                 card_of_size(TEAMS_CARD_LIMIT + 2, "ü")):
+        status, body = await herald.post_event(bad(card=card))
+        assert status == 400, body
+        assert body["error"]["code"] == "card_too_large"
+        assert body["error"]["field"] == "card"
+        assert f"{attachment_size(card):,}" in body["error"]["message"]
+        assert f"{TEAMS_CARD_LIMIT:,}" in body["error"]["message"]
+    await nothing_written(herald)
+
+
+async def test_a_card_at_the_limit_is_delivered_to_teams(
+    herald: RunningHerald, emulator: Emulator, connector: ConnectorStandIn
+) -> None:
+    ada = emulator.user("Ada")
+    assert await emulator.join(ada) in (200, 201)
+    await connector.wait_for(1)  # the welcome
+    card = card_of_size(TEAMS_CARD_LIMIT)
+    assert attachment_size(card) == TEAMS_CARD_LIMIT
+    status, body = await herald.post_event(
+        {**GOOD, "id": "big-card", "card": card, "recipients": {"users": [ada.key]}}
+    )
+    assert status == 202, body
+    await herald.wait_status("big-card")
+    sent = connector.sent(ada.conversation_id)[-1].body
+    assert sent["attachments"][0]["content"] == card
+    assert (await herald.status("big-card"))["channels"]["conversation"]["delivered"] == 1

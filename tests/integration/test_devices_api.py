@@ -259,3 +259,52 @@ async def test_an_expired_link_token_gets_401(herald: RunningHerald) -> None:
     )
     assert code == 401
     assert "expired" in answer["error"]["message"]
+
+
+async def test_a_link_token_cannot_take_another_user_s_installation_or_token(
+    herald: RunningHerald,
+) -> None:
+    # Issue 11 (5): with her own devices link, Ada posted Grace's installationId (or Grace's
+    # FCM token) and got 200/201: Grace's phone became Ada's. Now 403, and nothing is written.
+    ada = bearer(herald.herald.links.issue(ADA, DEVICES_PURPOSE))
+    grace_token = fcm_token()
+    graces = await register(
+        herald, device_body(GRACE, installation_id="grace-phone", fcm=grace_token)
+    )
+
+    code, answer = await herald.request(
+        "POST", "/api/devices", json=device_body(ADA, installation_id="grace-phone"),
+        headers=ada, auth=False,
+    )
+    assert code == 403, answer
+    assert answer["error"]["code"] == "forbidden"
+    assert answer["error"]["field"] == "installationId"
+
+    code, answer = await herald.request(
+        "POST", "/api/devices",
+        json=device_body(ADA, installation_id="ada-phone", fcm=grace_token),
+        headers=ada, auth=False,
+    )
+    assert code == 403, answer
+    assert answer["error"]["field"] == "fcmToken"
+
+    assert await devices_of(herald, GRACE) == [graces]  # untouched, token and all
+    assert await devices_of(herald, ADA) == []
+    code, body = await herald.request("GET", f"/api/users/{ADA}/preferences")
+    assert code == 404, body  # not even Ada's user record was created by the refusal
+
+    # Her own installations are hers to register and to move a token between.
+    mine = device_body(ADA, installation_id="ada-phone")
+    code, answer = await herald.request("POST", "/api/devices", json=mine, headers=ada, auth=False)
+    assert code == 201, answer
+    code, answer = await herald.request(
+        "POST", "/api/devices",
+        json=device_body(ADA, installation_id="ada-tablet", fcm=mine["fcmToken"]),
+        headers=ada, auth=False,
+    )
+    assert code == 201, answer
+
+    # A backend (API key) may still move Grace's phone to Ada.
+    moved = await register(herald, device_body(ADA, installation_id="grace-phone", fcm=grace_token))
+    assert moved["userId"] == ADA
+    assert await devices_of(herald, GRACE) == []

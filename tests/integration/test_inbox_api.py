@@ -24,7 +24,9 @@ from api.link_tokens import LinkTokens, load_or_create_secret
 from delivery.outbox_sqlite import SqliteOutbox
 from storage.sqlite import SqliteDatabase
 from storage.sqlite_notifications import SqliteInboxStore, SqliteNotificationStore
+from tests.conftest import HeraldFactory
 from tests.harness import API_KEY, EmulatedUser, Emulator, RunningHerald
+from tests.integration.links import renewed_until_now, signer
 from tests.integration.sse import EventReader
 from tests.peers.connector import ConnectorStandIn
 
@@ -128,6 +130,37 @@ async def test_an_open_page_renews_its_token(
     assert herald.herald.links.verify(renewed["token"], "inbox") == ada.key
     code, _ = await herald.request("GET", "/api/inbox", headers=bearer(renewed["token"]))
     assert code == 200
+
+
+async def test_renewal_never_goes_past_the_absolute_lifetime(
+    herald_factory: HeraldFactory, connector: ConnectorStandIn
+) -> None:
+    # Issue 11 (4): a page could trade its token for a fresh one forever, so one leaked link
+    # was lasting access. Renewals keep the original grant and end an hour (here) after it.
+    herald = await herald_factory(HERALD_LINK_MAX_HOURS="1")
+    ada, _ = await people(herald, connector)
+    granted = time.time() - 55 * 60
+    token = renewed_until_now(
+        herald, signer(herald, granted).issue(ada.key, "inbox"), "inbox", granted
+    )
+    code, renewed = await herald.request("POST", "/api/inbox/token", headers=bearer(token))
+    assert code == 200, renewed
+    claims = herald.herald.links.verify_claims(renewed["token"], "inbox")
+    assert claims.granted_at == int(granted)
+    assert claims.expires_at <= granted + 3600  # 5 minutes left, not a fresh 15
+    assert renewed["expiresAt"] == time.strftime(
+        "%Y-%m-%dT%H:%M:%SZ", time.gmtime(claims.expires_at)
+    )
+
+    # A link given two hours ago and renewed since (say by an instance allowing a day) is over.
+    old = time.time() - 2 * 3600
+    token = renewed_until_now(
+        herald, signer(herald, old, 24).issue(ada.key, "inbox"), "inbox", old, max_hours=24
+    )
+    for method, path in (("POST", "/api/inbox/token"), ("GET", "/api/inbox")):
+        code, body = await herald.request(method, path, headers=bearer(token), auth=False)
+        assert code == 401, body
+        assert "expired" in body["error"]["message"]
 
 
 @asynccontextmanager

@@ -9,9 +9,12 @@ it goes from retrying to delivered and draw its rate chart, opened by a signed l
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
+from tests.conftest import HeraldFactory
 from tests.harness import API_KEY, EmulatedUser, Emulator, RunningHerald
+from tests.integration.links import renewed_until_now, signer
 from tests.peers.chromium import Chromium, Page
 from tests.peers.connector import ConnectorStandIn
 
@@ -265,3 +268,37 @@ async def test_the_operator_page_asks_for_an_api_key_without_a_link(
     assert await page.evaluate("document.getElementById('title').textContent") == (
         "Quarterly numbers"
     )
+
+
+async def test_an_operator_link_is_renewed_only_up_to_its_absolute_lifetime(
+    herald_factory: HeraldFactory, connector: ConnectorStandIn
+) -> None:
+    # Issue 11 (4): renewing an operator link with itself gave a fresh grant every time.
+    herald = await herald_factory(HERALD_LINK_MAX_HOURS="1")
+    users = await people(herald, connector, "Ada")
+    await post(herald, "one", users)
+    purpose = "operator:one"
+    granted = time.time() - 55 * 60
+    token = renewed_until_now(
+        herald, signer(herald, granted).issue("one", purpose), purpose, granted
+    )
+    auth = {"Authorization": f"Bearer {token}"}
+    code, renewed = await herald.request("POST", "/api/notifications/one/link", headers=auth)
+    assert code == 200, renewed
+    claims = herald.herald.links.verify_claims(renewed["token"], purpose)
+    assert claims.granted_at == int(granted) and claims.expires_at <= granted + 3600
+
+    # With the API key, a new link: a new grant.
+    code, fresh = await herald.request("POST", "/api/notifications/one/link")
+    assert code == 200
+    assert herald.herald.links.verify_claims(fresh["token"], purpose).granted_at >= time.time() - 5
+
+    old = time.time() - 2 * 3600
+    token = renewed_until_now(
+        herald, signer(herald, old, 24).issue("one", purpose), purpose, old, max_hours=24
+    )
+    code, body = await herald.request(
+        "POST", "/api/notifications/one/link", headers={"Authorization": f"Bearer {token}"},
+        auth=False,
+    )
+    assert code == 401, body

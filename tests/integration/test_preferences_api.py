@@ -131,6 +131,12 @@ async def test_invalid_documents_get_400_naming_the_field(
         ({**body, "mutedTypes": [""]}, "mutedTypes", "invalid_field"),
         ({**body, "muted": ["a"]}, "muted", "unknown_field"),
         ([1, 2], None, "invalid_body"),
+        # Issue 11 (8): the schema says date-time or null, and a number was taken.
+        ({**body, "updatedAt": 0}, "updatedAt", "invalid_field"),
+        ({**body, "updatedAt": 1900000000.5}, "updatedAt", "invalid_field"),
+        ({**body, "updatedAt": "2030-01-01 10:00:00Z"}, "updatedAt", "invalid_field"),
+        ({**body, "updatedAt": "yesterday"}, "updatedAt", "invalid_field"),
+        ({**body, "timeZone": 0}, "timeZone", "invalid_field"),
     ]
     for document, field, code_name in cases:
         code, error, _ = await call(
@@ -205,3 +211,27 @@ async def test_two_concurrent_writers_with_the_same_etag_one_wins(
         winner = next(saved for code, saved, _ in results if code == 200)
         _, final, _ = await call(herald, "GET", path(c))
         assert final == winner  # the loser changed nothing
+
+
+async def test_what_the_schema_allows_is_taken_and_means_one_thing(
+    herald: RunningHerald, emulator: Emulator, connector: ConnectorStandIn
+) -> None:
+    # Issue 11 (8): `"timeZone": ""` is a string, as the schema allows, and was refused.
+    # It means no time zone, like null: quiet hours are read in UTC, and it reads back as null.
+    c = await someone(herald, emulator, connector)
+    _, body, headers = await call(herald, "GET", path(c))
+    code, saved, headers = await call(
+        herald, "PUT", path(c), json={**body, "timeZone": "Europe/Berlin"},
+        headers={"If-Match": headers["ETag"]},
+    )
+    assert code == 200 and saved["timeZone"] == "Europe/Berlin"
+    code, saved, headers = await call(
+        herald, "PUT", path(c),
+        json={**saved, "timeZone": "", "updatedAt": "2030-01-01T10:00:00.5+02:00"},
+        headers={"If-Match": headers["ETag"]},
+    )
+    assert code == 200, saved
+    assert saved["timeZone"] is None
+    assert saved["updatedAt"] != "2030-01-01T10:00:00.5+02:00"  # set by Herald, as documented
+    _, again, _ = await call(herald, "GET", path(c))
+    assert again == saved

@@ -193,7 +193,9 @@ async def test_bad_bodies_are_400_or_415(
 async def test_http_endpoints_are_taken_on_loopback_only(
     herald_factory: HeraldFactory, connector: ConnectorStandIn, push_service: WebPushTesting
 ) -> None:
-    herald = await herald_factory(WEBPUSH_ALLOWED_HOSTS="example.com,localhost,127.0.0.1,::1")
+    herald = await herald_factory(
+        WEBPUSH_ALLOWED_HOSTS="example.com,localhost:8080,127.0.0.1:*,[::1]:8080"
+    )
     emulator = Emulator(herald, connector.url)
     ada, _, sub = await setup(herald, emulator, push_service)
     assert sub.endpoint.startswith("http://127.0.0.1:")  # web-push-testing's
@@ -277,15 +279,24 @@ async def test_listing_needs_an_api_key_and_never_shows_keys(
 async def test_only_allowed_push_services_are_taken(
     herald_factory: HeraldFactory, connector: ConnectorStandIn, push_service: WebPushTesting
 ) -> None:
-    herald = await herald_factory(WEBPUSH_ALLOWED_HOSTS="push.example.com,127.0.0.1")
+    herald = await herald_factory(
+        WEBPUSH_ALLOWED_HOSTS="push.example.com,127.0.0.1,other.example.com:8443"
+    )
     emulator = Emulator(herald, connector.url)
     ada, _, sub = await setup(herald, emulator, push_service)
     for endpoint, allowed in [
         ("https://push.example.com/send/1", True),
         ("https://eu.push.example.com/send/2", True),  # a subdomain of an allowed host
-        ("https://push.example.com.evil.test/send/3", False),
+        ("https://push.example.com:443/send/3", True),  # its default port, spelt out
+        ("https://other.example.com:8443/send/4", True),  # the port the list names
+        ("https://push.example.com.evil.test/send/5", False),
         ("https://internal.corp/admin", False),
         ("http://localhost:9/x", False),  # loopback, but not on the list
+        # Issue 11 (6): any port of an allowed host was taken (another service on that host).
+        ("https://push.example.com:8443/send/6", False),
+        ("https://push.example.com:22/send/7", False),
+        ("http://127.0.0.1:6379/x", False),  # an allowed host, but not on port 80
+        ("https://other.example.com/send/8", False),  # only on the port named
     ]:
         answer, body = await post(
             herald, {"subscription": _with(sub, endpoint=endpoint), "token": token_for(herald, ada)}
@@ -295,4 +306,4 @@ async def test_only_allowed_push_services_are_taken(
         else:
             assert answer == 400, (endpoint, body)
             assert body["error"]["field"] == "subscription.endpoint"
-    assert await stored(herald) == 2
+    assert await stored(herald) == 4

@@ -12,10 +12,13 @@ import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from aiohttp import web
+
 from delivery.webpush import DEFAULT_TTL_SECONDS, WebPushChannel, topic_for
 from tests.conftest import HeraldFactory
 from tests.harness import EmulatedUser, Emulator, RunningHerald
 from tests.peers.connector import ConnectorStandIn
+from tests.peers.loopback import LoopbackServer
 from tests.peers.webpush import BrowserSubscription, WebPushTesting
 
 SUBSCRIPTIONS = "/api/push/subscriptions"
@@ -250,13 +253,33 @@ async def test_an_oversize_payload_is_shortened_never_failed(
         assert request["contentLength"] <= 4096  # RFC 8291 §4, as encrypted on the wire
 
 
-async def test_the_same_endpoint_posted_by_another_person_moves_to_them(
+async def test_another_person_s_link_cannot_take_an_endpoint_but_a_backend_can_move_it(
     herald: RunningHerald, emulator: Emulator, push_service: WebPushTesting
 ) -> None:
+    # Issue 11 (5): Grace's link token re-posting Ada's endpoint moved it to Grace (201), and
+    # Ada's notifications went to Grace from then on. Now 403, and Ada keeps it.
     ada, grace = await person(herald, emulator, "Ada"), await person(herald, emulator, "Grace")
     shared = await browser(herald, push_service)  # one browser profile, two people in turn
     first = await register(herald, shared, ada)
-    second = await register(herald, shared, grace)
+    code, body = await herald.request(
+        "POST",
+        SUBSCRIPTIONS,
+        json={"subscription": shared.to_json(),
+              "token": herald.herald.links.issue(grace.key, "webpush")},
+        auth=False,
+    )
+    assert code == 403, body
+    assert body["error"]["field"] == "subscription.endpoint"
+    assert [s["userId"] for s in await subscriptions_of(herald, ada)] == [ada.key]
+    assert await subscriptions_of(herald, grace) == []
+    status = await deliver(herald, event(ada, id="still-ada-s"))
+    assert status["channels"]["webpush"]["delivered"] == 1
+
+    # A backend (API key) may move it; from then on it is Grace's.
+    code, second = await herald.request(
+        "POST", SUBSCRIPTIONS, json={"subscription": shared.to_json(), "userId": grace.key}
+    )
+    assert code == 201, second
     assert first["id"] == second["id"] and second["userId"] == grace.key
     assert await subscriptions_of(herald, ada) == []
     assert [s["userId"] for s in await subscriptions_of(herald, grace)] == [grace.key]
@@ -264,8 +287,8 @@ async def test_the_same_endpoint_posted_by_another_person_moves_to_them(
     status = await deliver(herald, event(ada, id="for-ada"))
     assert "webpush" not in status["channels"]
     await deliver(herald, event(grace, id="for-grace"))
-    assert [json.loads(m)["id"] for m in await push_service.wait_notifications(shared, 1)] == [
-        "for-grace"
+    assert [json.loads(m)["id"] for m in await push_service.wait_notifications(shared, 2)] == [
+        "still-ada-s", "for-grace"
     ]
 
 
@@ -330,3 +353,80 @@ async def test_delivery_reaches_a_person_registered_by_a_backend(
     assert code == 200, body  # the same again: updated, still one
     await deliver(herald, event(ada))
     assert len(await push_service.wait_notifications(sub, 1)) == 1
+
+
+class Counter(LoopbackServer):
+    """A server that answers every POST like a push service (201) and counts them."""
+
+    def __init__(self, host: str) -> None:
+        super().__init__(host)
+        self.hits = 0
+
+    def make_app(self) -> web.Application:
+        async def push(request: web.Request) -> web.Response:
+            await request.read()
+            self.hits += 1
+            return web.Response(status=201)
+
+        app = web.Application()
+        app.router.add_post("/{tail:.*}", push)
+        return app
+
+
+class Redirector(Counter):
+    """A push service (on an allowed host) that answers 307 to somewhere else."""
+
+    def __init__(self, host: str, to: str) -> None:
+        super().__init__(host)
+        self.to = to
+
+    def make_app(self) -> web.Application:
+        async def push(request: web.Request) -> web.Response:
+            await request.read()
+            self.hits += 1
+            raise web.HTTPTemporaryRedirect(self.to + request.path)
+
+        app = web.Application()
+        app.router.add_post("/{tail:.*}", push)
+        return app
+
+
+async def test_a_redirect_from_an_allowed_push_service_is_not_followed(
+    herald: RunningHerald, emulator: Emulator, push_service: WebPushTesting
+) -> None:
+    # Issue 11 (6): an allowed push host answering 307 to a host that is not allowed got the
+    # encrypted push (and the VAPID token) re-posted there, and it counted as delivered.
+    ada = await person(herald, emulator)
+    keys = await browser(herald, push_service)  # real RFC 8291 keys, for a made-up endpoint
+    async with Counter("127.0.0.2") as elsewhere, Redirector("127.0.0.1", elsewhere.url) as service:
+        endpoint = f"{service.url}/push/ada"
+        subscription = {**keys.to_json(), "endpoint": endpoint}
+        code, body = await herald.request(
+            "POST", SUBSCRIPTIONS, json={"subscription": subscription, "userId": ada.key}
+        )
+        assert code == 201, body
+        status = await deliver(herald, event(ada, id="redirected"))
+        assert service.hits == 1
+        assert elsewhere.hits == 0  # never followed
+    assert status["channels"]["webpush"]["delivered"] == 0
+    assert status["channels"]["webpush"]["failed"] == 1
+    [reason] = status["reasons"]
+    assert "307" in reason and "redirect" in reason
+
+
+async def test_a_subscription_no_longer_allowed_is_not_sent_to(
+    herald: RunningHerald, emulator: Emulator, push_service: WebPushTesting
+) -> None:
+    # Issue 11 (6): the allow-list was checked only at registration. Checked again at send time:
+    # after the operator narrows WEBPUSH_ALLOWED_HOSTS, the old subscription gets nothing.
+    ada = await person(herald, emulator)
+    sub = await browser(herald, push_service)
+    await register(herald, sub, ada)
+    port = sub.endpoint.split("/")[2].rsplit(":", 1)[1]
+    herald.env["WEBPUSH_ALLOWED_HOSTS"] = "127.0.0.1:1"  # the same host, another port only
+    await herald.restart()
+    status = await deliver(herald, event(ada, id="after-the-change"))
+    assert status["channels"]["webpush"]["failed"] == 1
+    [reason] = status["reasons"]
+    assert f"port {port}" in reason and "WEBPUSH_ALLOWED_HOSTS" in reason
+    assert await push_service.requests(sub) == []

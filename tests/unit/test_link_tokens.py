@@ -61,3 +61,42 @@ def test_generated_secret_is_kept(tmp_path: Path) -> None:
     assert load_or_create_secret("", tmp_path) == first
     assert (tmp_path / "link-secret.key").stat().st_mode & 0o777 == 0o600
     assert load_or_create_secret("configured-secret-value", tmp_path) == b"configured-secret-value"
+
+
+def test_renewal_keeps_the_original_grant_and_ends_at_the_absolute_lifetime() -> None:
+    # Issue 11 (4): a page renewed its token indefinitely, so one leaked token was lasting
+    # access. A renewal now carries the first grant's time and never reaches past
+    # grant + max lifetime.
+    now = [1000.0]
+    t = LinkTokens(SECRET, 900, max_lifetime_seconds=3600, clock=lambda: now[0])
+    token = t.issue("ada", "inbox")
+    first = t.verify_claims(token, "inbox")
+    assert (first.granted_at, first.expires_at) == (1000, 1900)
+    for _ in range(5):  # a page renewing every 10 minutes
+        now[0] += 600
+        token = t.renew(token, "inbox")
+        claims = t.verify_claims(token, "inbox")
+        assert claims.granted_at == 1000 and claims.user_id == "ada"
+        assert claims.expires_at == min(int(now[0]) + 900, 1000 + 3600)
+    assert t.verify_claims(token, "inbox").expires_at == 4600  # capped: no longer extends
+    now[0] = 4600
+    with pytest.raises(LinkTokenError, match="expired"):
+        t.renew(token, "inbox")
+
+
+def test_a_lower_lifetime_setting_ends_tokens_granted_before_it() -> None:
+    now = [1000.0]
+    long = LinkTokens(SECRET, 6 * 3600, max_lifetime_seconds=24 * 3600, clock=lambda: now[0])
+    token = long.issue("ada", "inbox")
+    now[0] += 2 * 3600
+    short = LinkTokens(SECRET, 900, max_lifetime_seconds=3600, clock=lambda: now[0])
+    with pytest.raises(LinkTokenError, match="expired"):
+        short.verify(token, "inbox")
+
+
+def test_renewal_is_for_the_same_purpose_only() -> None:
+    t = tokens([1000.0])
+    with pytest.raises(LinkTokenError, match="wrong purpose"):
+        t.renew(t.issue("ada", "webpush"), "inbox")
+    with pytest.raises(LinkTokenError, match="bad signature"):
+        t.renew(t.issue("ada", "inbox")[:-2] + "AA", "inbox")

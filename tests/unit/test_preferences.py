@@ -107,7 +107,6 @@ def test_muted_types_are_normalised_on_assignment_too() -> None:
         ({"timeZone": "europe/berlin"}, "unknown time zone"),
         ({"timeZone": "localtime"}, "unknown time zone"),
         ({"timeZone": "../../etc/passwd"}, "unknown time zone"),
-        ({"timeZone": ""}, "unknown time zone"),
         ({"quietHours": {"start": "25:00", "end": "07:00"}}, "HH:MM"),
         ({"quietHours": {"start": "22:00", "end": "24:00"}}, "HH:MM"),
         ({"quietHours": {"start": "7:00", "end": "08:00"}}, "HH:MM"),
@@ -115,7 +114,7 @@ def test_muted_types_are_normalised_on_assignment_too() -> None:
         ({"quietHours": {"start": "22:00"}}, "end"),
         ({"quietHours": {"start": "22:00", "end": "22:00"}}, "different start and end"),
         ({"mutedTypes": ["ok", "  "]}, "cannot be empty"),
-        ({"updatedAt": "2026-05-01T10:00:00"}, "timezone"),
+        ({"updatedAt": "2026-05-01T10:00:00"}, "with an offset"),
         ({"optedIn": "maybe"}, "optedIn"),
         ({"channels": {"fax": True}}, "fax"),
         ({"quietHour": {"start": "22:00", "end": "07:00"}}, "quietHour"),
@@ -124,6 +123,17 @@ def test_muted_types_are_normalised_on_assignment_too() -> None:
 def test_validation_errors(document: dict[str, Any], message: str) -> None:
     with pytest.raises(ValidationError, match=message):
         UserPreferences.model_validate(document)
+
+
+def test_an_empty_time_zone_is_none_and_updated_at_a_date_time_string() -> None:
+    # The published schema: timeZone is a string or null ("" means no time zone, like the
+    # settings card's empty field), updatedAt an RFC 3339 date-time or null, never a number.
+    assert UserPreferences.model_validate({"timeZone": ""}).time_zone is None
+    stamped = UserPreferences.model_validate({"updatedAt": "2030-01-01T10:00:00+02:00"})
+    assert stamped.updated_at is not None and stamped.updated_at.hour == 8
+    for value in (0, 1.5, "2030-01-01", "2030-01-01T10:00:00", True):
+        with pytest.raises(ValidationError, match="RFC 3339"):
+            UserPreferences.model_validate({"updatedAt": value})
 
 
 def test_assignment_is_validated() -> None:

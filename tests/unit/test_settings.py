@@ -52,7 +52,9 @@ def test_secrets_never_show_in_repr() -> None:
 @pytest.mark.parametrize(
     ("name", "value"),
     [("PORT", "eighty"), ("PORT", "70000"), ("MicrosoftAppType", "Sometimes"),
-     ("HERALD_WORKERS", "0"), ("HERALD_LOG_LEVEL", "LOUD")],
+     ("HERALD_WORKERS", "0"), ("HERALD_LOG_LEVEL", "LOUD"),
+     ("WEBPUSH_ALLOWED_HOSTS", "push.example.com:https"), ("WEBPUSH_ALLOWED_HOSTS", "a/b:443"),
+     ("HERALD_LINK_MAX_HOURS", "0")],
 )
 def test_bad_values_name_the_setting(name: str, value: str) -> None:
     with pytest.raises(SettingsError) as err:
@@ -72,3 +74,10 @@ def test_readme_documents_every_setting() -> None:
     readme = (ROOT / "README.md").read_text()
     missing = [name for name in Settings.environment_names() if f"`{name}`" not in readme]
     assert missing == []
+
+
+def test_the_absolute_link_lifetime_is_no_shorter_than_a_link() -> None:
+    with pytest.raises(SettingsError, match="HERALD_LINK_MAX_HOURS"):
+        Settings.from_env(
+            {"HERALD_LINK_MINUTES": "120", "HERALD_LINK_MAX_HOURS": "1"}, env_file=None
+        )
