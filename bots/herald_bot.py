@@ -244,6 +244,12 @@ class HeraldBot(ActivityHandler):
             return  # already greeted (Teams sends both conversationUpdate and installationUpdate)
         await dialog_context.begin_dialog(self._dialog.id, MainOptions(welcome=True))
 
+    async def on_teams_signin_token_exchange(self, turn_context: TurnContext) -> None:
+        """ActivityHandler sends `signin/tokenExchange` invokes here but only
+        TeamsActivityHandler defines it. Herald signs nobody in: the SDK's answer to a sign-in
+        invoke nobody handles (501), instead of an AttributeError in the turn."""
+        await self.on_sign_in_invoke(turn_context)
+
     async def on_event_activity(self, turn_context: TurnContext) -> None:
         if turn_context.activity.name == BROADCAST_EVENT:
             await self._on_broadcast(turn_context)
