@@ -65,16 +65,8 @@ def _one_line(text: str, limit: int = 300) -> str:
 
 
 def _invoke_body(body: Any) -> Any:
-    """An invoke answer's body as JSON. botbuilder answers some invokes with msrest models,
-    and its own error answers (an `adaptiveCard/action` without an action...) put a bare
-    Exception where the Bot Framework's Error object (`{code, message}`) belongs."""
-    if not hasattr(body, "serialize"):
-        return body
-    value = getattr(body, "value", None)
-    if isinstance(value, Exception):
-        code, *message = [str(arg) for arg in value.args] or ["BadRequest"]
-        body.value = {"code": code, "message": " ".join(message) or code}
-    return body.serialize()
+    """An invoke answer's body as JSON (botbuilder answers some invokes with msrest models)."""
+    return body.serialize() if hasattr(body, "serialize") else body
 
 
 class MessagesEndpoint:

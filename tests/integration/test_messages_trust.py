@@ -513,19 +513,25 @@ async def test_a_lone_surrogate_is_400(
 async def test_unknown_invokes_get_the_sdks_answer(
     emulator: Emulator, herald: RunningHerald, caplog: pytest.LogCaptureFixture
 ) -> None:
+    # 501 Not Implemented: what botbuilder answers an invoke no handler takes. Herald's cards
+    # use Action.Submit, so Universal Actions (adaptiveCard/action) are among them.
     user = emulator.user()
     for name, value, expected in [
         ("signin/tokenExchange", {"id": "x", "token": "y"}, 501),
         ("signin/verifyState", {"state": "1"}, 501),
         ("task/fetch", None, 501),
-        ("adaptiveCard/action", {"action": None}, 400),
-        ("adaptiveCard/action", 5, 400),
+        ("adaptiveCard/action", {"action": {"type": "Action.Execute", "verb": "x"}}, 501),
+        ("adaptiveCard/action", {"action": None}, 501),
+        ("adaptiveCard/action", {"action": "a string"}, 501),
+        ("adaptiveCard/action", 5, 501),
     ]:
-        status, body = await herald.request(
-            "POST", "/api/messages", auth=False,
-            json=emulator.activity(user, "invoke", name=name, value=value),
-        )
-        assert status == expected, (name, value, body)
+        for mode in (None, "expectReplies"):
+            status, body = await herald.request(
+                "POST", "/api/messages", auth=False,
+                json=emulator.activity(user, "invoke", name=name, value=value,
+                                       deliveryMode=mode),
+            )
+            assert status == (200 if mode else expected), (name, value, mode, body)
     assert problems(caplog) == []
 
 

@@ -22,8 +22,8 @@ from pydantic import SecretStr
 from api.health import HealthApi
 from bots.endpoint import MessagesEndpoint
 from config import Settings
-from errors import SettingsError
 from delivery.queue_azure import AzureDeliveryQueue
+from errors import SettingsError
 from storage.cosmos import CONTAINERS
 
 ROOT = Path(__file__).resolve().parents[2]
