@@ -548,3 +548,22 @@ async def test_a_nul_in_a_header_is_400_without_a_traceback(
     assert line.split(b" ")[1] == b"400", line
     assert problems(caplog) == []
     assert any(r.levelno == logging.WARNING for r in caplog.records)
+
+
+async def test_a_body_over_the_limit_is_413_or_401_without_a_token(
+    herald_factory: HeraldFactory, tokens: BotFrameworkTokens, caplog: pytest.LogCaptureFixture
+) -> None:
+    big = json.dumps({"type": "message", "text": "x" * 300_000}).encode()
+    herald = await herald_factory()
+    status, body = await post_raw(herald, big)
+    assert (status, body["error"]["code"]) == (413, "body_too_large")
+    secured = await herald_factory(MicrosoftAppId=APP_ID, MicrosoftAppPassword="x", **tokens.env())
+    assert (await post_raw(secured, big))[0] == 401
+    assert problems(caplog) == []
+
+
+@pytest.mark.parametrize("value", ["not a host!", "http://127.0.0.1/", "10.0.0.0/33"])
+def test_bad_emulator_service_hosts_name_the_setting(value: str) -> None:
+    with pytest.raises(SettingsError) as err:
+        Settings.from_env({"HERALD_EMULATOR_SERVICE_HOSTS": value}, env_file=None)
+    assert "HERALD_EMULATOR_SERVICE_HOSTS" in str(err.value)
