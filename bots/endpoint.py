@@ -99,8 +99,8 @@ class MessagesEndpoint:
                 if header:
                     raise _Refused(
                         401, "unauthorized",
-                        "Emulator mode (no MicrosoftAppId) accepts no tokens: clear the app id "
-                        "and password in the Emulator, or configure the bot's",
+                        "Emulator mode (no MicrosoftAppId) accepts no tokens: leave the app id "
+                        "and password empty in the Emulator, or give the bot its MicrosoftAppId",
                     )
             elif not header:
                 raise _Refused(401, "unauthorized", "the request is not authenticated")
