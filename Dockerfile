@@ -1,4 +1,8 @@
-# Herald as a container: `docker build -t herald . && docker run -p 3978:3978 -v herald-data:/app/data herald`
+# Herald as a container: `docker build -t herald . && docker run -p 3978:3978 -v herald-data:/app/data --env-file .env herald`
+# The image listens on 0.0.0.0 and sets no MicrosoftAppId: give it the bot's app registration
+# (MicrosoftAppId, MicrosoftAppPassword, ...). Without one Herald would run in Emulator mode,
+# which authenticates nobody, and refuses to start on a non-loopback address (exit code 2)
+# unless HERALD_EMULATOR_ALLOW_REMOTE=true is passed explicitly (README: Security).
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -22,7 +26,8 @@ COPY . .
 
 USER herald
 
-# Listen on every interface inside the container; the port is config.py's default.
+# Listen on every interface inside the container; the port is config.py's default. No app id
+# and no HERALD_EMULATOR_ALLOW_REMOTE here: both are the operator's to give at `docker run`.
 ENV HOST=0.0.0.0 \
     PORT=3978 \
     HERALD_DATA_DIR=/app/data

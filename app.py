@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import gc
 import logging
 import os
@@ -18,6 +19,8 @@ from dataclasses import dataclass
 from aiohttp import web
 from botbuilder.core import ConversationState, Storage, UserState
 from botbuilder.integration.aiohttp import ConfigurationBotFrameworkAuthentication
+from botbuilder.schema import CallerIdConstants
+from botframework.connector.auth import AuthenticationConstants
 
 from api.auth import ApiKeyAuth, ensure_generated_key, hash_key
 from api.devices import SELF_AUTHENTICATED_PATHS as DEVICE_PATHS
@@ -63,11 +66,12 @@ from dialogs.preferences_flow import PreferencesFlow
 from dialogs.prompt_dialog import PromptAnswers
 from dialogs.services import DialogServices
 from errors import SettingsError
-from logs import AccessLog, configure_logging
+from logs import AccessLog, MalformedRequests, configure_logging
 from preferences.rules import DeliveryPolicy
 from preferences.service import PreferencesService
 from proactive.adapter import HeraldAdapter
 from proactive.connector import HttpConnectorTransport, MsalTokenProvider, NoTokens, TokenProvider
+from proactive.service_url import ServiceUrlPolicy
 from sources.graph import GraphConfig
 from sources.graph_source import GraphSource
 from storage.devices import DeviceStore
@@ -105,12 +109,50 @@ log = logging.getLogger("herald")
 
 @dataclass(frozen=True, slots=True)
 class _BotConfig:
-    """The attribute names botbuilder's configuration-based authentication reads."""
+    """The attribute names botbuilder's configuration-based authentication reads.
+
+    Any of the `TO_*`/`OAUTH_URL`/`CALLER_ID` names set switches botbuilder to its
+    parameterized authentication, which then needs them all (_bot_config fills them in).
+    """
 
     APP_ID: str
     APP_PASSWORD: str
     APP_TYPE: str
     APP_TENANTID: str
+    TO_CHANNEL_FROM_BOT_LOGIN_URL: str | None = None
+    TO_CHANNEL_FROM_BOT_OAUTH_SCOPE: str | None = None
+    TO_BOT_FROM_CHANNEL_TOKEN_ISSUER: str | None = None
+    OAUTH_URL: str | None = None
+    TO_BOT_FROM_CHANNEL_OPENID_METADATA_URL: str | None = None
+    TO_BOT_FROM_EMULATOR_OPENID_METADATA_URL: str | None = None
+    CALLER_ID: str | None = None
+
+
+def _bot_config(settings: Settings) -> _BotConfig:
+    """botbuilder's configuration: the public cloud, with the OpenID metadata URLs the
+    settings name (Bot Framework mode only; Emulator mode checks no tokens)."""
+    config = _BotConfig(
+        APP_ID=settings.app_id,
+        APP_PASSWORD=settings.app_password.get_secret_value(),
+        APP_TYPE=settings.app_type,
+        APP_TENANTID=settings.app_tenant_id,
+    )
+    channel_keys = settings.channel_openid_metadata_url
+    emulator_keys = settings.emulator_openid_metadata_url
+    if settings.emulator_mode or not (channel_keys or emulator_keys):
+        return config
+    return dataclasses.replace(
+        config,
+        TO_CHANNEL_FROM_BOT_LOGIN_URL=AuthenticationConstants.TO_CHANNEL_FROM_BOT_LOGIN_URL,
+        TO_CHANNEL_FROM_BOT_OAUTH_SCOPE=AuthenticationConstants.TO_CHANNEL_FROM_BOT_OAUTH_SCOPE,
+        TO_BOT_FROM_CHANNEL_TOKEN_ISSUER=AuthenticationConstants.TO_BOT_FROM_CHANNEL_TOKEN_ISSUER,
+        OAUTH_URL=AuthenticationConstants.OAUTH_URL,
+        TO_BOT_FROM_CHANNEL_OPENID_METADATA_URL=channel_keys
+        or AuthenticationConstants.TO_BOT_FROM_CHANNEL_OPENID_METADATA_URL,
+        TO_BOT_FROM_EMULATOR_OPENID_METADATA_URL=emulator_keys
+        or AuthenticationConstants.TO_BOT_FROM_EMULATOR_OPENID_METADATA_URL,
+        CALLER_ID=CallerIdConstants.public_azure_channel,
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -367,15 +409,13 @@ def create_app(settings: Settings) -> web.Application:
         critical_types=frozenset(t.lower() for t in settings.critical_types),
     )
 
-    transport = HttpConnectorTransport(_token_provider(settings))
-    auth = ConfigurationBotFrameworkAuthentication(
-        _BotConfig(
-            APP_ID=settings.app_id,
-            APP_PASSWORD=settings.app_password.get_secret_value(),
-            APP_TYPE=settings.app_type,
-            APP_TENANTID=settings.app_tenant_id,
-        )
+    # Emulator mode vouches for no serviceUrl: Herald sends only to the allowed (loopback)
+    # hosts there; in Bot Framework mode the channel's signed token vouches for it.
+    service_urls = ServiceUrlPolicy(
+        settings.emulator_service_hosts if settings.emulator_mode else None
     )
+    transport = HttpConnectorTransport(_token_provider(settings), service_urls=service_urls)
+    auth = ConfigurationBotFrameworkAuthentication(_bot_config(settings))
     adapter = HeraldAdapter(auth, transport, app_id=settings.app_id)
     links = LinkTokens(
         load_or_create_secret(settings.link_secret.get_secret_value(), settings.data_dir),
@@ -558,7 +598,11 @@ def create_app(settings: Settings) -> web.Application:
         )
 
     for routes in (
-        MessagesEndpoint(adapter, bot).routes(),
+        MessagesEndpoint(
+            adapter, bot,
+            auth=None if settings.emulator_mode else auth,
+            service_urls=service_urls,
+        ).routes(),
         NotificationsApi(notifications, users, outbox, router, prompts, worker).routes(),
         UsersApi(users, inbox).routes(),
         PreferencesApi(users, preferences).routes(),
@@ -641,6 +685,19 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     """Open stores and clients, start the workers; on shutdown, stop and close in reverse."""
     herald = app[HERALD]
     stores = herald.stores
+    settings = herald.settings
+    if settings.emulator_mode and not settings.listens_on_loopback:
+        log.warning(
+            "HERALD_EMULATOR_ALLOW_REMOTE is set: Emulator mode on HOST=%s authenticates "
+            "nobody - whoever reaches this address can act as any user of the bot. Replies go "
+            "only to serviceUrls on %s. Set MicrosoftAppId for Bot Framework authentication.",
+            settings.host, ", ".join(settings.emulator_service_hosts),
+        )
+    # aiohttp logs a request it cannot parse (a NUL in a header...) as an ERROR with a
+    # traceback; it is the client's mistake, answered with 400: one warning line instead.
+    malformed = MalformedRequests()
+    server_log = logging.getLogger("aiohttp.server")
+    server_log.addFilter(malformed)
     started = asyncio.Event()
     connecting: asyncio.Task[None] | None = None
     if stores.shared:
@@ -680,6 +737,7 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
         if herald.entra is not None:
             await herald.entra.aclose()
         await stores.close()
+        server_log.removeFilter(malformed)
 
 
 def main(environ: dict[str, str] | None = None, out: Callable[[str], None] | None = None) -> int:

@@ -7,6 +7,7 @@ below `app.py` reads `os.environ`: the frozen `Settings` object is passed in.
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
@@ -24,6 +25,7 @@ from pydantic import (
 
 from delivery.allowed_hosts import AllowedHosts
 from errors import SettingsError
+from proactive.service_url import LOOPBACK_HOSTS, parse_host_rule
 
 __all__ = ["Settings"]
 
@@ -34,6 +36,16 @@ def _csv(value: Any) -> tuple[str, ...]:
     if isinstance(value, str):
         return tuple(part.strip() for part in value.split(",") if part.strip())
     return tuple(str(v).strip() for v in value if str(v).strip())
+
+
+def _loopback(host: str) -> bool:
+    """Whether listening on `host` reaches this machine only."""
+    if host.lower().removesuffix(".") == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 class Settings(BaseModel):
@@ -63,9 +75,35 @@ class Settings(BaseModel):
         description="Tenant of the app registration (SingleTenant / UserAssignedMSI).",
     )
 
+    channel_openid_metadata_url: str = Field(
+        "",
+        alias="ToBotFromChannelOpenIdMetadataUrl",
+        description="OpenID metadata of the keys that sign channels' tokens (botbuilder's "
+        "setting of this name). Empty = the public cloud's; tests point it at a local stand-in.",
+    )
+    emulator_openid_metadata_url: str = Field(
+        "",
+        alias="ToBotFromEmulatorOpenIdMetadataUrl",
+        description="OpenID metadata of the keys that sign Emulator and skill tokens "
+        "(botbuilder's setting of this name). Empty = the public cloud's.",
+    )
+
     # Web server.
     host: str = Field("127.0.0.1", alias="HOST", description="Address to listen on.")
     port: int = Field(3978, alias="PORT", ge=1, le=65535, description="Port to listen on.")
+    emulator_allow_remote: bool = Field(
+        False,
+        alias="HERALD_EMULATOR_ALLOW_REMOTE",
+        description="DANGER: let Emulator mode (no MicrosoftAppId: no authentication, every "
+        "caller is whoever they claim to be) listen on a HOST other than loopback. Only for a "
+        "throwaway machine nobody else can reach; logged as a warning at every start.",
+    )
+    emulator_service_hosts: tuple[str, ...] = Field(
+        LOOPBACK_HOSTS,
+        alias="HERALD_EMULATOR_SERVICE_HOSTS",
+        description="In Emulator mode, the hosts (names, IP addresses or networks) an "
+        "activity's serviceUrl may name; Herald sends nothing anywhere else.",
+    )
 
     # Herald.
     data_dir: Path = Field(
@@ -335,6 +373,34 @@ class Settings(BaseModel):
         AllowedHosts(value)  # ValueError names an entry that is no host, host:port or host:*
         return value
 
+    @field_validator("emulator_service_hosts", mode="before")
+    @classmethod
+    def _split_hosts(cls, value: Any) -> tuple[str, ...]:
+        hosts = _csv(value)
+        for host in hosts:
+            parse_host_rule(host)
+        return hosts
+
+    @model_validator(mode="after")
+    def _emulator_on_loopback(self) -> Settings:
+        """Emulator mode trusts every caller's identity: this machine's callers only, unless
+        the operator says otherwise in as many words (DESIGN: Security)."""
+        if self.emulator_mode and not self.emulator_allow_remote and not _loopback(self.host):
+            raise ValueError(
+                f"Emulator mode (no MicrosoftAppId) authenticates nobody, so it listens on "
+                f"loopback only, and HOST={self.host} is not a loopback address. Set "
+                "MicrosoftAppId (and MicrosoftAppPassword) for Bot Framework authentication, or "
+                "HOST=127.0.0.1; or, on a machine nobody else can reach, "
+                "HERALD_EMULATOR_ALLOW_REMOTE=true"
+            )
+        for name, url in (
+            ("ToBotFromChannelOpenIdMetadataUrl", self.channel_openid_metadata_url),
+            ("ToBotFromEmulatorOpenIdMetadataUrl", self.emulator_openid_metadata_url),
+        ):
+            if url and not url.startswith(("https://", "http://")):
+                raise ValueError(f"{name} must be an http(s) URL")
+        return self
+
     @model_validator(mode="after")
     def _graph_complete(self) -> Settings:
         given = [
@@ -396,6 +462,11 @@ class Settings(BaseModel):
     def entra_auth(self) -> bool:
         """Backends may authenticate with Entra ID access tokens (besides API keys)."""
         return bool(self.auth_tenant_id and self.auth_audience)
+
+    @property
+    def listens_on_loopback(self) -> bool:
+        """HOST reaches this machine only."""
+        return _loopback(self.host)
 
     @property
     def emulator_mode(self) -> bool:

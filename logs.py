@@ -23,6 +23,7 @@ from typing import Final, Literal, TextIO
 from urllib.parse import unquote_plus
 
 from aiohttp.abc import AbstractAccessLogger
+from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.web import BaseRequest, StreamResponse
 
 __all__ = [
@@ -30,6 +31,7 @@ __all__ = [
     "REQUEST_ID",
     "AccessLog",
     "JsonFormatter",
+    "MalformedRequests",
     "configure_logging",
     "quiet_libraries",
     "redact",
@@ -147,6 +149,22 @@ class _TextWithIds(logging.Formatter):
         ids = [f"{k}={v}" for k, v in (("req", REQUEST_ID.get()), ("ntf", NOTIFICATION_ID.get()))
                if v]
         return f"{line} [{' '.join(ids)}]" if ids else line
+
+
+class MalformedRequests(logging.Filter):
+    """For aiohttp's server logger: a request its HTTP parser refused (a NUL or line break in a
+    header, a bad Content-Length...) is answered 400 and logged by aiohttp as an ERROR with a
+    traceback. It is the client's mistake: one WARNING line instead."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, HttpProcessingError) and 400 <= (exc.code or 400) < 500:
+            remote = record.args[0] if isinstance(record.args, tuple) and record.args else "?"
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+            record.msg = "refused a malformed HTTP request from %s: %s"
+            record.args = (remote, " ".join(str(exc.message).split())[:200])
+            record.exc_info, record.exc_text = None, None
+        return True
 
 
 def configure_logging(

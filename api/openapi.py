@@ -515,11 +515,27 @@ def build_document(version: str = "0.1.0") -> dict[str, Any]:
                         "content": {"application/json": {"schema": {"type": "object"}}},
                     },
                     "responses": {
-                        "200": {"description": "Invoke response."},
+                        "200": {
+                            "description": "Invoke response, or the replies of an activity "
+                            "with deliveryMode expectReplies."
+                        },
                         "201": {"description": "Processed."},
-                        "400": _error("Not an activity."),
-                        "401": _error("Not authenticated."),
+                        "400": _error(
+                            "Not an activity: bad JSON, a malformed field (named), or a "
+                            "serviceUrl Herald does not send to. Nothing was stored."
+                        ),
+                        "401": _error(
+                            "Not authenticated: no or a bad Bot Framework token (Bot Framework "
+                            "mode; checked before the body is read), or any token in Emulator "
+                            "mode."
+                        ),
+                        "413": _error("Body too large."),
                         "415": _error("Not application/json."),
+                        "501": {"description": "An invoke the bot does not handle."},
+                        "503": _error(
+                            "The Bot Framework's signing keys could not be fetched; try again "
+                            "after Retry-After seconds."
+                        ),
                     },
                 },
             },

@@ -6,9 +6,16 @@ import asyncio
 import contextlib
 import logging
 from collections import OrderedDict
+from http import HTTPStatus
 from typing import Any, Final
 
-from botbuilder.core import ActivityHandler, ConversationState, TurnContext, UserState
+from botbuilder.core import (
+    ActivityHandler,
+    ConversationState,
+    InvokeResponse,
+    TurnContext,
+    UserState,
+)
 from botbuilder.core.teams import TeamsInfo
 from botbuilder.dialogs import Dialog, DialogContext, DialogSet
 from botbuilder.schema import Activity, ChannelAccount
@@ -35,6 +42,7 @@ log = logging.getLogger(__name__)
 
 _FIRST_CONTACT: Final = "herald.firstContact"
 """Turn state: the sender was not known before this turn."""
+_ADAPTIVE_CARD_ACTION: Final = "adaptiveCard/action"
 _PERSONAL: Final = frozenset({None, "", "personal"})
 """Conversation types where the bot talks to one person (Emulator and Web Chat give none)."""
 
@@ -243,6 +251,23 @@ class HeraldBot(ActivityHandler):
         if dialog_context.active_dialog is not None:
             return  # already greeted (Teams sends both conversationUpdate and installationUpdate)
         await dialog_context.begin_dialog(self._dialog.id, MainOptions(welcome=True))
+
+    async def on_invoke_activity(self, turn_context: TurnContext) -> InvokeResponse | None:
+        """Herald's cards post Action.Submit (message activities); it implements no Universal
+        Actions. So `adaptiveCard/action` gets the answer the SDK gives a bot that does not
+        handle it (501) without the SDK parsing the value first: that parsing raises on
+        malformed values (an `action` that is a string) and its error answers hold a Python
+        exception that cannot be serialised (a 500 with `expectReplies`)."""
+        if turn_context.activity.name == _ADAPTIVE_CARD_ACTION:
+            return InvokeResponse(status=int(HTTPStatus.NOT_IMPLEMENTED))
+        response: InvokeResponse | None = await super().on_invoke_activity(turn_context)
+        return response
+
+    async def on_teams_signin_token_exchange(self, turn_context: TurnContext) -> None:
+        """ActivityHandler sends `signin/tokenExchange` invokes here but only
+        TeamsActivityHandler defines it. Herald signs nobody in: the SDK's answer to a sign-in
+        invoke nobody handles (501), instead of an AttributeError in the turn."""
+        await self.on_sign_in_invoke(turn_context)
 
     async def on_event_activity(self, turn_context: TurnContext) -> None:
         if turn_context.activity.name == BROADCAST_EVENT:

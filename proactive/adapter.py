@@ -130,6 +130,8 @@ class HeraldAdapter(CloudAdapter):
         if context.activity.type == ActivityTypes.message:
             try:
                 await context.send_activity(self._error_reply)
+            except DeliveryError as exc:  # the connector refused this conversation again
+                log.warning("could not tell the user about the error: %s", exc)
             except Exception:
                 log.warning("could not tell the user about the error", exc_info=True)
 

@@ -20,6 +20,7 @@ from yarl import URL
 
 from errors import DeliveryFailed, RetryLater, TargetGone
 from proactive.http import LeanHttpClient
+from proactive.service_url import ServiceUrlPolicy, UnsafeServiceUrl
 
 __all__ = [
     "BOT_FRAMEWORK_SCOPE",
@@ -143,12 +144,23 @@ class ConnectorTransport(Protocol):
 
 
 class HttpConnectorTransport:
-    """ConnectorTransport over aiohttp, URL-compatible with botframework-connector's client."""
+    """ConnectorTransport over aiohttp, URL-compatible with botframework-connector's client.
+
+    Every call's serviceUrl is checked against `service_urls` first (proactive/service_url.py):
+    a stored reference is only as safe as the activity it came from, and Herald may have
+    stored it before the rules were what they are now.
+    """
 
     def __init__(
-        self, tokens: TokenProvider, *, timeout: float = 30.0, max_connections: int = 256
+        self,
+        tokens: TokenProvider,
+        *,
+        service_urls: ServiceUrlPolicy | None = None,
+        timeout: float = 30.0,
+        max_connections: int = 256,
     ) -> None:
         self._tokens = tokens
+        self._service_urls = service_urls or ServiceUrlPolicy()
         self._timeout = timeout
         self._max_connections = max_connections
         self._client: LeanHttpClient | None = None
@@ -181,7 +193,7 @@ class HttpConnectorTransport:
         body: bytes,
         reply_to_id: str | None = None,
     ) -> str | None:
-        url = self.url(service_url, conversation_id, reply_to_id)
+        url = self._url(service_url, conversation_id, reply_to_id)
         # The SDK names the conversation in a header on replies only; so do we.
         extra = {"x-ms-conversation-id": conversation_id} if reply_to_id is not None else {}
         return await self._call("POST", url, body, extra)
@@ -189,11 +201,20 @@ class HttpConnectorTransport:
     async def update(
         self, service_url: str, conversation_id: str, activity_id: str, body: bytes
     ) -> str | None:
-        url = self.url(service_url, conversation_id, activity_id)
+        url = self._url(service_url, conversation_id, activity_id)
         return await self._call("PUT", url, body)
 
     async def delete(self, service_url: str, conversation_id: str, activity_id: str) -> None:
-        await self._call("DELETE", self.url(service_url, conversation_id, activity_id), None)
+        await self._call("DELETE", self._url(service_url, conversation_id, activity_id), None)
+
+    def _url(self, service_url: str, conversation_id: str, activity_id: str | None) -> URL:
+        """`url()` for a serviceUrl the policy allows; DeliveryFailed for any other (no retry
+        can make it acceptable)."""
+        try:
+            self._service_urls.check(service_url)
+        except UnsafeServiceUrl as exc:
+            raise DeliveryFailed(f"refused serviceUrl: {exc}") from None
+        return self.url(service_url, conversation_id, activity_id)
 
     async def _call(
         self,

@@ -143,6 +143,9 @@ class LeanHttpClient:
         """Send one request and read the whole answer within `timeout` seconds."""
         if self._closed:
             raise ConnectionError("the HTTP client is closed")
+        if url.scheme not in _DEFAULT_PORTS or not url.raw_host:
+            # Anything else would be spoken to as HTTP (gopher://, ftp://, a relative URL).
+            raise ValueError(f"not an absolute http(s) URL: {url.scheme}://{url.raw_host}")
         head = self._head(method, url, headers, body)
         data = head + body if body else head
         scheme, host = url.scheme, url.raw_host or ""
@@ -171,7 +174,10 @@ class LeanHttpClient:
             host = f"[{host}]"
         if url.explicit_port is not None:
             host = f"{host}:{url.port}"
-        lines = [f"{method} {url.raw_path_qs} HTTP/1.1", f"Host: {host}",
+        target = url.raw_path_qs
+        if not target.isascii() or not target.isprintable() or " " in target:
+            raise ValueError("the request target must be printable ASCII without spaces")
+        lines = [f"{method} {target} HTTP/1.1", f"Host: {host}",
                  f"User-Agent: {self._user_agent}"]
         for name, value in headers.items():
             if "\r" in value or "\n" in value or "\r" in name or "\n" in name:

@@ -6,6 +6,7 @@ from typing import Any
 
 from botbuilder.core import TurnContext
 from botbuilder.schema import Activity
+from botframework.connector import Channels
 
 from proactive.codec import dump
 from storage.records import StoredReference
@@ -14,11 +15,16 @@ __all__ = ["stored_reference", "tenant_of", "user_key"]
 
 
 def user_key(activity: Activity) -> str | None:
-    """The Entra ID object id when the channel gives one, else "{channelId}:{from.id}"."""
+    """The Entra ID object id on Teams, else "{channelId}:{from.id}".
+
+    Only Teams sets `from.aadObjectId` itself; any other channel passes on what its client
+    sent (a Direct Line or Web Chat client can put anyone's object id there), so there it
+    names nobody.
+    """
     sender = activity.from_property
     if sender is None or not sender.id:
         return None
-    if sender.aad_object_id:
+    if activity.channel_id == Channels.ms_teams and sender.aad_object_id:
         return str(sender.aad_object_id)
     return f"{activity.channel_id}:{sender.id}"
 

@@ -219,8 +219,11 @@ class EmulatedUser:
 
     @property
     def key(self) -> str:
-        """Herald's user id for this person (DESIGN: Identity)."""
-        return self.aad_object_id or f"{self.channel_id}:{self.id}"
+        """Herald's user id for this person (DESIGN: Identity: the Entra ID object id on
+        Teams only)."""
+        if self.channel_id == "msteams" and self.aad_object_id:
+            return self.aad_object_id
+        return f"{self.channel_id}:{self.id}"
 
 
 class Emulator:

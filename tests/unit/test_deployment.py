@@ -23,6 +23,7 @@ from api.health import HealthApi
 from bots.endpoint import MessagesEndpoint
 from config import Settings
 from delivery.queue_azure import AzureDeliveryQueue
+from errors import SettingsError
 from storage.cosmos import CONTAINERS
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -501,6 +502,34 @@ def test_the_image_runs_herald_as_a_user_on_the_configured_port() -> None:
     assert "/healthz" in healthcheck and "urllib" in healthcheck and "curl" not in healthcheck
     data_dir = re.search(r"HERALD_DATA_DIR=(\S+)", env)
     assert data_dir and data_dir.group(1) in args["VOLUME"]
+
+
+def _image_env() -> dict[str, str]:
+    """The environment the Dockerfile's ENV instructions give the container."""
+    env: dict[str, str] = {}
+    for kind, args in _dockerfile():
+        if kind == "ENV":
+            env.update(pair.split("=", 1) for pair in args.split())
+    return env
+
+
+def test_the_image_does_not_start_in_emulator_mode_on_every_interface() -> None:
+    # Started as documented, with no settings: Emulator mode (no authentication) on 0.0.0.0
+    # would let anyone who reaches the port act as any user; Herald refuses to start.
+    env = _image_env()
+    assert env["HOST"] == "0.0.0.0"
+    assert "MicrosoftAppId" not in env and "HERALD_EMULATOR_ALLOW_REMOTE" not in env
+    with pytest.raises(SettingsError) as err:
+        Settings.from_env(env, env_file=None)
+    assert "MicrosoftAppId" in str(err.value)
+    assert "HERALD_EMULATOR_ALLOW_REMOTE" in str(err.value)
+    # With the bot's app registration (or the loudly named override) it starts.
+    assert not Settings.from_env(
+        {**env, "MicrosoftAppId": "00000000-0000-0000-0000-000000000001"}, env_file=None
+    ).emulator_mode
+    assert Settings.from_env(
+        {**env, "HERALD_EMULATOR_ALLOW_REMOTE": "true"}, env_file=None
+    ).emulator_allow_remote
 
 
 def test_the_build_context_leaves_local_state_out() -> None:
