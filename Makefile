@@ -6,7 +6,7 @@ PIP := $(PY) -m pip --disable-pip-version-check -q
 # Node test peers (web-push-testing, ...), pinned by package-lock.json, installed with npm ci.
 NODE_PEERS := tests/peers/node
 
-.PHONY: run test lint typecheck unit bench bench-webpush bench-fcm clean
+.PHONY: run test lint typecheck unit bench bench-fairness bench-webpush bench-fcm clean
 
 $(VENV)/.runtime: requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -43,6 +43,10 @@ unit: $(VENV)/.dev
 ## make bench: the broadcast benchmark (unthrottled and with Teams' limits)
 bench: $(VENV)/.dev
 	$(PY) bench/broadcast.py
+
+## make bench-fairness: singles during a Teams-limited broadcast, and 40 tenants at once
+bench-fairness: $(VENV)/.dev
+	$(PY) bench/fairness.py
 
 ## make bench-webpush: encrypted pushes/s to web-push-testing vs a loop of pywebpush.webpush
 bench-webpush: $(VENV)/.dev $(NODE_PEERS)/node_modules/.installed
