@@ -144,7 +144,7 @@ class DeliveryWorker:
         lease_batch: int | None = None,
         window: int = 4096,
         gate: DeliveryGate | None = None,
-        settle_delay: float = 0.0,
+        settle_delay: float = 0.005,
         metrics: DeliveryMetrics | None = None,
         budget: LaneBudget | None = None,
         conversation_buckets: KeyedBuckets | None = None,
@@ -153,8 +153,9 @@ class DeliveryWorker:
     ) -> None:
         self._gate = gate
         self.metrics = metrics or DeliveryMetrics()
-        # Results wait at most this long to be recorded together (one commit for many); a
-        # commit under way gathers the next batch anyway, so the default does not wait.
+        # Results wait this long to be recorded together: one commit for many. Measured on the
+        # 10,000-user benchmark: 0 costs ~20 % more CPU per delivery (a commit per few
+        # results), 20 ms holds slots so long that the rate drops; 5 ms keeps both.
         self._settle_delay = settle_delay
         self._outbox = outbox
         self._notifications = notifications

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import ipaddress
 import socket
+from collections import OrderedDict
 from collections.abc import Iterable
 from typing import Final
 
@@ -87,6 +88,9 @@ def _legacy_ipv4(host: str) -> bool:
     return False
 
 
+_ACCEPTED_CACHE: Final = 1024
+
+
 class ServiceUrlPolicy:
     """Checks serviceUrls; `allowed_hosts` None means any host (Bot Framework mode, where the
     channel's signed token vouches for the serviceUrl)."""
@@ -97,9 +101,22 @@ class ServiceUrlPolicy:
         self._names = frozenset(r for r in rules if isinstance(r, str))
         self._networks = tuple(r for r in rules if not isinstance(r, str))
         self._described = ", ".join(str(h) for h in allowed_hosts or ())
+        # URLs already accepted: a broadcast checks the same few service URLs thousands of
+        # times a second, and the rules never change while the process runs.
+        self._accepted: OrderedDict[str, URL] = OrderedDict()
 
     def check(self, service_url: object) -> URL:
         """The parsed URL, or UnsafeServiceUrl saying what is wrong with it."""
+        if isinstance(service_url, str) and (known := self._accepted.get(service_url)):
+            return known
+        url = self._check(service_url)
+        assert isinstance(service_url, str)
+        self._accepted[service_url] = url
+        if len(self._accepted) > _ACCEPTED_CACHE:
+            self._accepted.popitem(last=False)
+        return url
+
+    def _check(self, service_url: object) -> URL:
         if not isinstance(service_url, str) or not service_url:
             raise UnsafeServiceUrl("a serviceUrl is required")
         if len(service_url) > 2048:
