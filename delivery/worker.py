@@ -190,10 +190,10 @@ class DeliveryWorker:
         ran out meanwhile must not put a second copy into the scheduler."""
         self._sent_rate = _Throughput()
         self._paused: dict[str, float] = {}
+        """Lanes paused for longer than _DEFER_AFTER, until when (worker clock)."""
         self._turns: dict[str, float] = {}
         """Per lane, when the last job given back for lack of budget is due (worker clock):
         a queue that cannot skip a lane gets them back spread at the lane's rate."""
-        """Lanes paused for longer than _DEFER_AFTER, until when (worker clock)."""
         self._inflight: set[asyncio.Task[None]] = set()
         self._refill: asyncio.Task[None] | None = None
         self._pending: list[tuple[Settlement, bool]] = []
@@ -228,7 +228,7 @@ class DeliveryWorker:
         return {
             lane for lane, (state, backlog) in states.items()
             if backlog and (state in ("waiting", "asking") or lane in full)
-        } | (full & self._excluded) | set(self._paused)
+        } | set(self._paused)
 
     def waiting(self, notification_id: str, lanes: Mapping[str, int]) -> dict[str, int]:
         """Why a notification's outstanding deliveries (`lanes`: how many per lane) wait here:
