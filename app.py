@@ -25,6 +25,7 @@ from botframework.connector.auth import AuthenticationConstants
 from api.auth import ApiKeyAuth, ensure_generated_key, hash_key
 from api.devices import SELF_AUTHENTICATED_PATHS as DEVICE_PATHS
 from api.devices import DevicesApi
+from api.engagement import PUSH_ENGAGEMENT_PATHS, EngagementApi, engagement_link_purpose
 from api.entra import EntraConfig, EntraTokens
 from api.graph import GraphApi
 from api.health import HealthApi
@@ -60,11 +61,13 @@ from delivery.worker import Backoff, DeliveryWorker
 from dialogs.calendar import CalendarFlow
 from dialogs.card_actions import CardActions
 from dialogs.consent import ConsentFlow
+from dialogs.engagement_flow import EngagementFlow
 from dialogs.history import HistoryFlow
 from dialogs.main_dialog import MainDialog
 from dialogs.preferences_flow import PreferencesFlow
 from dialogs.prompt_dialog import PromptAnswers
 from dialogs.services import DialogServices
+from engagement import EngagementService
 from errors import SettingsError
 from logs import AccessLog, MalformedRequests, configure_logging
 from preferences.rules import DeliveryPolicy
@@ -329,6 +332,7 @@ class Herald:
     inbox_feed: InboxFeed
     entra: EntraTokens | None
     generated_api_key: str | None
+    engagement: EngagementService | None = None
 
 
 HERALD = web.AppKey("herald", Herald)
@@ -433,6 +437,10 @@ def create_app(settings: Settings) -> web.Application:
     channels = ChannelRegistry()
     # Wakes the live inbox pages open on this instance when the router writes to an inbox.
     inbox_feed = InboxFeed()
+    # Read and acknowledged, from every surface; each change rings the person's live pages.
+    engagement = EngagementService(
+        inbox, notifications, outbox, on_changed=inbox_feed.publish
+    )
     services = DialogServices(
         users=users,
         preferences=preferences,
@@ -447,12 +455,14 @@ def create_app(settings: Settings) -> web.Application:
         },
         calendar=graph,
         inbox_link=InboxLinks(links, settings.public_url, settings.link_minutes).link,
+        engagement=engagement,
     )
     consent = ConsentFlow(services)
     preferences_flow = PreferencesFlow(services)
     history = HistoryFlow(services)
     answers = PromptAnswers(services)
     calendar = CalendarFlow(services)
+    engagement_flow = EngagementFlow(services, engagement)
     bot = HeraldBot(
         users=users,
         conversations=conversations,
@@ -466,8 +476,12 @@ def create_app(settings: Settings) -> web.Application:
             answers=answers,
             calendar=calendar,
         ),
-        card_actions=CardActions(consent, preferences_flow, answers, history, calendar=calendar),
+        card_actions=CardActions(
+            consent, preferences_flow, answers, history, calendar=calendar,
+            engagement=engagement_flow,
+        ),
         services=services,
+        engagement=engagement_flow,
     )
 
     # Bursts a little below the published limits: the service's buckets start when our first
@@ -492,7 +506,12 @@ def create_app(settings: Settings) -> web.Application:
             throttled_channels=frozenset(settings.throttled_channels),
         )
     )
-    channels.register(WebPushChannel(subscriptions, vapid, allowed_hosts=push_hosts))
+    # Pushes carry the person's unread count as their badge (read anywhere, counted once).
+    channels.register(
+        WebPushChannel(
+            subscriptions, vapid, allowed_hosts=push_hosts, unread_counts=inbox.unread_counts
+        )
+    )
     # Mobile push is on with a Firebase service account only (a bad file stops start-up here).
     # Devices nothing here can reach (all of them while it is off; those registered with only
     # an APNs token always) are counted as skipped with the reason, never dropped.
@@ -500,7 +519,10 @@ def create_app(settings: Settings) -> web.Application:
         from delivery.fcm import FcmChannel  # firebase-admin is imported only when configured
 
         channels.register(
-            FcmChannel(devices, settings.firebase_credentials, settings.fcm_endpoint)
+            FcmChannel(
+                devices, settings.firebase_credentials, settings.fcm_endpoint,
+                unread_counts=inbox.unread_counts,
+            )
         )
     channels.register_unreachable(
         UnreachableDevices(devices, fcm_configured=settings.firebase_credentials is not None)
@@ -542,10 +564,12 @@ def create_app(settings: Settings) -> web.Application:
     entra = EntraTokens(entra_config) if entra_config is not None else None
     api_auth = ApiKeyAuth(
         key_hashes,
-        self_authenticated=SELF_AUTHENTICATED_PATHS | DEVICE_PATHS | INBOX_PATHS,
+        self_authenticated=(
+            SELF_AUTHENTICATED_PATHS | DEVICE_PATHS | INBOX_PATHS | PUSH_ENGAGEMENT_PATHS
+        ),
         entra=entra,
         links=links,
-        link_purpose=link_purpose,
+        link_purpose=lambda request: link_purpose(request) or engagement_link_purpose(request),
     )
     herald = Herald(
         settings=settings,
@@ -572,6 +596,7 @@ def create_app(settings: Settings) -> web.Application:
         inbox_feed=inbox_feed,
         entra=entra,
         generated_api_key=generated,
+        engagement=engagement,
     )
 
     app = web.Application(
@@ -604,7 +629,7 @@ def create_app(settings: Settings) -> web.Application:
             service_urls=service_urls,
         ).routes(),
         NotificationsApi(notifications, users, outbox, router, prompts, worker).routes(),
-        UsersApi(users, inbox).routes(),
+        UsersApi(users, inbox, engagement).routes(),
         PreferencesApi(users, preferences).routes(),
         HealthApi(ready, metrics).routes(),
         OpenApi().routes(),
@@ -616,7 +641,8 @@ def create_app(settings: Settings) -> web.Application:
         PushPage().routes(),
         DevicesApi(devices, users, preferences, links, api_auth.is_backend).routes(),
         OperatorApi(notifications, outbox, links, settings.public_url).routes(),
-        InboxApi(inbox, links, inbox_feed).routes(),
+        InboxApi(inbox, links, inbox_feed, engagement=engagement).routes(),
+        EngagementApi(engagement, users, subscriptions, links, api_auth.is_backend).routes(),
         LivePages().routes(),
     ):
         app.add_routes(routes)

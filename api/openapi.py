@@ -18,6 +18,7 @@ from api.devices_openapi import (
     device_paths,
     document_device_schemas,
 )
+from api.engagement_openapi import ENGAGEMENT_MODELS, ENGAGEMENT_REQUESTS, engagement_paths
 from api.graph_openapi import GRAPH_MODELS, GRAPH_REQUESTS, document_graph_schemas, graph_paths
 from api.http import json_response
 from api.notifications import NOTIFICATION_ID
@@ -96,6 +97,10 @@ class NotificationStatus(_Answer):
     )
 
 
+class AcknowledgeRequest(_Answer):
+    text: str
+
+
 class HistoryItem(_Answer):
     id: str
     type: str
@@ -108,6 +113,21 @@ class HistoryItem(_Answer):
     text: str | None = None
     url: str | None = None
     icon: str | None = None
+    readVia: str | None = Field(
+        None,
+        description="Where it was first read: inbox, chat, teams, teams-receipt, webpush, "
+        "mobile or api.",
+    )
+    acknowledge: AcknowledgeRequest | None = Field(
+        None, description="The acknowledgement the notification asks for (its button's text)."
+    )
+    acknowledged: bool | None = Field(None, description="Present when it asks for one.")
+    acknowledgedAt: str | None = None
+    recalled: Literal[True] | None = Field(
+        None,
+        description="Only in the live feed: its sender recalled it (drop it from the list); "
+        "what it said is left out.",
+    )
 
 
 class History(_Answer):
@@ -140,6 +160,7 @@ _MODELS: list[type[BaseModel]] = [
     *GRAPH_MODELS,
     *DEVICE_MODELS,
     *PAGES_MODELS,
+    *ENGAGEMENT_MODELS,
 ]
 
 
@@ -149,6 +170,7 @@ _REQUESTS: tuple[type[BaseModel], ...] = (
     *PUSH_REQUESTS,
     *GRAPH_REQUESTS,
     *DEVICE_REQUESTS,
+    *ENGAGEMENT_REQUESTS,
 )
 """Request bodies, published as what their handlers accept (pydantic's validation schema)."""
 
@@ -505,6 +527,7 @@ def build_document(version: str = "0.1.0") -> dict[str, Any]:
             **graph_paths(_json, _error, _UNAUTHORIZED),
             **device_paths(_json, _error, _UNAUTHORIZED),
             **pages_paths(_json, _error, _UNAUTHORIZED),
+            **engagement_paths(_json, _error, _UNAUTHORIZED),
             "/api/messages": {
                 "post": {
                     "operationId": "postActivity",
