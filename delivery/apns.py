@@ -47,7 +47,6 @@ import json
 import logging
 import ssl
 import time
-import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -372,7 +371,7 @@ class ApnsChannel:
         inbox: InboxStore,
         config: ApnsConfig,
         *,
-        connections: int = 2,
+        connections: int = 4,
         timeout_seconds: float = 30.0,
         payload_cache_size: int = 256,
         clock: Callable[[], float] = time.time,
@@ -508,8 +507,7 @@ class ApnsChannel:
                 answer = await origin.request(
                     "POST",
                     path,
-                    [*headers, ("apns-id", str(uuid.uuid4())),
-                     ("authorization", f"bearer {provider_token}")],
+                    [*headers, ("authorization", f"bearer {provider_token}")],
                     payload,
                     timeout=self._timeout,
                 )
