@@ -371,7 +371,7 @@ class ApnsChannel:
         inbox: InboxStore,
         config: ApnsConfig,
         *,
-        connections: int = 4,
+        connections: int = 8,
         timeout_seconds: float = 30.0,
         payload_cache_size: int = 256,
         clock: Callable[[], float] = time.time,

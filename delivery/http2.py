@@ -295,8 +295,8 @@ class Http2Origin:
         port: int,
         context: ssl.SSLContext,
         *,
-        connections: int = 4,
-        streams: int = 128,
+        connections: int = 8,
+        streams: int = 64,
         name: str | None = None,
     ) -> None:
         context.set_alpn_protocols(["h2"])
