@@ -18,7 +18,7 @@ import pytest
 from delivery.apns import ApnsChannel
 from delivery.mobile import MobilePush
 from delivery.payload import collapse_id
-from tests.conftest import HeraldFactory
+from tests.conftest import ON_EVERY_BACKEND, HeraldFactory
 from tests.harness import HeraldProcess, RunningHerald
 from tests.integration.devices import apns_env, apns_token, device_body, fcm_env, register
 from tests.peers.apns import ApnsStandIn
@@ -67,6 +67,7 @@ def event(recipients: Any, **fields: Any) -> dict[str, Any]:
     return body
 
 
+@ON_EVERY_BACKEND
 async def test_iphones_with_only_an_apns_token_get_pushes(
     ios_herald: RunningHerald, apns: ApnsStandIn, sandbox: ApnsStandIn
 ) -> None:
@@ -235,6 +236,7 @@ async def test_too_many_requests_and_5xx_are_retried_with_backoff(
     assert early.at - posted < late.at - posted  # the other device was not held back
 
 
+@ON_EVERY_BACKEND
 async def test_a_token_updated_in_place_gets_the_next_push(
     ios_herald: RunningHerald, apns: ApnsStandIn
 ) -> None:
