@@ -16,7 +16,15 @@ from typing import Any
 
 from dialogs.engagement_flow import READ_RECEIPT
 from tests.harness import EmulatedUser, Emulator, RunningHerald
-from tests.integration.chat import Chat, button, card_texts, cards, chat, teams_chat
+from tests.integration.chat import (
+    Chat,
+    button,
+    card_texts,
+    cards,
+    chat,
+    everything,
+    teams_chat,
+)
 from tests.integration.test_inbox_api import bearer, inbox_token, stream
 from tests.peers.connector import ConnectorStandIn
 from tests.peers.webpush import WebPushTesting
@@ -106,8 +114,12 @@ async def test_mark_read_on_the_card_and_in_chat(
     read = await entry(herald, c.user, "n-1")
     assert read["read"] is True and read["readVia"] == "chat" and read["_unread"] == 2
 
+    # Read on the card counts in `status` and `history` too.
+    assert "Unread notifications: 2." in everything((await c.say("status"))[0])
+    assert "(2 unread)" in everything((await c.say("history"))[0])
     answers = await c.say("mark all read")
     assert "2" in answers[0].get("text", ""), answers
+    assert "Unread notifications: 0." in everything((await c.say("status"))[0])
     assert (await entry(herald, c.user, "n-3"))["_unread"] == 0
     assert (await entry(herald, c.user, "n-1"))["readVia"] == "chat"
 
