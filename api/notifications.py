@@ -19,7 +19,8 @@ from api.schemas import Event, NotificationId, content_hash
 from delivery.outbox import Outbox
 from delivery.router import Router
 from logs import NOTIFICATION_ID as NOTIFICATION_ID_LOG
-from storage.protocols import NotificationStore, PromptStore, UserStore
+from storage.protocols import InboxStore, NotificationStore, PromptStore, UserStore
+from storage.records import Engagement, EngagementCounts
 
 __all__ = ["NOTIFICATION_ID", "REPORT_COLUMNS", "NotificationsApi"]
 
@@ -32,7 +33,13 @@ REPORT_COLUMNS = (
     "attempts",
     "lastError",
     "updatedAt",
+    "readAt",
+    "readVia",
+    "acknowledgedAt",
+    "acknowledgedVia",
 )
+"""The delivery columns, then the person's engagement (the same on each of their rows: read
+and acknowledged are one state per person, wherever they happened)."""
 _REPORT_PAGE = 1000
 
 log = logging.getLogger(__name__)
@@ -62,7 +69,9 @@ class NotificationsApi:
         router: Router,
         prompts: PromptStore,
         pacing: Pacing,
+        inbox: InboxStore | None = None,
     ) -> None:
+        self._inbox = inbox
         self._pacing = pacing
         self._notifications = notifications
         self._users = users
@@ -139,6 +148,11 @@ class NotificationsApi:
             "waiting": max(waiting, key=waiting.__getitem__) if waiting else None,
             "waitingFor": waiting,
         }
+        if self._inbox is not None:
+            body["engagement"] = _funnel(
+                await self._inbox.engagement_counts(notification_id),
+                asks_acknowledgement=isinstance(record.event.get("acknowledge"), dict),
+            )
         return json_response(body)
 
     async def report(self, request: web.Request) -> web.StreamResponse:
@@ -159,7 +173,12 @@ class NotificationsApi:
         after = 0
         while True:
             rows = await self._outbox.report(notification_id, after=after, limit=_REPORT_PAGE)
+            engaged: dict[str, Engagement] = {}
+            if self._inbox is not None and rows:
+                users = list(dict.fromkeys(row.user_id for row in rows))
+                engaged = await self._inbox.engagement_of(notification_id, users)
             for row in rows:
+                seen = engaged.get(row.user_id)
                 writer.writerow(
                     [
                         _csv_safe(row.user_id),
@@ -170,6 +189,7 @@ class NotificationsApi:
                         row.attempts,
                         _csv_safe(row.last_error or ""),
                         _iso(row.updated_at),
+                        *_engagement_cells(seen),
                     ]
                 )
             await response.write(buffer.getvalue().encode())
@@ -180,6 +200,29 @@ class NotificationsApi:
             after = rows[-1].id
         await response.write_eof()
         return response
+
+
+def _funnel(counts: EngagementCounts, *, asks_acknowledgement: bool) -> dict[str, Any]:
+    """GET's `engagement`: of the people whose inbox has it, how many read and acknowledged it
+    (on any surface; `readVia`/`acknowledgedVia`: where each first did)."""
+    return {
+        "recipients": counts.recipients,
+        "read": counts.read,
+        "acknowledged": counts.acknowledged if asks_acknowledgement else None,
+        "readVia": dict(sorted(counts.read_via.items())),
+        "acknowledgedVia": dict(sorted(counts.acknowledged_via.items())),
+    }
+
+
+def _engagement_cells(seen: Engagement | None) -> list[str]:
+    if seen is None:
+        return ["", "", "", ""]
+    return [
+        "" if seen.read_at is None else _iso(seen.read_at),
+        seen.read_via or "",
+        "" if seen.acknowledged_at is None else _iso(seen.acknowledged_at),
+        seen.acknowledged_via or "",
+    ]
 
 
 def _csv_safe(text: str) -> str:

@@ -61,6 +61,22 @@ class Counters(_Answer):
     deadTargets: int = Field(ge=0)
 
 
+class Funnel(_Answer):
+    """Delivered → read → acknowledged: one state per person, wherever it happened."""
+
+    recipients: int = Field(ge=0, description="People whose inbox has it (it was routed to them).")
+    read: int = Field(ge=0, description="Of them, how many read it (any surface).")
+    acknowledged: int | None = Field(
+        ge=0, description="How many acknowledged it; null when the event asks for no "
+        "acknowledgement.",
+    )
+    readVia: dict[str, Annotated[int, Field(ge=0)]] = Field(
+        description="First reads per surface: inbox, chat, teams, teams-receipt, webpush, "
+        "mobile, api."
+    )
+    acknowledgedVia: dict[str, Annotated[int, Field(ge=0)]]
+
+
 class NotificationStatus(_Answer):
     id: str
     type: str
@@ -95,6 +111,9 @@ class NotificationStatus(_Answer):
         description="Deliveries waiting, per reason (empty when none). As seen by the "
         "instance that answers."
     )
+    engagement: Funnel | None = None
+
+
 
 
 class AcknowledgeRequest(_Answer):
@@ -163,6 +182,7 @@ _MODELS: list[type[BaseModel]] = [
     Accepted,
     Counters,
     NotificationStatus,
+    Funnel,
     HistoryItem,
     History,
     ReadAll,
@@ -415,8 +435,10 @@ def build_document(version: str = "0.1.0") -> dict[str, Any]:
                     "responses": {
                         "200": {
                             "description": "CSV with a header row: userId, channel, target, "
-                            "status, reason, attempts, lastError, updatedAt. Unknown recipients "
-                            "have an empty channel; status uses the counter names.",
+                            "status, reason, attempts, lastError, updatedAt, readAt, readVia, "
+                            "acknowledgedAt, acknowledgedVia. Unknown recipients "
+                            "have an empty channel; status uses the counter names; the last "
+                            "four are the person's (empty until they read / acknowledge).",
                             "content": {"text/csv": {"schema": {"type": "string"}}},
                         },
                         "400": _error("Not a valid notification id."),

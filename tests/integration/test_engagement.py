@@ -11,11 +11,14 @@ inbox, in pushes' badges and in the answers follows.
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 from typing import Any
 
 from dialogs.engagement_flow import READ_RECEIPT
-from tests.harness import EmulatedUser, Emulator, RunningHerald
+from tests.conftest import ON_EVERY_BACKEND
+from tests.harness import API_KEY, EmulatedUser, Emulator, RunningHerald
 from tests.integration.chat import (
     Chat,
     button,
@@ -70,6 +73,7 @@ async def joined(herald: RunningHerald, emulator: Emulator, connector: Connector
     return c
 
 
+@ON_EVERY_BACKEND
 async def test_the_acknowledge_button_records_once_and_updates_the_card_in_place(
     herald: RunningHerald, emulator: Emulator, connector: ConnectorStandIn
 ) -> None:
@@ -124,6 +128,7 @@ async def test_mark_read_on_the_card_and_in_chat(
     assert (await entry(herald, c.user, "n-1"))["readVia"] == "chat"
 
 
+@ON_EVERY_BACKEND
 async def test_a_teams_read_receipt_marks_what_was_sent_up_to_that_message(
     herald: RunningHerald, emulator: Emulator, connector: ConnectorStandIn
 ) -> None:
@@ -275,3 +280,61 @@ async def test_the_inbox_page_acknowledges_once(
         "POST", "/api/inbox/zz/acknowledge", headers=page, auth=False
     )
     assert code == 404
+
+
+@ON_EVERY_BACKEND
+async def test_the_funnel_in_the_status_and_the_report(
+    herald: RunningHerald, emulator: Emulator, connector: ConnectorStandIn
+) -> None:
+    people = [await joined(herald, emulator, connector) for _ in range(3)]
+    ada, grace, lin = people
+    code, body = await herald.post_event(
+        {
+            "id": "funnel-1",
+            "type": "hr.policy",
+            "title": "The new travel policy",
+            "acknowledge": {"text": POLICY},
+            "recipients": {"users": [p.user.key for p in people]},
+        }
+    )
+    assert code == 202, body
+    status = await herald.wait_status("funnel-1")
+    assert status["engagement"] == {
+        "recipients": 3, "read": 0, "acknowledged": 0, "readVia": {}, "acknowledgedVia": {},
+    }
+    cards_ = {p.user.key: (await p.wait_new(1))[0] for p in people}
+    ada_card_id = ada.records()[-1].activity_id
+    assert ada_card_id is not None
+    await ada.click_on(ada_card_id, button(cards_[ada.user.key], POLICY))
+    code, _ = await herald.request(
+        "POST", "/api/notifications/funnel-1/read", json={"userId": grace.user.key}
+    )
+    assert code == 200
+
+    status = await herald.status("funnel-1")
+    assert status["engagement"] == {
+        "recipients": 3,
+        "read": 2,
+        "acknowledged": 1,
+        "readVia": {"api": 1, "chat": 1},
+        "acknowledgedVia": {"chat": 1},
+    }
+    assert status["counters"]["delivered"] == 3  # delivery counters unchanged
+
+    assert herald.http is not None
+    async with herald.http.get(
+        f"{herald.url}/api/notifications/funnel-1/report.csv",
+        headers={"Authorization": f"Bearer {API_KEY}"},
+    ) as response:
+        assert response.status == 200
+        rows = {r["userId"]: r for r in csv.DictReader(io.StringIO(await response.text()))}
+    assert rows[ada.user.key]["readVia"] == "chat"
+    assert rows[ada.user.key]["acknowledgedVia"] == "chat"
+    assert rows[ada.user.key]["acknowledgedAt"].endswith("Z")
+    assert rows[ada.user.key]["readAt"] == rows[ada.user.key]["acknowledgedAt"]
+    assert (rows[grace.user.key]["readVia"], rows[grace.user.key]["acknowledgedAt"]) == ("api", "")
+    assert [rows[lin.user.key][k] for k in ("readAt", "readVia", "acknowledgedAt")] == [""] * 3
+
+    # Without an acknowledge request the funnel says so (null, not 0).
+    await receive(ada, policy(ada.user, "plain-1"))
+    assert (await herald.status("plain-1"))["engagement"]["acknowledged"] is None
