@@ -650,7 +650,10 @@ def create_app(settings: Settings) -> web.Application:
             auth=None if settings.emulator_mode else auth,
             service_urls=service_urls,
         ).routes(),
-        NotificationsApi(notifications, users, outbox, router, prompts, worker, inbox).routes(),
+        NotificationsApi(
+            notifications, users, outbox, router, prompts, worker, inbox,
+            recalls=worker, on_withdrawn=inbox_feed.publish_all,
+        ).routes(),
         UsersApi(users, inbox, engagement).routes(),
         PreferencesApi(users, preferences).routes(),
         HealthApi(ready, metrics, about).routes(),

@@ -5,8 +5,9 @@ from __future__ import annotations
 import csv
 import io
 import logging
+import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -17,7 +18,7 @@ from api.http import ApiProblem, json_response, path_param, read_json
 from api.prompt_answers import prompt_answer_counts
 from api.schemas import Event, NotificationId, content_hash
 from delivery.outbox import Outbox
-from delivery.router import Router
+from delivery.router import Router, send_at
 from logs import NOTIFICATION_ID as NOTIFICATION_ID_LOG
 from storage.protocols import InboxStore, NotificationStore, PromptStore, UserStore
 from storage.records import Engagement, EngagementCounts
@@ -54,6 +55,14 @@ class Pacing(Protocol):
     def waiting(self, notification_id: str, lanes: Mapping[str, int]) -> dict[str, int]: ...
 
 
+class Recalls(Protocol):
+    """The delivery worker's part in a recall (delivery/worker.py)."""
+
+    async def recall(self, notification_id: str, wait_seconds: float = 60.0) -> None: ...
+
+    def wake(self) -> None: ...
+
+
 def _iso(epoch: float) -> str:
     return datetime.fromtimestamp(epoch, UTC).isoformat().replace("+00:00", "Z")
 
@@ -70,8 +79,12 @@ class NotificationsApi:
         prompts: PromptStore,
         pacing: Pacing,
         inbox: InboxStore | None = None,
+        recalls: Recalls | None = None,
+        on_withdrawn: Callable[[], None] = lambda: None,
     ) -> None:
         self._inbox = inbox
+        self._recalls = recalls
+        self._on_withdrawn = on_withdrawn
         self._pacing = pacing
         self._notifications = notifications
         self._users = users
@@ -83,6 +96,7 @@ class NotificationsApi:
         return [
             web.post("/api/notifications", self.post),
             web.get("/api/notifications/{id}", self.get),
+            web.delete("/api/notifications/{id}", self.recall),
             web.get("/api/notifications/{id}/report.csv", self.report),
         ]
 
@@ -92,6 +106,12 @@ class NotificationsApi:
         notification_id = event.id or uuid.uuid4().hex
         NOTIFICATION_ID_LOG.set(notification_id)
         document["id"] = notification_id
+        existing = await self._notifications.get(notification_id)
+        if existing is not None and existing.recalled:
+            raise ApiProblem(
+                409, "recalled", f"notification {notification_id!r} was recalled; "
+                "send a new one under another id", "id",
+            )
         if event.recipients.users is not None:
             recipients = len(dict.fromkeys(event.recipients.users))
         else:
@@ -105,14 +125,22 @@ class NotificationsApi:
             "notification %s %s (version %d, %d recipients)",
             notification_id, outcome, record.version, record.recipients,
         )
+        answer: dict[str, Any] = {
+            "id": notification_id,
+            "status": "accepted",
+            "recipients": record.recipients,
+            "version": record.version,
+            "outcome": outcome,
+        }
+        due = send_at(document)
+        if due is not None:
+            answer["sendAt"] = document["sendAt"]
+            if due > time.time():
+                answer["status"] = "scheduled"
+            else:
+                answer["note"] = "sendAt is in the past: it is sent now"
         return json_response(
-            {
-                "id": notification_id,
-                "status": "accepted",
-                "recipients": record.recipients,
-                "version": record.version,
-                "outcome": outcome,
-            },
+            answer,
             status=202,
             headers={"Location": f"/api/notifications/{notification_id}"},
         )
@@ -123,7 +151,12 @@ class NotificationsApi:
         if record is None:
             raise ApiProblem(404, "not_found", f"no notification with id {notification_id!r}", "id")
         counters = await self._outbox.counters(notification_id)
-        if record.expansion_pending:
+        due = send_at(record.event)
+        if record.recalled:
+            status = "recalled"
+        elif record.expansion_pending and due is not None and due > time.time():
+            status = "scheduled"
+        elif record.expansion_pending:
             status = "accepted"
         elif counters.outstanding:
             status = "delivering"
@@ -148,12 +181,52 @@ class NotificationsApi:
             "waiting": max(waiting, key=waiting.__getitem__) if waiting else None,
             "waitingFor": waiting,
         }
+        if record.recalled_at is not None:
+            body["recalledAt"] = _iso(record.recalled_at)
+        if due is not None:
+            body["sendAt"] = record.event["sendAt"]
         if self._inbox is not None:
             body["engagement"] = _funnel(
                 await self._inbox.engagement_counts(notification_id),
                 asks_acknowledgement=isinstance(record.event.get("acknowledge"), dict),
             )
         return json_response(body)
+
+    async def recall(self, request: web.Request) -> web.Response:
+        """Take a notification back: what is not sent yet never is (jobs already leased by
+        the worker included), sent Teams messages are deleted (queued like sends, within the
+        tenant's budget), and it leaves its recipients' inboxes. Idempotent: a repeat keeps
+        the first `recalledAt` and reports what is left to do."""
+        notification_id = path_param(request, "id", NOTIFICATION_ID)
+        NOTIFICATION_ID_LOG.set(notification_id)
+        record = await self._notifications.recall(notification_id, time.time())
+        if record is None:
+            raise ApiProblem(404, "not_found", f"no notification with id {notification_id!r}", "id")
+        if self._recalls is not None:
+            # Returns once no send of it is under way here: nothing goes out after this answer.
+            await self._recalls.recall(notification_id)
+        cancelled = (await self._outbox.counters(notification_id)).outstanding
+        deleting = await self._outbox.retract(notification_id)
+        withdrawn = await self._inbox.withdraw(notification_id) if self._inbox else 0
+        if withdrawn:
+            self._on_withdrawn()
+        if self._recalls is not None and deleting:
+            self._recalls.wake()
+        assert record.recalled_at is not None
+        log.info(
+            "notification %s recalled: %d unsent cancelled, %d sent messages to delete, "
+            "%d inbox entries withdrawn", notification_id, cancelled, deleting, withdrawn,
+        )
+        return json_response(
+            {
+                "id": notification_id,
+                "status": "recalled",
+                "recalledAt": _iso(record.recalled_at),
+                "cancelled": cancelled,
+                "deleting": deleting,
+                "withdrawn": withdrawn,
+            }
+        )
 
     async def report(self, request: web.Request) -> web.StreamResponse:
         """Per recipient and channel: status, reason, attempts, last error (CSV, streamed)."""

@@ -46,10 +46,17 @@ class _Answer(BaseModel):
 
 class Accepted(_Answer):
     id: str
-    status: Literal["accepted"]
+    status: Literal["accepted", "scheduled"] = Field(
+        description="`scheduled`: its `sendAt` is in the future; nothing is expanded or sent "
+        "before it."
+    )
     recipients: int = Field(ge=0)
     version: int = Field(ge=1)
     outcome: Literal["created", "unchanged", "updated"]
+    sendAt: str | None = Field(None, json_schema_extra={"format": "date-time"})
+    note: str | None = Field(
+        None, description="Said when `sendAt` is already past: it is sent now."
+    )
 
 
 class Counters(_Answer):
@@ -77,12 +84,23 @@ class Funnel(_Answer):
     acknowledgedVia: dict[str, Annotated[int, Field(ge=0)]]
 
 
+class Recall(_Answer):
+    id: str
+    status: Literal["recalled"]
+    recalledAt: str = Field(json_schema_extra={"format": "date-time"})
+    cancelled: int = Field(ge=0, description="Deliveries not sent yet: they never will be.")
+    deleting: int = Field(
+        ge=0, description="Sent Teams messages queued for deletion (Bot Connector DELETE)."
+    )
+    withdrawn: int = Field(ge=0, description="Inbox entries it was taken out of.")
+
+
 class NotificationStatus(_Answer):
     id: str
     type: str
     title: str
     version: int = Field(ge=1)
-    status: Literal["accepted", "delivering", "completed"]
+    status: Literal["scheduled", "accepted", "delivering", "completed", "recalled"]
     recipients: int = Field(ge=0)
     createdAt: str
     updatedAt: str
@@ -112,6 +130,12 @@ class NotificationStatus(_Answer):
         "instance that answers."
     )
     engagement: Funnel | None = None
+    recalledAt: str | None = Field(
+        None, description="When its sender recalled it (DELETE); absent unless recalled."
+    )
+    sendAt: str | None = Field(
+        None, description="The event's sendAt, when it has one (status `scheduled` until then)."
+    )
 
 
 
@@ -183,6 +207,7 @@ _MODELS: list[type[BaseModel]] = [
     Counters,
     NotificationStatus,
     Funnel,
+    Recall,
     HistoryItem,
     History,
     ReadAll,
@@ -407,6 +432,7 @@ def build_document(version: str = "0.1.0") -> dict[str, Any]:
                         },
                         "400": _error("Invalid event; nothing was written."),
                         "401": _UNAUTHORIZED,
+                        "409": _error("That id was recalled (code `recalled`); nothing written."),
                         "413": _error("Body too large."),
                         "415": _error("Body is not application/json."),
                     },
@@ -420,6 +446,23 @@ def build_document(version: str = "0.1.0") -> dict[str, Any]:
                     "parameters": [_path_id("The notification id.", NOTIFICATION_ID)],
                     "responses": {
                         "200": {"description": "Status.", "content": _json("NotificationStatus")},
+                        "400": _error("Not a valid notification id."),
+                        "401": _UNAUTHORIZED,
+                        "404": _error("No such notification."),
+                    },
+                },
+                "delete": {
+                    "operationId": "recallNotification",
+                    "summary": "Recall: cancel what is not sent, delete sent Teams messages, "
+                    "withdraw it from inboxes.",
+                    "description": "Nothing of it is sent after this answer (jobs already "
+                    "leased included). Sent Teams messages are deleted in the background, "
+                    "within each tenant's rate budget (the status's `reasons` count them as "
+                    "`skipped:deleted`). Idempotent: a repeat keeps the first recalledAt.",
+                    "security": [{"apiKey": []}],
+                    "parameters": [_path_id("The notification id.", NOTIFICATION_ID)],
+                    "responses": {
+                        "200": {"description": "Recalled.", "content": _json("Recall")},
                         "400": _error("Not a valid notification id."),
                         "401": _UNAUTHORIZED,
                         "404": _error("No such notification."),

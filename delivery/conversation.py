@@ -115,6 +115,23 @@ class ConversationChannel:
             return DeliveryResult.failed(exc.reason)
         return DeliveryResult.delivered(turn.activity_id or job.remote_id)
 
+    async def retract(self, job: DeliveryJob, target: Any) -> DeliveryResult:
+        """Delete the message sent as `job.remote_id` (a recall): Bot Connector's DELETE
+        activity, within the tenant's budget like a send. Already gone counts as deleted."""
+        ref: StoredReference = target
+        if job.remote_id is None:
+            return DeliveryResult.skipped("recalled")
+        try:
+            reference = load(ConversationReference, ref.reference)
+            await self._adapter.delete_sent(reference, job.remote_id)
+        except TargetGone:
+            pass  # the message (or the whole chat) is gone already: nothing left to take back
+        except RetryLater as exc:
+            return DeliveryResult.retry(exc.reason, exc.after)
+        except DeliveryFailed as exc:
+            return DeliveryResult.failed(exc.reason)
+        return DeliveryResult.skipped("deleted")
+
     async def retire(self, job: DeliveryJob, reason: str) -> None:
         await self._conversations.deactivate(job.user_id, job.target, reason)
 

@@ -257,6 +257,15 @@ class SqliteOutbox:
             for r in rows
         ]
 
+    async def retract(self, notification_id: str) -> int:
+        now = time.time()
+        return await self._db.write(
+            "UPDATE deliveries SET status = 'queued', due_at = ?, attempts = 0, updated_at = ?,"
+            " reason = NULL WHERE notification_id = ? AND status = 'delivered'"
+            " AND remote_id IS NOT NULL",
+            (now, now, notification_id),
+        )
+
     async def sent_upto(self, user_id: str, target: str, remote_id: str) -> list[str]:
         # Both lookups read the deliveries_by_remote index: one conversation's messages.
         rows = await self._db.fetchall(

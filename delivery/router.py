@@ -33,7 +33,7 @@ from preferences.rules import DeliveryPolicy, EventFacts, decide
 from storage.protocols import NotificationStore, UserStore
 from storage.records import NotificationRecord
 
-__all__ = ["Router", "event_facts"]
+__all__ = ["Router", "event_facts", "send_at"]
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +61,17 @@ class _Tags:
         base, count = self._lanes.get(lane) or (self._clock.now(lane), 0)
         self._lanes[lane] = (base, count + 1)
         return base + count
+
+
+def send_at(event: dict[str, Any]) -> float | None:
+    """The event's `sendAt` (epoch seconds): nothing is expanded or sent before it."""
+    raw = event.get("sendAt")
+    if not isinstance(raw, str) or not raw:
+        return None
+    try:
+        return datetime.fromisoformat(raw).timestamp()
+    except ValueError:
+        return None
 
 
 def _recipient_keys(event: dict[str, Any]) -> list[str]:
@@ -108,6 +119,9 @@ class Router:
         self._seen: dict[str, tuple[int, str | None]] = {}
         self._idle = asyncio.Event()
         self._idle.set()
+        # Scheduled sends (`sendAt`) waiting here, by id. Only a wake-up: the store is the
+        # truth, so a restart (start() resumes pending expansions) sets them again.
+        self._timers: dict[str, asyncio.TimerHandle] = {}
 
     async def start(self) -> None:
         for notification_id in await self._notifications.pending_expansion():
@@ -116,6 +130,9 @@ class Router:
         self._sweeper = asyncio.create_task(self._sweep_forever(), name="herald-router-sweep")
 
     async def stop(self) -> None:
+        for timer in self._timers.values():
+            timer.cancel()
+        self._timers.clear()
         for task in (self._sweeper, self._task):
             if task is not None:
                 task.cancel()
@@ -142,6 +159,11 @@ class Router:
                 continue
             record = await self._notifications.get(notification_id)
             if record is None or not record.expansion_pending:
+                continue
+            due = send_at(record.event)
+            if due is not None and due > self._clock():
+                if notification_id not in self._timers:  # another instance took it in
+                    self._wake_at(notification_id, due)
                 continue
             mark = (record.version, record.expand_cursor)
             if self._seen.get(notification_id) == mark:
@@ -194,9 +216,29 @@ class Router:
         finally:
             NOTIFICATION_ID.reset(token)
 
+    def _wake_at(self, notification_id: str, due: float) -> None:
+        """Submit the notification again when its `sendAt` comes."""
+        old = self._timers.pop(notification_id, None)
+        if old is not None:
+            old.cancel()
+
+        def due_now() -> None:
+            self._timers.pop(notification_id, None)
+            self.submit(notification_id)
+
+        delay = max(0.0, due - self._clock())
+        self._timers[notification_id] = asyncio.get_running_loop().call_later(delay, due_now)
+
     async def _expand(self, notification_id: str) -> None:
         record = await self._notifications.get(notification_id)
         if record is None or not record.expansion_pending:
+            return
+        due = send_at(record.event)
+        if due is not None and due > self._clock():
+            # Scheduled: nothing is expanded (so nothing queued or sent) before `sendAt`.
+            self._wake_at(record.id, due)
+            log.info("%s v%d is scheduled: expanded at %s", record.id, record.version,
+                     record.event.get("sendAt"))
             return
         if (record.event.get("recipients") or {}).get("all"):
             completed = await self._expand_all(record)
@@ -210,7 +252,8 @@ class Router:
 
     async def _current(self, record: NotificationRecord) -> bool:
         latest = await self._notifications.get(record.id)
-        return latest is not None and latest.version == record.version
+        # A recall ends the expansion (the worker sends nothing of it either).
+        return latest is not None and latest.version == record.version and not latest.recalled
 
     async def _expand_all(self, record: NotificationRecord) -> bool:
         cursor = record.expand_cursor

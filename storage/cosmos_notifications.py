@@ -316,6 +316,8 @@ class CosmosInboxStore:
             doc = await self._db.read("inbox", key, user_id)
             if doc is None or float(doc["createdAt"]) < now - self._retention:
                 return None
+            if doc.get("recalled"):
+                return None  # withdrawn from the inbox: nothing to read
             if doc.get("readAt") is not None:
                 return float(doc["readAt"]), False
             try:

@@ -204,7 +204,10 @@ class SqliteInboxStore:
         rows = await self._db.write_returning(
             "UPDATE inbox SET read_at = COALESCE(read_at, ?),"
             " read_via = CASE WHEN read_at IS NULL THEN ? ELSE read_via END"
-            " WHERE user_id = ? AND notification_id = ? AND created_at >= ? RETURNING read_at",
+            " WHERE user_id = ? AND notification_id = ? AND created_at >= ?"
+            " AND NOT EXISTS (SELECT 1 FROM notifications n"
+            " WHERE n.id = inbox.notification_id AND n.recalled_at IS NOT NULL)"
+            " RETURNING read_at",
             (now, via, user_id, notification_id, now - self._retention),
         )
         return float(rows[0]["read_at"]) if rows else None
