@@ -41,6 +41,7 @@ from api.pages import LivePages
 from api.preferences import PreferencesApi
 from api.push import SELF_AUTHENTICATED_PATHS, PushApi, PushLinks
 from api.push_page import PushPage
+from api.resend import ResendApi
 from api.users import UsersApi
 from bots.endpoint import MessagesEndpoint
 from bots.herald_bot import HeraldBot
@@ -655,6 +656,7 @@ def create_app(settings: Settings) -> web.Application:
             recalls=worker, on_withdrawn=inbox_feed.publish_all,
         ).routes(),
         UsersApi(users, inbox, engagement).routes(),
+        ResendApi(notifications, outbox, inbox, channels, router).routes(),
         PreferencesApi(users, preferences).routes(),
         HealthApi(ready, metrics, about).routes(),
         OpenApi().routes(),

@@ -185,6 +185,8 @@ class NotificationsApi:
             body["recalledAt"] = _iso(record.recalled_at)
         if due is not None:
             body["sendAt"] = record.event["sendAt"]
+        if record.event.get("resendOf"):
+            body["resendOf"] = record.event["resendOf"]
         if self._inbox is not None:
             body["engagement"] = _funnel(
                 await self._inbox.engagement_counts(notification_id),

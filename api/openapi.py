@@ -29,6 +29,7 @@ from api.pages_openapi import (
     pages_paths,
 )
 from api.push_openapi import PUSH_MODELS, PUSH_REQUESTS, document_push_schemas, push_paths
+from api.resend import ResendRequest
 from api.schemas import MAX_CARD_BYTES, ApiError, Event
 from api.users import MAX_LIMIT, USER_KEY
 from preferences.model import ChannelPreferences, UserPreferences
@@ -84,6 +85,15 @@ class Funnel(_Answer):
     acknowledgedVia: dict[str, Annotated[int, Field(ge=0)]]
 
 
+class Resent(_Answer):
+    id: str | None = Field(description="The new notification (null: nobody matched).")
+    resendOf: str
+    filter: Literal["failed", "dead", "unread"]
+    recipients: int = Field(ge=0)
+    outcome: Literal["created", "unchanged", "updated", "nobody"]
+    version: int | None = Field(None, ge=1)
+
+
 class Recall(_Answer):
     id: str
     status: Literal["recalled"]
@@ -135,6 +145,9 @@ class NotificationStatus(_Answer):
     )
     sendAt: str | None = Field(
         None, description="The event's sendAt, when it has one (status `scheduled` until then)."
+    )
+    resendOf: str | None = Field(
+        None, description="A resend: the notification it repeats (POST .../resend)."
     )
 
 
@@ -208,6 +221,7 @@ _MODELS: list[type[BaseModel]] = [
     NotificationStatus,
     Funnel,
     Recall,
+    Resent,
     HistoryItem,
     History,
     ReadAll,
@@ -228,6 +242,7 @@ _REQUESTS: tuple[type[BaseModel], ...] = (
     *GRAPH_REQUESTS,
     *DEVICE_REQUESTS,
     *ENGAGEMENT_REQUESTS,
+    ResendRequest,
 )
 """Request bodies, published as what their handlers accept (pydantic's validation schema)."""
 
@@ -466,6 +481,27 @@ def build_document(version: str = "0.1.0") -> dict[str, Any]:
                         "400": _error("Not a valid notification id."),
                         "401": _UNAUTHORIZED,
                         "404": _error("No such notification."),
+                    },
+                },
+            },
+            "/api/notifications/{id}/resend": {
+                "post": {
+                    "operationId": "resendNotification",
+                    "summary": "Send it again, as a linked notification, to the people a filter "
+                    "picks (failed, dead targets with a new one since, unread after N hours).",
+                    "parameters": [_path_id("The notification id.", NOTIFICATION_ID)],
+                    "requestBody": {"required": True, "content": _json("ResendRequest")},
+                    "responses": {
+                        "200": {"description": "Nobody matched; nothing created.",
+                                "content": _json("Resent")},
+                        "202": {"description": "The linked notification was accepted.",
+                                "content": _json("Resent")},
+                        "400": _error("Invalid body or id."),
+                        "401": _UNAUTHORIZED,
+                        "404": _error("No such notification."),
+                        "409": _error("It was recalled, or too many people match."),
+                        "413": _error("Body too large."),
+                        "415": _error("Body is not application/json."),
                     },
                 },
             },

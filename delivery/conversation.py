@@ -89,7 +89,10 @@ class ConversationChannel:
         key = (notification.id, notification.version)
         value = self._values.get(key)
         if value is None:
-            value = {k: v for k, v in notification.event.items() if k != "recipients"}
+            # `resendOf` only links a resend to its first notification: not for the card.
+            value = {
+                k: v for k, v in notification.event.items() if k not in ("recipients", "resendOf")
+            }
             self._values[key] = value
             if len(self._values) > self._value_cache_size:
                 self._values.popitem(last=False)
