@@ -667,7 +667,7 @@ def create_app(settings: Settings) -> web.Application:
         ).routes(),
         PushPage().routes(),
         DevicesApi(devices, users, preferences, links, api_auth.is_backend).routes(),
-        OperatorApi(notifications, outbox, links, settings.public_url).routes(),
+        OperatorApi(notifications, outbox, links, settings.public_url, inbox=inbox).routes(),
         InboxApi(inbox, links, inbox_feed, engagement=engagement).routes(),
         EngagementApi(engagement, users, subscriptions, links, api_auth.is_backend).routes(),
         LivePages().routes(),

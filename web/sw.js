@@ -76,7 +76,9 @@ async function badge(count) {
 // acknowledged. Herald is told either way, so it is read everywhere, not only here.
 async function clicked(data, action) {
   if (action === 'acknowledge') return report('/api/push/acknowledge', data.id);
-  const [status] = await Promise.all([report('/api/push/read', data.id), openOrFocus(data.url)]);
+  // The report does not wait on the window, nor fails with it (a browser may refuse to open one).
+  const opened = openOrFocus(data.url).catch(() => undefined);
+  const [status] = await Promise.all([report('/api/push/read', data.id), opened]);
   return status;
 }
 
