@@ -185,7 +185,7 @@ class EngagementApi:
         return await self._acknowledged(user_id, notification_id, outcome)
 
     async def _read(self, user_id: str, notification_id: str, via: str) -> web.Response:
-        read_at = await self._engagement.read(user_id, notification_id, via)
+        read_at, unread = await self._engagement.read_counted(user_id, notification_id, via)
         if read_at is None:
             raise ApiProblem(
                 404, "not_found", "this person has no such notification (or it expired)", "id"
@@ -196,7 +196,7 @@ class EngagementApi:
                 "userId": user_id,
                 "read": True,
                 "readAt": _iso(read_at),
-                "unread": await self._engagement.unread(user_id),
+                "unread": unread,
             }
         )
 

@@ -339,6 +339,13 @@ class CosmosInboxStore:
         marked = await self._mark_read(user_id, notification_id, via)
         return None if marked is None else marked[0]
 
+    async def mark_read_each(
+        self, reads: Sequence[tuple[str, str, str]]
+    ) -> builtins.list[float | None]:
+        # One point read and patch per entry, each in its person's partition: concurrently.
+        results = await bounded(self._mark_read(u, n, via) for u, n, via in reads)
+        return [None if marked is None else marked[0] for marked in results]
+
     async def mark_read_many(
         self, user_id: str, notification_ids: Sequence[str], via: str
     ) -> builtins.list[str]:

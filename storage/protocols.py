@@ -143,6 +143,13 @@ class InboxStore(Protocol):
         or None if the user has no such entry (or it expired)."""
         ...
 
+    async def mark_read_each(
+        self, reads: Sequence[tuple[str, str, str]]
+    ) -> builtins.list[float | None]:
+        """`mark_read` for many (user id, notification id, via) at once, results in order: a
+        storm of reads from many people costs a statement or a few, not one per read."""
+        ...
+
     async def mark_read_many(
         self, user_id: str, notification_ids: Sequence[str], via: str
     ) -> builtins.list[str]:

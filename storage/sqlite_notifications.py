@@ -212,6 +212,34 @@ class SqliteInboxStore:
         )
         return float(rows[0]["read_at"]) if rows else None
 
+    async def mark_read_each(
+        self, reads: Sequence[tuple[str, str, str]]
+    ) -> builtins.list[float | None]:
+        now = time.time()
+        found: dict[tuple[str, str], float] = {}
+        by_via: dict[str, list[tuple[str, str]]] = {}
+        for user_id, notification_id, via in reads:
+            by_via.setdefault(via, []).append((user_id, notification_id))
+        for via, pairs in by_via.items():
+            unique = list(dict.fromkeys(pairs))
+            for i in range(0, len(unique), _CHUNK // 2):
+                chunk = unique[i : i + _CHUNK // 2]
+                values = ",".join(["(?,?)"] * len(chunk))
+                rows = await self._db.write_returning(
+                    "UPDATE inbox SET read_at = COALESCE(read_at, ?),"
+                    " read_via = CASE WHEN read_at IS NULL THEN ? ELSE read_via END"
+                    f" WHERE (user_id, notification_id) IN (VALUES {values})"
+                    " AND created_at >= ? AND NOT EXISTS (SELECT 1 FROM notifications n"
+                    " WHERE n.id = inbox.notification_id AND n.recalled_at IS NOT NULL)"
+                    " RETURNING user_id, notification_id, read_at",
+                    (now, via, *(v for pair in chunk for v in pair), now - self._retention),
+                )
+                found.update(
+                    ((str(r["user_id"]), str(r["notification_id"])), float(r["read_at"]))
+                    for r in rows
+                )
+        return [found.get((user_id, notification_id)) for user_id, notification_id, _ in reads]
+
     async def mark_read_many(
         self, user_id: str, notification_ids: Sequence[str], via: str
     ) -> builtins.list[str]:

@@ -170,3 +170,24 @@ async def test_a_recalled_notification_leaves_the_inbox(backend: Backend) -> Non
     assert again is not None and again.recalled_at == before
     assert await backend.notifications.recall("never-posted", before) is None
     assert "gone" not in await backend.notifications.pending_expansion()
+
+
+async def test_mark_read_each_answers_in_order_and_keeps_the_first_read(backend: Backend) -> None:
+    await _post(backend, "n1", ["u1", "u2"])
+    await _post(backend, "n2", ["u1"])
+    first = await backend.inbox.mark_read("u2", "n1", via="teams-receipt")
+
+    results = await backend.inbox.mark_read_each(
+        [("u1", "n1", "api"), ("u2", "n1", "mobile"), ("u1", "missing", "api"),
+         ("u1", "n2", "webpush"), ("u3", "n1", "api"), ("u1", "n1", "api")]
+    )
+
+    assert results[1] == first  # the first read stays, with its surface
+    assert results[2] is None and results[4] is None
+    assert results[0] is not None and results[5] == results[0] and results[3] is not None
+    pairs = (("u1", "n1"), ("u2", "n1"), ("u1", "n2"))
+    entries = {(u, n): await backend.inbox.entry(u, n) for u, n in pairs}
+    assert {k: e.read_via for k, e in entries.items() if e is not None} == {
+        ("u1", "n1"): "api", ("u2", "n1"): "teams-receipt", ("u1", "n2"): "webpush",
+    }
+    assert await backend.inbox.unread_counts(["u1", "u2"]) == {}
