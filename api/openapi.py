@@ -222,6 +222,7 @@ _MODELS: list[type[BaseModel]] = [
     Funnel,
     Recall,
     Resent,
+    ResendRequest,
     HistoryItem,
     History,
     ReadAll,
