@@ -72,6 +72,8 @@ class EngagementService:
         self._reads: list[tuple[str, str, str, asyncio.Future[tuple[float | None, int]]]] = []
         """Reads waiting for the next shared statement (read storms: `read_counted`)."""
         self._flusher: asyncio.Task[None] | None = None
+        self._read_alls: list[tuple[str, str, asyncio.Future[int]]] = []
+        self._all_flusher: asyncio.Task[None] | None = None
 
     async def read(self, user_id: str, notification_id: str, via: str) -> float | None:
         """Mark one notification read; when it was first read, or None if the person has no
@@ -122,10 +124,38 @@ class EngagementService:
         return (await self._inbox.unread_counts([user_id])).get(user_id, 0)
 
     async def read_all(self, user_id: str, via: str) -> int:
-        count = await self._inbox.mark_all_read(user_id, via)
-        if count:
-            self._on_changed([user_id])
-        return count
+        """Mark everything of the person read; how many were unread. Read-alls arriving
+        together share their statements, like `read_counted`."""
+        future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self._read_alls.append((user_id, via, future))
+        if self._all_flusher is None or self._all_flusher.done():
+            self._all_flusher = asyncio.create_task(
+                self._flush_read_alls(), name="herald-read-alls"
+            )
+        return await future
+
+    async def _flush_read_alls(self) -> None:
+        while self._read_alls:
+            batch = self._read_alls[:_READ_BATCH]
+            self._read_alls = self._read_alls[_READ_BATCH:]
+            by_via: dict[str, list[str]] = {}
+            for user_id, via, _ in batch:
+                by_via.setdefault(via, []).append(user_id)
+            counts: dict[str, int] = {}
+            try:
+                for via, users in by_via.items():
+                    counts.update(await self._inbox.mark_all_read_each(users, via))
+            except Exception as exc:  # the store failed: each waiting call answers with it
+                for *_, future in batch:
+                    if not future.done():
+                        future.set_exception(exc)
+                continue
+            if counts:
+                self._on_changed(list(counts))
+            for user_id, _, future in batch:
+                # The same person twice in a batch: the first call marked them, the next none.
+                if not future.done():
+                    future.set_result(counts.pop(user_id, 0))
 
     async def read_receipt(self, user_id: str, target: str, last_read_message_id: str) -> list[str]:
         """A Teams read receipt: the person read their chat with the bot up to that message,

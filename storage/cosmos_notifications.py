@@ -339,6 +339,14 @@ class CosmosInboxStore:
         marked = await self._mark_read(user_id, notification_id, via)
         return None if marked is None else marked[0]
 
+    async def mark_all_read_each(
+        self, user_ids: Sequence[str], via: str
+    ) -> dict[str, int]:
+        # Each person's entries are in their own partition: one query and patches each.
+        unique = list(dict.fromkeys(user_ids))
+        counts = await bounded(self.mark_all_read(u, via) for u in unique)
+        return {u: n for u, n in zip(unique, counts, strict=True) if n}
+
     async def mark_read_each(
         self, reads: Sequence[tuple[str, str, str]]
     ) -> builtins.list[float | None]:

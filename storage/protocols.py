@@ -143,6 +143,13 @@ class InboxStore(Protocol):
         or None if the user has no such entry (or it expired)."""
         ...
 
+    async def mark_all_read_each(
+        self, user_ids: Sequence[str], via: str
+    ) -> dict[str, int]:
+        """`mark_all_read` for many people at once (read-all storms): how many entries each
+        had unread (absent: none)."""
+        ...
+
     async def mark_read_each(
         self, reads: Sequence[tuple[str, str, str]]
     ) -> builtins.list[float | None]:

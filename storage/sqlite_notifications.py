@@ -212,6 +212,27 @@ class SqliteInboxStore:
         )
         return float(rows[0]["read_at"]) if rows else None
 
+    async def mark_all_read_each(
+        self, user_ids: Sequence[str], via: str
+    ) -> dict[str, int]:
+        now = time.time()
+        counts: dict[str, int] = {}
+        unique = list(dict.fromkeys(user_ids))
+        for i in range(0, len(unique), _CHUNK):
+            chunk = unique[i : i + _CHUNK]
+            rows = await self._db.write_returning(
+                "UPDATE inbox SET read_at = ?, read_via = ?"
+                f" WHERE user_id IN ({','.join('?' * len(chunk))})"
+                " AND read_at IS NULL AND created_at >= ?"
+                " AND NOT EXISTS (SELECT 1 FROM notifications n"
+                " WHERE n.id = inbox.notification_id AND n.recalled_at IS NOT NULL)"
+                " RETURNING user_id",
+                (now, via, *chunk, now - self._retention),
+            )
+            for r in rows:
+                counts[str(r["user_id"])] = counts.get(str(r["user_id"]), 0) + 1
+        return counts
+
     async def mark_read_each(
         self, reads: Sequence[tuple[str, str, str]]
     ) -> builtins.list[float | None]:

@@ -191,3 +191,18 @@ async def test_mark_read_each_answers_in_order_and_keeps_the_first_read(backend:
         ("u1", "n1"): "api", ("u2", "n1"): "teams-receipt", ("u1", "n2"): "webpush",
     }
     assert await backend.inbox.unread_counts(["u1", "u2"]) == {}
+
+
+async def test_mark_all_read_each_counts_per_person(backend: Backend) -> None:
+    for nid in ("n1", "n2", "n3"):
+        await _post(backend, nid, ["u1", "u2"])
+    await _post(backend, "n4", ["u3"])
+    await backend.inbox.mark_read("u2", "n1", via="inbox")
+
+    counts = await backend.inbox.mark_all_read_each(["u1", "u2", "u4", "u1"], "api")
+
+    assert counts == {"u1": 3, "u2": 2}
+    assert await backend.inbox.unread_counts(["u1", "u2", "u3"]) == {"u3": 1}
+    entry = await backend.inbox.entry("u2", "n1")
+    assert entry is not None and entry.read_via == "inbox"  # the first read stays
+    assert await backend.inbox.mark_all_read_each(["u1"], "api") == {}
