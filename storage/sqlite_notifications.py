@@ -238,26 +238,26 @@ class SqliteInboxStore:
     ) -> builtins.list[float | None]:
         now = time.time()
         found: dict[tuple[str, str], float] = {}
-        by_via: dict[str, list[tuple[str, str]]] = {}
+        # Grouped by notification and surface (a storm is many people reading one): then each
+        # statement is a primary-key lookup per person.
+        groups: dict[tuple[str, str], list[str]] = {}
         for user_id, notification_id, via in reads:
-            by_via.setdefault(via, []).append((user_id, notification_id))
-        for via, pairs in by_via.items():
-            unique = list(dict.fromkeys(pairs))
-            for i in range(0, len(unique), _CHUNK // 2):
-                chunk = unique[i : i + _CHUNK // 2]
-                values = ",".join(["(?,?)"] * len(chunk))
+            groups.setdefault((notification_id, via), []).append(user_id)
+        for (notification_id, via), users in groups.items():
+            unique = list(dict.fromkeys(users))
+            for i in range(0, len(unique), _CHUNK):
+                chunk = unique[i : i + _CHUNK]
                 rows = await self._db.write_returning(
                     "UPDATE inbox SET read_at = COALESCE(read_at, ?),"
                     " read_via = CASE WHEN read_at IS NULL THEN ? ELSE read_via END"
-                    f" WHERE (user_id, notification_id) IN (VALUES {values})"
+                    f" WHERE user_id IN ({','.join('?' * len(chunk))}) AND notification_id = ?"
                     " AND created_at >= ? AND NOT EXISTS (SELECT 1 FROM notifications n"
                     " WHERE n.id = inbox.notification_id AND n.recalled_at IS NOT NULL)"
-                    " RETURNING user_id, notification_id, read_at",
-                    (now, via, *(v for pair in chunk for v in pair), now - self._retention),
+                    " RETURNING user_id, read_at",
+                    (now, via, *chunk, notification_id, now - self._retention),
                 )
                 found.update(
-                    ((str(r["user_id"]), str(r["notification_id"])), float(r["read_at"]))
-                    for r in rows
+                    ((str(r["user_id"]), notification_id), float(r["read_at"])) for r in rows
                 )
         return [found.get((user_id, notification_id)) for user_id, notification_id, _ in reads]
 
