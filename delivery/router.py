@@ -121,7 +121,7 @@ class Router:
         self._idle.set()
         # Scheduled sends (`sendAt`) waiting here, by id. Only a wake-up: the store is the
         # truth, so a restart (start() resumes pending expansions) sets them again.
-        self._timers: dict[str, asyncio.TimerHandle] = {}
+        self._send_at_timers: dict[str, asyncio.TimerHandle] = {}
 
     async def start(self) -> None:
         for notification_id in await self._notifications.pending_expansion():
@@ -130,9 +130,9 @@ class Router:
         self._sweeper = asyncio.create_task(self._sweep_forever(), name="herald-router-sweep")
 
     async def stop(self) -> None:
-        for timer in self._timers.values():
+        for timer in self._send_at_timers.values():
             timer.cancel()
-        self._timers.clear()
+        self._send_at_timers.clear()
         for task in (self._sweeper, self._task):
             if task is not None:
                 task.cancel()
@@ -162,7 +162,7 @@ class Router:
                 continue
             due = send_at(record.event)
             if due is not None and due > self._clock():
-                if notification_id not in self._timers:  # another instance took it in
+                if notification_id not in self._send_at_timers:  # another instance took it in
                     self._wake_at(notification_id, due)
                 continue
             mark = (record.version, record.expand_cursor)
@@ -218,16 +218,17 @@ class Router:
 
     def _wake_at(self, notification_id: str, due: float) -> None:
         """Submit the notification again when its `sendAt` comes."""
-        old = self._timers.pop(notification_id, None)
+        old = self._send_at_timers.pop(notification_id, None)
         if old is not None:
             old.cancel()
 
         def due_now() -> None:
-            self._timers.pop(notification_id, None)
+            self._send_at_timers.pop(notification_id, None)
             self.submit(notification_id)
 
         delay = max(0.0, due - self._clock())
-        self._timers[notification_id] = asyncio.get_running_loop().call_later(delay, due_now)
+        loop = asyncio.get_running_loop()
+        self._send_at_timers[notification_id] = loop.call_later(delay, due_now)
 
     async def _expand(self, notification_id: str) -> None:
         record = await self._notifications.get(notification_id)
