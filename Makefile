@@ -6,7 +6,7 @@ PIP := $(PY) -m pip --disable-pip-version-check -q
 # Node test peers (web-push-testing, ...), pinned by package-lock.json, installed with npm ci.
 NODE_PEERS := tests/peers/node
 
-.PHONY: run test lint typecheck unit bench bench-fairness bench-webpush bench-fcm clean
+.PHONY: run test lint typecheck unit bench bench-fairness bench-webpush bench-fcm bench-apns clean
 
 $(VENV)/.runtime: requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -55,6 +55,10 @@ bench-webpush: $(VENV)/.dev $(NODE_PEERS)/node_modules/.installed
 ## make bench-fcm: pushes/s to the FCM stand-in (5,000 tokens) vs a loop of messaging.send
 bench-fcm: $(VENV)/.dev
 	$(PY) bench/fcm.py
+
+## make bench-apns: pushes/s to the APNs stand-in (5,000 iOS devices) vs a loop of aioapns
+bench-apns: $(VENV)/.dev
+	$(PY) bench/apns.py
 
 ## make teams-package: the Teams app package for upload (TEAMS_APP_ID=<guid> required;
 ## TEAMS_BOT_ID defaults to MicrosoftAppId and TEAMS_HOST to HERALD_PUBLIC_URL's host)

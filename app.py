@@ -46,12 +46,13 @@ from bots.herald_bot import HeraldBot
 from bots.teams import TeamChannels
 from config import Settings
 from delivery.allowed_hosts import AllowedHosts
+from delivery.apns import ApnsChannel, ApnsConfig
 from delivery.audience import Audiences
 from delivery.budget import BudgetStore, LaneBudget, LocalBudget, SharedBudget
-from delivery.channel import ChannelRegistry
+from delivery.channel import Channel, ChannelRegistry
 from delivery.conversation import ConversationChannel
 from delivery.fairness import FairClock
-from delivery.mobile import UnreachableDevices
+from delivery.mobile import MobilePush, UnreachableDevices
 from delivery.outbox import Outbox
 from delivery.outbox_sqlite import SqliteOutbox
 from delivery.ratelimit import KeyedBuckets
@@ -536,17 +537,28 @@ def create_app(settings: Settings) -> web.Application:
     channels.register(conversation_channel)
     channels.register_creator(conversation_channel)
     channels.register(WebPushChannel(subscriptions, vapid, allowed_hosts=push_hosts))
-    # Mobile push is on with a Firebase service account only (a bad file stops start-up here).
-    # Devices nothing here can reach (all of them while it is off; those registered with only
-    # an APNs token always) are counted as skipped with the reason, never dropped.
+    # Mobile push: FCM with a Firebase service account, APNs with a .p8 key (a bad file stops
+    # start-up here); one channel `mobile` either way, each device sent by one of them
+    # (delivery/mobile.py). Devices nothing here can reach (all of them while both are off)
+    # are counted as skipped with the reason, never dropped.
+    apns_config = ApnsConfig.from_settings(settings)
+    apns = ApnsChannel(devices, inbox, apns_config) if apns_config is not None else None
+    fcm = None
     if settings.firebase_credentials is not None:
         from delivery.fcm import FcmChannel  # firebase-admin is imported only when configured
 
-        channels.register(
-            FcmChannel(devices, settings.firebase_credentials, settings.fcm_endpoint)
-        )
+        fcm = FcmChannel(devices, settings.firebase_credentials, settings.fcm_endpoint)
+    mobile: Channel | None = (
+        MobilePush(devices, fcm, apns, prefer=settings.mobile_prefer)
+        if fcm is not None and apns is not None
+        else fcm or apns
+    )
+    if mobile is not None:
+        channels.register(mobile)
     channels.register_unreachable(
-        UnreachableDevices(devices, fcm_configured=settings.firebase_credentials is not None)
+        UnreachableDevices(
+            devices, fcm_configured=fcm is not None, apns_configured=apns is not None
+        )
     )
     # The router wakes the worker when it queues work; the worker asks the router's rules
     # again at send time (preferences may change while a delivery waits out quiet hours).
@@ -645,6 +657,16 @@ def create_app(settings: Settings) -> web.Application:
             checks["graph"] = graph.running
         return checks
 
+    def about() -> dict[str, object]:
+        """What /readyz says besides its checks: which mobile push services are on."""
+        return {
+            "mobile": {
+                "fcm": fcm is not None,
+                "apns": apns is not None,
+                "prefer": settings.mobile_prefer,
+            }
+        }
+
     async def metrics() -> str:
         return worker.metrics.render(
             in_flight=worker.in_flight,
@@ -661,7 +683,7 @@ def create_app(settings: Settings) -> web.Application:
         NotificationsApi(notifications, users, outbox, router, prompts, worker).routes(),
         UsersApi(users, inbox).routes(),
         PreferencesApi(users, preferences).routes(),
-        HealthApi(ready, metrics).routes(),
+        HealthApi(ready, metrics, about).routes(),
         OpenApi().routes(),
         GraphApi(graph, users).routes(),
         PushApi(
@@ -773,6 +795,13 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     log.info("channels on: %s", channel_names)
     if herald.settings.firebase_credentials is None:
         log.info("mobile push (FCM) is off: FIREBASE_CREDENTIALS is not set")
+    if herald.settings.apns_configured:
+        log.info(
+            "APNs is on for %s (production %s, sandbox %s)", settings.apns_bundle_id,
+            settings.apns_endpoint, settings.apns_sandbox_endpoint,
+        )
+    else:
+        log.info("APNs is off: APNS_KEY_FILE, APNS_KEY_ID, APNS_TEAM_ID, APNS_BUNDLE_ID not set")
     housekeeping = asyncio.create_task(
         _housekeeping(herald, started), name="herald-housekeeping"
     )

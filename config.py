@@ -281,6 +281,42 @@ class Settings(BaseModel):
         "https://fcm.googleapis.com", alias="FCM_ENDPOINT",
         description="Base URL of the FCM HTTP v1 API (tests point it at a local stand-in).",
     )
+    apns_key_file: Path | None = Field(
+        None, alias="APNS_KEY_FILE",
+        description="Path to the APNs authentication key (the .p8 file from Apple Developer, "
+        "Keys). With APNS_KEY_ID, APNS_TEAM_ID and APNS_BUNDLE_ID, Herald sends to iOS devices "
+        "directly; without them APNs is off.",
+    )
+    apns_key_id: str = Field(
+        "", alias="APNS_KEY_ID", description="The key's Key ID (10 characters, the JWT's kid).",
+    )
+    apns_team_id: str = Field(
+        "", alias="APNS_TEAM_ID",
+        description="The Apple Developer Team ID the key belongs to (the JWT's iss).",
+    )
+    apns_bundle_id: str = Field(
+        "", alias="APNS_BUNDLE_ID",
+        description="The iOS app's bundle id, e.g. com.contoso.field (the apns-topic).",
+    )
+    apns_endpoint: str = Field(
+        "https://api.push.apple.com", alias="APNS_ENDPOINT",
+        description="Base URL of APNs' production host (tests point it at a local stand-in).",
+    )
+    apns_sandbox_endpoint: str = Field(
+        "https://api.sandbox.push.apple.com", alias="APNS_SANDBOX_ENDPOINT",
+        description="Base URL of APNs' development host, for devices registered with "
+        "distribution `debug` (or `development`).",
+    )
+    apns_ca_file: Path | None = Field(
+        None, alias="APNS_CA_FILE",
+        description="PEM file of the only CAs trusted for the APNs hosts. Empty = the system's "
+        "trust store.",
+    )
+    mobile_prefer: Literal["fcm", "apns"] = Field(
+        "fcm", alias="HERALD_MOBILE_PREFER",
+        description="With FCM and APNs both on, which one sends to an iOS device registered "
+        "with both tokens (never both).",
+    )
     graph_tenant_id: str = Field(
         "", alias="GRAPH_TENANT_ID",
         description="Entra ID tenant whose calendars Herald may watch (Microsoft Graph). "
@@ -454,6 +490,27 @@ class Settings(BaseModel):
             raise ValueError("HERALD_STORE=cosmos needs COSMOS_ENDPOINT (an https URL)")
         if self.queue == "azure" and not self.azure_storage_connection_string.get_secret_value():
             raise ValueError("HERALD_QUEUE=azure needs AZURE_STORAGE_CONNECTION_STRING")
+        apns = [
+            name
+            for name, value in (
+                ("APNS_KEY_FILE", self.apns_key_file),
+                ("APNS_KEY_ID", self.apns_key_id),
+                ("APNS_TEAM_ID", self.apns_team_id),
+                ("APNS_BUNDLE_ID", self.apns_bundle_id),
+            )
+            if value
+        ]
+        if apns and len(apns) < 4:
+            missing = {"APNS_KEY_FILE", "APNS_KEY_ID", "APNS_TEAM_ID", "APNS_BUNDLE_ID"}
+            raise ValueError(
+                f"APNs needs {', '.join(sorted(missing - set(apns)))} too (or none of them)"
+            )
+        for name, url in (
+            ("APNS_ENDPOINT", self.apns_endpoint),
+            ("APNS_SANDBOX_ENDPOINT", self.apns_sandbox_endpoint),
+        ):
+            if not url.startswith("https://"):
+                raise ValueError(f"{name} must be an https URL (APNs speaks HTTP/2 over TLS)")
         if not self.graph_authority_host.startswith("https://"):
             raise ValueError("GRAPH_AUTHORITY_HOST must be an https URL")
         if self.teams_catalog_app_id and not self.graph_configured:
@@ -478,6 +535,13 @@ class Settings(BaseModel):
             self.graph_tenant_id
             and self.graph_client_id
             and self.graph_client_secret.get_secret_value()
+        )
+
+    @property
+    def apns_configured(self) -> bool:
+        """Herald sends to iOS devices through APNs directly (token-based authentication)."""
+        return bool(
+            self.apns_key_file and self.apns_key_id and self.apns_team_id and self.apns_bundle_id
         )
 
     @property

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from aiohttp import web
 
@@ -12,15 +13,18 @@ __all__ = ["HealthApi"]
 
 
 class HealthApi:
-    """`/healthz` says the process serves; `/readyz` that the store answers and workers run."""
+    """`/healthz` says the process serves; `/readyz` that the store answers and workers run
+    (and, from `about`, facts that do not make it unready: which push services are on)."""
 
     def __init__(
         self,
         ready: Callable[[], Awaitable[dict[str, bool]]],
         metrics: Callable[[], Awaitable[str]],
+        about: Callable[[], dict[str, Any]] | None = None,
     ) -> None:
         self._ready = ready
         self._metrics = metrics
+        self._about = about
 
     def routes(self) -> list[web.RouteDef]:
         return [
@@ -35,9 +39,10 @@ class HealthApi:
     async def readyz(self, request: web.Request) -> web.Response:
         checks = await self._ready()
         ok = all(checks.values())
-        return json_response(
-            {"status": "ready" if ok else "not-ready", "checks": checks}, status=200 if ok else 503
-        )
+        body: dict[str, Any] = {"status": "ready" if ok else "not-ready", "checks": checks}
+        if self._about is not None:
+            body.update(self._about())
+        return json_response(body, status=200 if ok else 503)
 
     async def metrics(self, request: web.Request) -> web.Response:
         return web.Response(

@@ -184,9 +184,20 @@ class ReadAll(_Answer):
     updated: int = Field(ge=0)
 
 
+class MobilePushServices(_Answer):
+    """Which mobile push services this instance sends through (not a readiness check)."""
+
+    fcm: bool
+    apns: bool
+    prefer: Literal["fcm", "apns"] = Field(
+        description="Which of the two sends to a device registered with both tokens."
+    )
+
+
 class Health(_Answer):
     status: Literal["ok", "ready", "not-ready"]
     checks: dict[str, bool] | None = None
+    mobile: MobilePushServices | None = None
 
 
 _MODELS: list[type[BaseModel]] = [
@@ -203,6 +214,7 @@ _MODELS: list[type[BaseModel]] = [
     History,
     ReadAll,
     Health,
+    MobilePushServices,
     *PUSH_MODELS,
     *GRAPH_MODELS,
     *DEVICE_MODELS,

@@ -21,7 +21,7 @@ __all__ = [
 ]
 
 UNPACED = ""
-"""The lane of deliveries no rate limit paces (Web Push, FCM, the Emulator, Web Chat)."""
+"""The lane of deliveries no rate limit paces (Web Push, FCM, APNs, the Emulator, Web Chat)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -74,7 +74,7 @@ from yarl import URL
 from delivery.channel import DeliveryResult, Pace, Target
 from delivery.mobile import APNS_NOT_CONFIGURED, MOBILE
 from delivery.outbox import DeliveryJob
-from delivery.payload import Shrink, encode_json, fit_json
+from delivery.payload import Shrink, collapse_id, encode_json, fit_json
 from errors import DeliveryError, DeliveryFailed, RetryLater, SettingsError, TargetGone
 from proactive.http import LeanHttpClient
 from storage.devices import DeviceRecord, DeviceStore
@@ -112,14 +112,6 @@ _ANDROID_NOTIFICATION_PRIORITY: Final = {
 _RESERVED_DATA_KEYS: Final = frozenset({"from", "message_type"})
 _RESERVED_DATA_PREFIXES: Final = ("google", "gcm")
 _MAX_REASON: Final = 200
-
-
-def collapse_id(notification_id: str) -> str:
-    """The notification id as a collapse key / `apns-collapse-id` (APNs allows 64 bytes):
-    one per notification, so its versions replace each other on the device."""
-    if len(notification_id.encode()) <= 64:
-        return notification_id
-    return hashlib.sha256(notification_id.encode()).hexdigest()
 
 
 def _web_topic(notification_id: str) -> str:

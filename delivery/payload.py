@@ -9,16 +9,25 @@ the title last.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
-__all__ = ["ELLIPSIS", "Shrink", "encode_json", "fit_json"]
+__all__ = ["ELLIPSIS", "Shrink", "collapse_id", "encode_json", "fit_json"]
 
 ELLIPSIS = "…"
 Shrink = tuple[str, Literal["truncate", "drop"], int]
 """One step: (field, "truncate", keep) cuts a string field to what fits, if that leaves at
 least `keep` characters; (field, "drop", 0) leaves the field out."""
+
+
+def collapse_id(notification_id: str) -> str:
+    """The notification id as a collapse key / `apns-collapse-id` / APNs `thread-id` (APNs
+    allows 64 bytes): one per notification, so its versions replace each other on the device."""
+    if len(notification_id.encode()) <= 64:
+        return notification_id
+    return hashlib.sha256(notification_id.encode()).hexdigest()
 
 
 def encode_json(document: Mapping[str, Any]) -> bytes:

@@ -255,6 +255,12 @@ class CosmosDeviceStore:
     async def apns_only_for(self, user_ids: Sequence[str]) -> dict[str, list[str]]:
         return await self._by_user("IS_NULL(c.fcmToken) AND IS_STRING(c.apnsToken)", user_ids)
 
+    async def fcm_only_for(self, user_ids: Sequence[str]) -> dict[str, list[str]]:
+        return await self._by_user("IS_STRING(c.fcmToken) AND IS_NULL(c.apnsToken)", user_ids)
+
+    async def apns_targets_for(self, user_ids: Sequence[str]) -> dict[str, list[str]]:
+        return await self._by_user("IS_STRING(c.apnsToken)", user_ids)
+
     async def get_many(
         self, keys: Sequence[tuple[str, str]]
     ) -> dict[tuple[str, str], DeviceRecord]:
@@ -268,9 +274,17 @@ class CosmosDeviceStore:
         return result
 
     async def remove_fcm_token(self, installation_id: str, token: str, reason: str) -> bool:
-        removed = await self._take_token(installation_id, "fcm", token, reason)
+        return await self._remove_token("fcm", installation_id, token, reason)
+
+    async def remove_apns_token(self, installation_id: str, token: str, reason: str) -> bool:
+        return await self._remove_token("apns", installation_id, token, reason)
+
+    async def _remove_token(
+        self, kind: str, installation_id: str, token: str, reason: str
+    ) -> bool:
+        removed = await self._take_token(installation_id, kind, token, reason)
         if removed:
-            token_id = doc_id("token", "fcm", token)
+            token_id = doc_id("token", kind, token)
             holder = await self._db.read("deviceTokens", token_id, token_id)
             if holder is not None and holder["installationId"] == installation_id:
                 await self._db.delete("deviceTokens", token_id, token_id)

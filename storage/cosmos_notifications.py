@@ -215,6 +215,26 @@ class CosmosInboxStore:
             if r["notificationId"] in records
         ]
 
+    async def unread_counts(self, user_ids: Sequence[str]) -> dict[str, int]:
+        ids = list(dict.fromkeys(user_ids))
+        since = time.time() - self._retention
+        # One count per user, in the user's own partition (an indexed, single-partition query).
+        counts = await bounded(
+            self._db.values(
+                "inbox",
+                "SELECT VALUE COUNT(1) FROM c WHERE c.userId = @u AND c.createdAt >= @since"
+                " AND IS_NULL(c.readAt)",
+                {"@u": user_id, "@since": since},
+                partition_key=user_id,
+            )
+            for user_id in ids
+        )
+        return {
+            user_id: int(found[0])
+            for user_id, found in zip(ids, counts, strict=True)
+            if found and found[0]
+        }
+
     async def contains(self, user_id: str, notification_id: str) -> bool:
         doc = await self._db.read("inbox", inbox_id(user_id, notification_id), user_id)
         return doc is not None and float(doc["createdAt"]) >= time.time() - self._retention

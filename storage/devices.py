@@ -159,6 +159,16 @@ class DeviceStore(Protocol):
         """Installation ids of each user's active installations that have only an APNs token."""
         ...
 
+    async def fcm_only_for(self, user_ids: Sequence[str]) -> dict[str, list[str]]:
+        """Installation ids of each user's active installations that have only an FCM token
+        (what nothing reaches while only APNs is configured)."""
+        ...
+
+    async def apns_targets_for(self, user_ids: Sequence[str]) -> dict[str, list[str]]:
+        """Installation ids of each user's active installations with an APNs token (an FCM
+        token or not): what the APNs channel can send to."""
+        ...
+
     async def get_many(
         self, keys: Sequence[tuple[str, str]]
     ) -> dict[tuple[str, str], DeviceRecord]:
@@ -171,4 +181,8 @@ class DeviceStore(Protocol):
         """Remove the installation's FCM token if it is still `token` (a token registered
         since is kept), recording why; deactivates an installation left with no token.
         True if the token was removed."""
+        ...
+
+    async def remove_apns_token(self, installation_id: str, token: str, reason: str) -> bool:
+        """The same for the installation's APNs device token."""
         ...

@@ -121,6 +121,12 @@ class InboxStore(Protocol):
 
     async def mark_all_read(self, user_id: str) -> int: ...
 
+    async def unread_counts(self, user_ids: Sequence[str]) -> dict[str, int]:
+        """How many unread entries each user has (users with none are absent): the badge on
+        an iPhone's app icon. One call for a batch of deliveries, so it stays a query or a few
+        per batch, never one per push."""
+        ...
+
     async def mark_read(self, user_id: str, notification_id: str) -> float | None:
         """Mark one entry read (the inbox page's button). Returns when it was read (the earlier
         time if it already was), or None if the user has no such entry (or it expired)."""

@@ -201,6 +201,12 @@ class SqliteDeviceStore:
     async def apns_only_for(self, user_ids: Sequence[str]) -> dict[str, list[str]]:
         return await self._by_user("fcm_token IS NULL AND apns_token IS NOT NULL", user_ids)
 
+    async def fcm_only_for(self, user_ids: Sequence[str]) -> dict[str, list[str]]:
+        return await self._by_user("fcm_token IS NOT NULL AND apns_token IS NULL", user_ids)
+
+    async def apns_targets_for(self, user_ids: Sequence[str]) -> dict[str, list[str]]:
+        return await self._by_user("apns_token IS NOT NULL", user_ids)
+
     async def get_many(
         self, keys: Sequence[tuple[str, str]]
     ) -> dict[tuple[str, str], DeviceRecord]:
@@ -219,14 +225,22 @@ class SqliteDeviceStore:
         return result
 
     async def remove_fcm_token(self, installation_id: str, token: str, reason: str) -> bool:
+        return await self._remove_token("fcm_token", installation_id, token, reason)
+
+    async def remove_apns_token(self, installation_id: str, token: str, reason: str) -> bool:
+        return await self._remove_token("apns_token", installation_id, token, reason)
+
+    async def _remove_token(
+        self, column: str, installation_id: str, token: str, reason: str
+    ) -> bool:
         now = self._clock()
         async with self._db.transaction() as conn:
             rows = await _rows(
                 conn,
-                "SELECT * FROM devices WHERE installation_id = ? AND fcm_token = ?",
+                f"SELECT * FROM devices WHERE installation_id = ? AND {column} = ?",
                 (installation_id, token),
             )
             if not rows:
                 return False
-            await self._take_token(conn, _record(rows[0]), "fcm_token", reason, now)
+            await self._take_token(conn, _record(rows[0]), column, reason, now)
         return True

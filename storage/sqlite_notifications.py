@@ -117,6 +117,20 @@ class SqliteInboxStore:
             "DELETE FROM inbox WHERE created_at < ?", (time.time() - self._retention,)
         )
 
+    async def unread_counts(self, user_ids: Sequence[str]) -> dict[str, int]:
+        result: dict[str, int] = {}
+        ids = list(dict.fromkeys(user_ids))
+        since = time.time() - self._retention
+        for i in range(0, len(ids), 500):
+            chunk = ids[i : i + 500]
+            rows = await self._db.fetchall(
+                "SELECT user_id, COUNT(*) FROM inbox WHERE read_at IS NULL AND created_at >= ?"
+                f" AND user_id IN ({','.join('?' * len(chunk))}) GROUP BY user_id",
+                (since, *chunk),
+            )
+            result.update((user_id, int(count)) for user_id, count in rows)
+        return result
+
     async def list(self, user_id: str, *, unread_only: bool, limit: int) -> list[InboxEntry]:
         rows = await self._db.fetchall(
             "SELECT i.notification_id, i.created_at, i.read_at, n.event, n.version"

@@ -291,3 +291,44 @@ async def test_delete_for_a_user_removes_only_their_installation(backend: Backen
         registration("phone", "ada", fcm=fcm_token()), owner_only=True
     )
     assert outcome.created
+
+
+async def test_apns_targets_and_fcm_only_devices_per_user(backend: Backend) -> None:
+    await backend.devices.upsert(registration("ada-android", "ada", fcm=fcm_token()))
+    await backend.devices.upsert(registration("ada-ios", "ada", platform="ios", apns=apns_token()))
+    await backend.devices.upsert(
+        registration("grace-both", "grace", platform="ios", fcm=fcm_token(), apns=apns_token())
+    )
+    users = ["ada", "grace", "nobody"]
+    assert await backend.devices.apns_targets_for(users) == {
+        "ada": ["ada-ios"],
+        "grace": ["grace-both"],
+    }
+    assert await backend.devices.fcm_only_for(users) == {"ada": ["ada-android"]}
+
+
+async def test_remove_apns_token_only_if_it_is_still_the_one_sent_to(backend: Backend) -> None:
+    old, new, fcm = apns_token(), apns_token(), fcm_token()
+    await backend.devices.upsert(registration("iphone", platform="ios", apns=old))
+    await backend.devices.upsert(registration("iphone", platform="ios", apns=new))
+    # APNs said Unregistered for the old token after the app had registered a new one.
+    assert not await backend.devices.remove_apns_token("iphone", old, "Unregistered")
+    device = await backend.devices.get("iphone")
+    assert device is not None and device.apns_token == new and device.active
+
+    assert await backend.devices.remove_apns_token("iphone", new, "Unregistered")
+    device = await backend.devices.get("iphone")
+    assert device is not None
+    assert (device.apns_token, device.active) == (None, False)
+    assert device.token_removed is not None and device.token_removed.reason == "Unregistered"
+    assert await backend.devices.apns_targets_for(["ada"]) == {}
+
+    # A device with both tokens keeps its FCM token (and stays reachable) when APNs drops one.
+    await backend.devices.upsert(registration("both", platform="ios", fcm=fcm, apns=new))
+    assert await backend.devices.remove_apns_token("both", new, "BadDeviceToken")
+    device = await backend.devices.get("both")
+    assert device is not None
+    assert (device.fcm_token, device.apns_token, device.active) == (fcm, None, True)
+    # The token is free again: registering it elsewhere moves nothing.
+    moved = await backend.devices.upsert(registration("other", platform="ios", apns=new))
+    assert moved.displaced == ()

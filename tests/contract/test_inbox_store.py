@@ -115,3 +115,14 @@ async def test_purge_deletes_only_entries_past_retention(backend: Backend) -> No
     assert await inbox.purge_expired() == 1
     assert await inbox.purge_expired() == 0
     assert await _ids(backend, "u1") == ["new"]
+
+
+async def test_unread_counts_per_user_for_the_badge(backend: Backend) -> None:
+    for i in range(3):
+        await _post(backend, f"n{i}", ["u1", "u2"])
+    await _post(backend, "n3", ["u1"])
+    await backend.inbox.mark_read("u2", "n0")
+    assert await backend.inbox.unread_counts(["u1", "u2", "u3"]) == {"u1": 4, "u2": 2}
+    await backend.inbox.mark_all_read("u2")
+    assert await backend.inbox.unread_counts(["u2", "u1", "u1"]) == {"u1": 4}
+    assert await backend.inbox.unread_counts([]) == {}

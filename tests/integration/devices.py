@@ -12,9 +12,10 @@ from pathlib import Path
 from typing import Any
 
 from tests.harness import HeraldClient
+from tests.peers.apns import ApnsStandIn
 from tests.peers.fcm import FcmStandIn
 
-__all__ = ["apns_token", "device_body", "fcm_env", "fcm_token", "register"]
+__all__ = ["apns_env", "apns_token", "device_body", "fcm_env", "fcm_token", "register"]
 
 
 def fcm_token() -> str:
@@ -71,3 +72,20 @@ def fcm_env(standin: FcmStandIn, directory: Path) -> dict[str, str]:
     """Settings that switch mobile push on against the stand-in."""
     account = standin.service_account(directory / f"firebase-{uuid.uuid4().hex[:8]}.json")
     return {"FIREBASE_CREDENTIALS": str(account), "FCM_ENDPOINT": standin.url}
+
+
+def apns_env(
+    production: ApnsStandIn, directory: Path, sandbox: ApnsStandIn | None = None
+) -> dict[str, str]:
+    """Settings that switch APNs on against the stand-ins (`sandbox` shares the production
+    stand-in's key and certificate; without it both hosts are the production stand-in)."""
+    key = production.write_key(directory / f"AuthKey_{uuid.uuid4().hex[:8]}.p8")
+    return {
+        "APNS_KEY_FILE": str(key),
+        "APNS_KEY_ID": production.key_id,
+        "APNS_TEAM_ID": production.team_id,
+        "APNS_BUNDLE_ID": production.bundle_id,
+        "APNS_ENDPOINT": production.url,
+        "APNS_SANDBOX_ENDPOINT": (sandbox or production).url,
+        "APNS_CA_FILE": str(production.ca_file),
+    }
