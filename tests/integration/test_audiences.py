@@ -1,0 +1,326 @@
+"""Audiences and reach (issue 13), end to end over real sockets.
+
+Herald expands Entra ID groups through the Graph stand-in (TLS, msal client credentials,
+`transitiveMembers` paged with `@odata.nextLink`, 429 + Retry-After on demand), team rosters and
+channels through the Bot Connector stand-in, and reaches people who never talked to the bot by
+creating their 1:1 chat (`POST /v3/conversations`) or, when Teams answers that the app is not
+installed for them, by installing it through Graph first.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import Counter
+from typing import Any
+
+import pytest
+
+from tests.conftest import HeraldFactory
+from tests.harness import Emulator, RunningHerald, free_port
+from tests.integration.chat import Chat, card_texts
+from tests.integration.conftest import GraphPeers
+from tests.peers.connector import ConnectorStandIn, Member
+
+CATALOG_APP = "6e3f3c53-0d3e-4b0e-8c5a-4f6f3a1e9d21"
+TEAM = "19:team-ops-0001@thread.tacv2"
+INCIDENT = "19:incident-0001@thread.tacv2"
+
+
+def gid() -> str:
+    return str(uuid.uuid4())
+
+
+async def reach_herald(
+    herald_factory: HeraldFactory,
+    graph_peers: GraphPeers,
+    connector: ConnectorStandIn,
+    **env: str,
+) -> RunningHerald:
+    """Herald with Graph on the stand-ins and the tenant's connector on the stand-in."""
+    running = await herald_factory(
+        **graph_peers.env(free_port()),
+        HERALD_TEAMS_SERVICE_URL=connector.url,
+        **env,
+    )
+    return graph_peers.drive(running)
+
+
+async def post(herald: RunningHerald, recipients: dict[str, Any], **event: Any) -> str:
+    code, body = await herald.post_event(
+        {"type": "case", "title": "A case was raised", "recipients": recipients, **event}
+    )
+    assert code == 202, body
+    return str(body["id"])
+
+
+def creates(connector: ConnectorStandIn) -> list[int]:
+    """The status of every create-conversation call, accepted or not."""
+    return [r.status for r in connector.recorded if r.kind == "create"]
+
+
+def created_members(connector: ConnectorStandIn) -> list[str]:
+    return [r.body["members"][0]["id"] for r in connector.created()]
+
+
+async def test_a_group_of_1200_over_three_pages_reaches_everyone_once(
+    herald_factory: HeraldFactory, graph_peers: GraphPeers, connector: ConnectorStandIn
+) -> None:
+    graph = graph_peers.graph
+    graph.member_page_size = 400
+    group = gid()
+    people = [gid() for _ in range(1_200)]
+    graph.add_group(group, people, devices=3)
+    herald = await reach_herald(
+        herald_factory, graph_peers, connector, HERALD_THROTTLED_CHANNELS="none"
+    )
+
+    notification = await post(herald, {"groups": [group]})
+    status = await herald.wait_status(notification, timeout=120)
+
+    pages = graph.calls("GET", "/transitiveMembers/microsoft.graph.user")
+    assert len(pages) == 3
+    assert all(r.status == 200 for r in pages)
+    # Each person's chat created once, and one card in each.
+    assert Counter(created_members(connector)) == Counter(people)
+    per_chat = Counter(r.conversation_id for r in connector.sent())
+    assert len(per_chat) == 1_200 and set(per_chat.values()) == {1}
+    assert status["recipients"] == 1_200
+    assert status["counters"]["delivered"] == 1_200
+    assert status["reach"]["created"] == 1_200
+    [part] = status["audience"]["parts"]
+    assert part == {
+        "kind": "group",
+        "id": group,
+        "state": "done",
+        "listed": 1_200,
+        "added": 1_200,
+        "reason": None,
+    }
+
+
+async def test_a_throttled_graph_is_waited_for_and_nested_groups_count_once(
+    herald_factory: HeraldFactory, graph_peers: GraphPeers, connector: ConnectorStandIn
+) -> None:
+    """429 + Retry-After on a page of members: the page is asked again after it; a nested
+    group's people are members too (transitive), devices are not."""
+    graph = graph_peers.graph
+    graph.member_page_size = 3
+    inner, outer = gid(), gid()
+    shared = gid()
+    graph.add_group(inner, [shared, gid()], devices=1)
+    graph.add_group(outer, [shared, gid(), gid(), gid()], groups=[inner], devices=2)
+    herald = await reach_herald(herald_factory, graph_peers, connector)
+    graph.throttle(1, retry_after="1", path_contains="skiptoken=3")
+
+    notification = await post(herald, {"groups": [outer]})
+    status = await herald.wait_status(notification, timeout=20)
+
+    assert [r.status for r in graph.calls("GET", "/transitiveMembers")] == [200, 429, 200]
+    assert len(created_members(connector)) == 5 == len(set(created_members(connector)))
+    assert status["recipients"] == 5
+    assert status["counters"]["delivered"] == 5
+
+
+async def test_someone_who_never_talked_to_the_bot_gets_the_card_after_an_install(
+    herald_factory: HeraldFactory, graph_peers: GraphPeers, connector: ConnectorStandIn
+) -> None:
+    graph = graph_peers.graph
+    tenant = graph_peers.entra.tenant
+    connector.require_installation = True
+    graph.catalog_apps.add(CATALOG_APP)
+    graph.on_install = lambda user_id: connector.install(user_id, tenant)
+    owner = graph.add_user(upn="owner@contoso.example")
+    blocked = graph.add_user(upn="blocked@contoso.example")
+    graph.install_blocked.add(blocked["id"])
+    herald = await reach_herald(
+        herald_factory, graph_peers, connector, HERALD_TEAMS_CATALOG_APP_ID=CATALOG_APP
+    )
+
+    notification = await post(
+        herald,
+        {"users": ["owner@contoso.example", "blocked@contoso.example", "nobody@contoso.example"]},
+    )
+    status = await herald.wait_status(notification, timeout=20)
+
+    # Teams refused the chat (app not installed), Graph installed it, the chat was found.
+    assert creates(connector) == [403, 403]
+    [install_ok, install_blocked] = sorted(
+        graph.calls("POST", "/teamwork/installedApps"), key=lambda r: r.status
+    )
+    assert install_ok.status == 201 and install_blocked.status == 403
+    # (the stand-in accepts only a teamsApp@odata.bind to this catalog app)
+    chat_id = connector.install(owner["id"], tenant)
+    [card] = connector.sent(chat_id)
+    assert "A case was raised" in card_texts(card.body)
+    assert status["reach"] == {
+        "created": 0,
+        "installed": 1,
+        "stored": 0,
+        "notInstallable": {"forbidden (Forbidden)": 1},
+    }
+    assert status["reasons"]["skipped:unknown-user"] == 1
+
+    # The chat is remembered: the next notification goes straight there.
+    again = await post(herald, {"users": [owner["id"]]})
+    status = await herald.wait_status(again, timeout=20)
+    assert len(connector.sent(chat_id)) == 2
+    assert len(graph.calls("POST", "/teamwork/installedApps")) == 2
+    assert status["counters"]["delivered"] == 1
+
+
+async def test_without_installation_configured_the_person_is_counted_not_installable(
+    herald_factory: HeraldFactory, graph_peers: GraphPeers, connector: ConnectorStandIn
+) -> None:
+    connector.require_installation = True
+    person = graph_peers.graph.add_user()
+    herald = await reach_herald(herald_factory, graph_peers, connector)
+    notification = await post(herald, {"users": [person["id"]]})
+    status = await herald.wait_status(notification, timeout=20)
+    assert status["reach"]["notInstallable"] == {"installation-off": 1}
+    assert graph_peers.graph.calls("POST", "/teamwork/installedApps") == []
+    assert creates(connector) == [403]  # tried once, not retried
+
+
+def team_update(emulator: Emulator, tenant: str, **fields: Any) -> dict[str, Any]:
+    """A conversationUpdate in the team's General channel, as Teams sends it."""
+    someone = emulator.teams_user(tenant_id=tenant)
+    activity = emulator.activity(someone, "conversationUpdate", **fields)
+    activity["conversation"] = {
+        "id": TEAM,
+        "conversationType": "channel",
+        "isGroup": True,
+        "tenantId": tenant,
+    }
+    activity["channelData"] = {
+        "team": {"id": TEAM, "name": "Ops"},
+        "tenant": {"id": tenant},
+        **activity.get("channelData", {}),
+        **fields.pop("channelData", {}),
+    }
+    activity["channelData"]["team"] = {"id": TEAM, "name": "Ops"}
+    activity["channelData"]["tenant"] = {"id": tenant}
+    return activity
+
+
+async def test_a_channel_gets_one_post_and_none_once_the_bot_is_removed(
+    herald_factory: HeraldFactory, graph_peers: GraphPeers, connector: ConnectorStandIn
+) -> None:
+    tenant = graph_peers.entra.tenant
+    herald = await reach_herald(herald_factory, graph_peers, connector)
+    emulator = Emulator(herald, connector.url)
+    connector.set_team_channels(TEAM, [(TEAM, None), (INCIDENT, "incident")])
+    bot = {"id": f"28:{Emulator.BOT_ID}", "name": "Herald"}
+    added = team_update(
+        emulator, tenant, membersAdded=[bot], channelData={"eventType": "teamMemberAdded"}
+    )
+    assert await emulator.post(added) in (200, 201)
+
+    notification = await post(
+        herald,
+        {
+            "channels": [
+                {"teamId": TEAM, "channelId": INCIDENT},
+                {"teamId": TEAM, "channelId": INCIDENT},
+            ]
+        },
+    )
+    status = await herald.wait_status(notification, timeout=20)
+    [post_record] = connector.sent(INCIDENT)
+    assert "A case was raised" in card_texts(post_record.body)
+    assert post_record.reply_to_id is None  # a new thread in the channel
+    assert connector.sent(TEAM) == []
+    assert status["counters"]["delivered"] == 1 and status["recipients"] == 1
+
+    removed = team_update(
+        emulator, tenant, membersRemoved=[bot], channelData={"eventType": "teamMemberRemoved"}
+    )
+    assert await emulator.post(removed) in (200, 201)
+    later = await post(herald, {"channels": [{"teamId": TEAM, "channelId": INCIDENT}]})
+    status = await herald.wait_status(later, timeout=20)
+    assert len(connector.sent(INCIDENT)) == 1
+    assert status["reasons"] == {"skipped:channel-removed": 1}
+
+    unknown = await post(herald, {"channels": [{"teamId": TEAM, "channelId": "19:x@thread.tacv2"}]})
+    status = await herald.wait_status(unknown, timeout=20)
+    assert status["reasons"] == {"skipped:unknown-channel": 1}
+
+
+async def test_a_person_in_two_groups_and_a_team_gets_one_message(
+    herald_factory: HeraldFactory, graph_peers: GraphPeers, connector: ConnectorStandIn
+) -> None:
+    graph = graph_peers.graph
+    tenant = graph_peers.entra.tenant
+    herald = await reach_herald(herald_factory, graph_peers, connector)
+    emulator = Emulator(herald, connector.url)
+    # Grace talked to the bot; Alan never did. Both are in both groups and in the team.
+    grace = Chat(herald, emulator, connector, emulator.teams_user(tenant_id=tenant))
+    await grace.install()
+    welcomed = len(grace.records())
+    alan, other = gid(), gid()
+    sales, london = gid(), gid()
+    graph.add_group(sales, [grace.user.key, alan])
+    graph.add_group(london, [alan, grace.user.key, other])
+    connector.set_team_channels(TEAM, [(TEAM, None)])
+    connector.set_roster(
+        TEAM,
+        [
+            Member(id=f"29:{p}", name=p[:4], aad_object_id=p, tenant_id=tenant)
+            for p in (alan, grace.user.key)
+        ],
+    )
+    bot = {"id": f"28:{Emulator.BOT_ID}", "name": "Herald"}
+    assert await emulator.post(
+        team_update(
+            emulator, tenant, membersAdded=[bot], channelData={"eventType": "teamMemberAdded"}
+        )
+    ) in (200, 201)
+
+    notification = await post(
+        herald,
+        {"groups": [sales, london], "teams": [TEAM], "users": [alan, grace.user.key]},
+    )
+    status = await herald.wait_status(notification, timeout=20)
+
+    assert len(grace.records()) == welcomed + 1
+    assert Counter(created_members(connector)) == Counter({alan: 1, other: 1})
+    assert status["recipients"] == 3
+    assert status["counters"]["delivered"] == 3
+    kinds = [(p["kind"], p["added"]) for p in status["audience"]["parts"]]
+    assert kinds == [("users", 2), ("group", 0), ("group", 1), ("team", 0)]
+
+
+@pytest.mark.slow
+async def test_a_restart_mid_expansion_loses_nobody(
+    herald_factory: HeraldFactory, graph_peers: GraphPeers, connector: ConnectorStandIn
+) -> None:
+    """Graph throttles the third page for a long time; Herald stops while it waits, and the
+    next start goes on from the saved cursor: everybody once."""
+    graph = graph_peers.graph
+    graph.member_page_size = 100
+    group = gid()
+    people = [gid() for _ in range(450)]
+    graph.add_group(group, people)
+    herald = await reach_herald(
+        herald_factory, graph_peers, connector, HERALD_THROTTLED_CHANNELS="none"
+    )
+    graph.throttle(1, retry_after="3600", path_contains="skiptoken=200")
+
+    notification = await post(herald, {"groups": [group]})
+    status = await herald.wait_status(
+        notification, lambda s: s["audience"]["parts"][0]["reason"] is not None, 20
+    )
+    assert status["status"] == "accepted"
+    assert status["audience"]["parts"][0]["listed"] == 200
+    await herald.wait_status(notification, lambda s: s["counters"]["delivered"] == 200, 30)
+
+    await herald.restart()
+    graph_peers.drive(herald)
+    status = await herald.wait_status(notification, timeout=60)
+
+    assert Counter(created_members(connector)) == Counter(people)
+    assert len(connector.sent()) == 450
+    assert status["recipients"] == 450
+    starts = [
+        r for r in graph.calls("GET", "/transitiveMembers") if "skiptoken" not in str(r.query)
+    ]
+    assert len(starts) == 1  # resumed from the saved nextLink, not from the first page
