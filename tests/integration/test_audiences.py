@@ -9,13 +9,15 @@ installed for them, by installing it through Graph first.
 
 from __future__ import annotations
 
+import csv
+import io
 import uuid
 from collections import Counter
 from typing import Any
 
 import pytest
 
-from tests.conftest import HeraldFactory
+from tests.conftest import ON_EVERY_BACKEND, HeraldFactory
 from tests.harness import Emulator, RunningHerald, free_port
 from tests.integration.chat import Chat, card_texts
 from tests.integration.conftest import GraphPeers
@@ -56,6 +58,13 @@ async def post(herald: RunningHerald, recipients: dict[str, Any], **event: Any) 
 def creates(connector: ConnectorStandIn) -> list[int]:
     """The status of every create-conversation call, accepted or not."""
     return [r.status for r in connector.recorded if r.kind == "create"]
+
+
+async def report(herald: RunningHerald, notification_id: str) -> list[dict[str, str]]:
+    """The per-recipient CSV report, as rows."""
+    code, text = await herald.request("GET", f"/api/notifications/{notification_id}/report.csv")
+    assert code == 200, text
+    return list(csv.DictReader(io.StringIO(text)))
 
 
 def created_members(connector: ConnectorStandIn) -> list[str]:
@@ -159,6 +168,12 @@ async def test_someone_who_never_talked_to_the_bot_gets_the_card_after_an_instal
         "notInstallable": {"forbidden (Forbidden)": 1},
     }
     assert status["reasons"]["skipped:unknown-user"] == 1
+    rows = {(r["userId"], r["status"], r["reason"]) for r in await report(herald, notification)}
+    assert rows == {
+        (owner["id"], "delivered", "installed"),
+        (blocked["id"], "failed", "not-installable: forbidden (Forbidden)"),
+        ("nobody@contoso.example", "skipped", "unknown-user"),
+    }
 
     # The chat is remembered: the next notification goes straight there.
     again = await post(herald, {"users": [owner["id"]]})
@@ -245,6 +260,28 @@ async def test_a_channel_gets_one_post_and_none_once_the_bot_is_removed(
     assert status["reasons"] == {"skipped:unknown-channel": 1}
 
 
+async def test_opt_in_required_opens_no_chat_and_installs_nothing(
+    herald_factory: HeraldFactory, graph_peers: GraphPeers, connector: ConnectorStandIn
+) -> None:
+    graph = graph_peers.graph
+    graph.catalog_apps.add(CATALOG_APP)
+    group = gid()
+    graph.add_group(group, [gid(), gid()])
+    herald = await reach_herald(
+        herald_factory,
+        graph_peers,
+        connector,
+        HERALD_TEAMS_CATALOG_APP_ID=CATALOG_APP,
+        HERALD_OPT_IN_REQUIRED="true",
+    )
+    notification = await post(herald, {"groups": [group]})
+    status = await herald.wait_status(notification, timeout=20)
+    assert status["counters"]["delivered"] == 0 and status["counters"]["skipped"] == 2
+    assert connector.recorded == []
+    assert graph.calls("POST", "/teamwork/installedApps") == []
+
+
+@ON_EVERY_BACKEND
 async def test_a_person_in_two_groups_and_a_team_gets_one_message(
     herald_factory: HeraldFactory, graph_peers: GraphPeers, connector: ConnectorStandIn
 ) -> None:
@@ -324,3 +361,45 @@ async def test_a_restart_mid_expansion_loses_nobody(
         r for r in graph.calls("GET", "/transitiveMembers") if "skiptoken" not in str(r.query)
     ]
     assert len(starts) == 1  # resumed from the saved nextLink, not from the first page
+
+
+async def test_a_team_named_by_its_group_id_is_its_direct_members(
+    herald_factory: HeraldFactory, graph_peers: GraphPeers, connector: ConnectorStandIn
+) -> None:
+    """A team the bot is not in, named by its Microsoft 365 group's object id: its members
+    (not transitive: a team's roster has no nested groups)."""
+    graph = graph_peers.graph
+    team_group, nested = gid(), gid()
+    direct = [gid(), gid()]
+    graph.add_group(nested, [gid()])
+    graph.add_group(team_group, direct, groups=[nested])
+    herald = await reach_herald(herald_factory, graph_peers, connector)
+    notification = await post(herald, {"teams": [team_group]})
+    status = await herald.wait_status(notification, timeout=20)
+    assert sorted(created_members(connector)) == sorted(direct)
+    assert [r.path for r in graph.calls("GET", "/groups/")] == [
+        f"/v1.0/groups/{team_group}/members/microsoft.graph.user"
+    ]
+    assert status["counters"]["delivered"] == 2
+
+
+async def test_a_part_that_cannot_be_listed_is_counted_and_the_others_go_on(
+    herald_factory: HeraldFactory, graph_peers: GraphPeers, connector: ConnectorStandIn
+) -> None:
+    graph = graph_peers.graph
+    group = gid()
+    graph.add_group(group, [gid()])
+    missing = gid()
+    herald = await reach_herald(herald_factory, graph_peers, connector)
+    notification = await post(herald, {"groups": [missing, group], "teams": [TEAM]})
+    status = await herald.wait_status(notification, timeout=20)
+    parts = [(p["kind"], p["state"], p["reason"]) for p in status["audience"]["parts"]]
+    assert parts == [
+        ("group", "failed", "group-not-found"),
+        ("group", "done", None),
+        ("team", "failed", "unknown-team"),
+    ]
+    assert status["counters"]["delivered"] == 1
+    rows = {(r["userId"], r["reason"]) for r in await report(herald, notification)}
+    assert (f"group:{missing}", "group-not-found") in rows
+    assert (f"team:{TEAM}", "unknown-team") in rows
