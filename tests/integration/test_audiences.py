@@ -403,3 +403,48 @@ async def test_a_part_that_cannot_be_listed_is_counted_and_the_others_go_on(
     rows = {(r["userId"], r["reason"]) for r in await report(herald, notification)}
     assert (f"group:{missing}", "group-not-found") in rows
     assert (f"team:{TEAM}", "unknown-team") in rows
+
+
+async def test_channels_follow_the_team_as_it_changes(
+    herald_factory: HeraldFactory, graph_peers: GraphPeers, connector: ConnectorStandIn
+) -> None:
+    """Installed in a team (installationUpdate): its channels are stored; a channel created
+    later is stored, a deleted one forgotten; uninstalled: all of them forgotten."""
+    tenant = graph_peers.entra.tenant
+    herald = await reach_herald(herald_factory, graph_peers, connector)
+    emulator = Emulator(herald, connector.url)
+    connector.set_team_channels(TEAM, [(TEAM, None), (INCIDENT, "incident")])
+    installed = team_update(emulator, tenant)
+    installed.update(type="installationUpdate", action="add")
+    assert await emulator.post(installed) in (200, 201)
+    welcome = len(connector.sent())  # the bot greets the team in its General channel
+
+    later = "19:later-0001@thread.tacv2"
+    created = team_update(
+        emulator,
+        tenant,
+        channelData={"eventType": "channelCreated", "channel": {"id": later, "name": "later"}},
+    )
+    assert await emulator.post(created) in (200, 201)
+    deleted = team_update(
+        emulator,
+        tenant,
+        channelData={"eventType": "channelDeleted", "channel": {"id": INCIDENT, "name": "x"}},
+    )
+    assert await emulator.post(deleted) in (200, 201)
+
+    channels = [{"teamId": TEAM, "channelId": c} for c in (TEAM, INCIDENT, later)]
+    first = await post(herald, {"channels": channels})
+    status = await herald.wait_status(first, timeout=20)
+    assert status["counters"]["delivered"] == 2
+    assert status["reasons"] == {"skipped:channel-removed": 1}
+    assert len(connector.sent(later)) == 1
+    assert [r.reply_to_id for r in connector.sent(TEAM)[welcome:]] == [None]
+
+    uninstalled = team_update(emulator, tenant)
+    uninstalled.update(type="installationUpdate", action="remove")
+    assert await emulator.post(uninstalled) in (200, 201)
+    second = await post(herald, {"channels": channels})
+    status = await herald.wait_status(second, timeout=20)
+    assert status["reasons"] == {"skipped:channel-removed": 3}
+    assert len(connector.sent()) == welcome + 2
