@@ -114,7 +114,8 @@ class TeamsReach:
         service_url = await self._tenants.service_url(chat.tenant_id)
         if not service_url:
             raise DeliveryFailed(f"{NOT_INSTALLABLE} no-service-url")
-        self._charge(lane)  # the create call is one more call in the tenant's budget
+        if lane:  # the create call is one more call in the tenant's budget (unpaced: none)
+            self._charge(lane)
         parameters = {
             "bot": {"id": self._bot_id},
             "members": [{"id": chat.user_id}],
