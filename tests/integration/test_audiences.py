@@ -13,12 +13,13 @@ import csv
 import io
 import uuid
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.conftest import ON_EVERY_BACKEND, HeraldFactory
-from tests.harness import Emulator, RunningHerald, free_port
+from tests.harness import Emulator, HeraldClient, HeraldProcess, RunningHerald, free_port
 from tests.integration.chat import Chat, card_texts
 from tests.integration.conftest import GraphPeers
 from tests.peers.connector import ConnectorStandIn, Member
@@ -47,7 +48,7 @@ async def reach_herald(
     return graph_peers.drive(running)
 
 
-async def post(herald: RunningHerald, recipients: dict[str, Any], **event: Any) -> str:
+async def post(herald: HeraldClient, recipients: dict[str, Any], **event: Any) -> str:
     code, body = await herald.post_event(
         {"type": "case", "title": "A case was raised", "recipients": recipients, **event}
     )
@@ -448,3 +449,36 @@ async def test_channels_follow_the_team_as_it_changes(
     status = await herald.wait_status(second, timeout=20)
     assert status["reasons"] == {"skipped:channel-removed": 3}
     assert len(connector.sent()) == welcome + 2
+
+
+@pytest.mark.slow
+async def test_a_crash_mid_expansion_loses_nobody(
+    tmp_path: Path, graph_peers: GraphPeers, connector: ConnectorStandIn
+) -> None:
+    """`python app.py` killed (SIGKILL) while Graph holds the third page back: the next
+    start resumes from the saved nextLink; everybody once."""
+    graph = graph_peers.graph
+    graph.member_page_size = 100
+    group = gid()
+    people = [gid() for _ in range(350)]
+    graph.add_group(group, people)
+    port = free_port()
+    env = {
+        **graph_peers.env(port),
+        "HERALD_TEAMS_SERVICE_URL": connector.url,
+        "HERALD_THROTTLED_CHANNELS": "none",
+    }
+    herald = HeraldProcess(tmp_path / "data", env)
+    await herald.start()
+    try:
+        graph.throttle(1, retry_after="3600", path_contains="skiptoken=200")
+        notification = await post(herald, {"groups": [group]})
+        await herald.wait_status(notification, lambda s: s["counters"]["delivered"] == 200, 30)
+        await herald.kill()
+        await herald.start()
+        status = await herald.wait_status(notification, timeout=60)
+    finally:
+        await herald.close()
+    assert Counter(created_members(connector)) == Counter(people)
+    assert len(connector.sent()) == 350
+    assert status["recipients"] == 350
