@@ -13,9 +13,10 @@ whole, and the status shows progress per part.
 A person named by two parts is planned once: with every page the outbox marks who it planned
 for the notification's version (`Outbox.planned`), and later pages leave them out.
 
-People Herald never met (no user record) but whom a directory or roster lists as Entra ID users
-of a tenant are returned with that tenant (:attr:`Person.tenant`): the conversation channel may
-create their Teams chat at send time (delivery/reach.py).
+People Herald never had a conversation with (no stored reference, active or closed) but whom
+a directory or roster lists as Entra ID users of a tenant are returned with that tenant
+(:attr:`Person.tenant`): the conversation channel may create their Teams chat at send time
+(delivery/reach.py).
 """
 
 from __future__ import annotations
@@ -187,8 +188,8 @@ class Expansion:
 
 @dataclass(frozen=True, slots=True)
 class Person:
-    """Someone a part names. `tenant` is set for an Entra ID user Herald has no record of: the
-    conversation channel may create a Teams chat with them in that tenant."""
+    """Someone a part names. `tenant` is set for an Entra ID user Herald never had a
+    conversation with: the conversation channel may create a Teams chat with them there."""
 
     user_id: str
     tenant: str | None = None
@@ -303,15 +304,24 @@ class Audiences:
         return await self._people(await self._team_page(part.ref, cursor, limit))
 
     async def _people(self, page: MemberPage) -> AudiencePage:
-        """Members as people: those Herald knows by their object id, and the others with the
-        tenant a chat could be created in."""
+        """Members as people: those Herald has had a conversation with, and the others with
+        the tenant a chat could be created in."""
         members = list({m.user_id: m for m in page.members}.values())
-        known = await self._users.resolve([m.user_id for m in members])
-        people = [
-            Person(m.user_id, None if known.get(m.user_id) == m.user_id else m.tenant)
-            for m in members
-        ]
+        met = await self._met([m.user_id for m in members])
+        people = [Person(m.user_id, None if m.user_id in met else m.tenant) for m in members]
         return AudiencePage(people=people, listed=page.listed, next=page.next)
+
+    async def _met(self, user_ids: Sequence[str]) -> set[str]:
+        """Which of these Entra ID object ids Herald has had a conversation with (any stored
+        reference, active or closed): a closed one means they removed or blocked the bot, and
+        no chat is opened behind their back. People with a record but no conversation (they
+        only wrote in a team's channel) are not met: a chat may be opened with them."""
+        if not user_ids:
+            return set()
+        if self._conversations is None:
+            known = await self._users.resolve(user_ids)
+            return {u for u in user_ids if known.get(u) == u}
+        return await self._conversations.ever_stored(user_ids)
 
     async def _group_page(self, group_id: str, link: str | None, *, transitive: bool) -> MemberPage:
         if self._directory is None:
@@ -371,13 +381,11 @@ class Audiences:
                     raise
                 found = dict.fromkeys(unknown, f"unresolved: {exc.reason}")
             members = [m for m in found.values() if isinstance(m, Member)]
-            known = await self._users.resolve([m.user_id for m in members]) if members else {}
+            met = await self._met([m.user_id for m in members])
             for key in unknown:
                 outcome = found.get(key)
                 if isinstance(outcome, Member):
-                    tenant = None if known.get(outcome.user_id) == outcome.user_id else (
-                        outcome.tenant
-                    )
+                    tenant = None if outcome.user_id in met else outcome.tenant
                     people.append(Person(outcome.user_id, tenant))
                 else:
                     skipped.append((key, "", outcome or UNKNOWN_USER))

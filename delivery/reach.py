@@ -22,10 +22,11 @@ Each way is counted (the delivery's reason: `GET /api/notifications/{id}` → `r
 calls happen inside the send, so inside the tenant's budget (Teams counts the create call
 too): it takes one more of the lane's tokens.
 
-People with a user record are never reached this way: they talked to the bot, so a stored
-conversation that is no longer active means they removed or blocked it, and Herald respects
-that. HERALD_OPT_IN_REQUIRED holds as for anybody: nobody who has not opted in is planned,
-so no chat is opened and no app installed for them.
+People with a stored conversation are never reached this way: one that is no longer active
+means they removed or blocked the bot, and Herald respects that (delivery/audience.py). Somebody
+with a user record but no conversation (they only wrote in a team's channel) may be.
+HERALD_OPT_IN_REQUIRED holds as for anybody: nobody who has not opted in is planned, so no chat
+is opened and no app installed for them.
 """
 
 from __future__ import annotations

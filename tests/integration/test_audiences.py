@@ -482,3 +482,43 @@ async def test_a_crash_mid_expansion_loses_nobody(
     assert Counter(created_members(connector)) == Counter(people)
     assert len(connector.sent()) == 350
     assert status["recipients"] == 350
+
+
+async def test_someone_who_only_wrote_in_a_channel_gets_a_chat_of_their_own(
+    herald_factory: HeraldFactory, graph_peers: GraphPeers, connector: ConnectorStandIn
+) -> None:
+    """A message in a team's channel makes Herald know the person, not a conversation of
+    theirs: a group naming them opens their 1:1 chat, and nothing is posted in the channel.
+    Somebody who removed the bot from their chat is not written to again."""
+    graph = graph_peers.graph
+    tenant = graph_peers.entra.tenant
+    herald = await reach_herald(herald_factory, graph_peers, connector)
+    emulator = Emulator(herald, connector.url)
+    writer = emulator.teams_user(tenant_id=tenant)
+    in_channel = emulator.activity(writer, "message", text="hello")
+    in_channel["conversation"] = {
+        "id": INCIDENT,
+        "conversationType": "channel",
+        "isGroup": True,
+        "tenantId": tenant,
+    }
+    in_channel["channelData"] = {"team": {"id": TEAM}, "tenant": {"id": tenant}}
+    assert await emulator.post(in_channel) in (200, 201)
+    leaver = Chat(herald, emulator, connector, emulator.teams_user(tenant_id=tenant))
+    await leaver.install()
+    # They removed the bot: Teams refuses the next send (403), and Herald closes the chat.
+    connector.fail(leaver.user.conversation_id, 403, times=None)
+    first = await post(herald, {"users": [leaver.user.key]})
+    assert (await herald.wait_status(first, timeout=20))["counters"]["deadTargets"] == 1
+    before = len(connector.sent())
+
+    group = gid()
+    graph.add_group(group, [writer.aad_object_id or "", leaver.user.key])
+    notification = await post(herald, {"groups": [group]})
+    status = await herald.wait_status(notification, timeout=20)
+
+    assert created_members(connector) == [writer.aad_object_id]
+    assert len(connector.sent()) == before + 1
+    assert status["reach"]["created"] == 1
+    assert status["counters"]["delivered"] == 1
+    assert status["reasons"] == {"skipped:no-target": 1}  # the one who removed the bot
