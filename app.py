@@ -525,7 +525,7 @@ def create_app(settings: Settings) -> web.Application:
         tenants,
         bot_id=f"28:{settings.app_id or 'herald'}",
         installer=installer,
-        charge=budget.take,  # the create call counts in the tenant's budget too
+        budget=budget,  # the create call counts in the tenant's budget too
     )
     conversation_channel = ConversationChannel(
         conversations,

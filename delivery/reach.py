@@ -31,13 +31,14 @@ is opened and no app installed for them.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import asyncio
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final, Protocol
 
 from botbuilder.schema import ChannelAccount, ConversationAccount, ConversationReference
 
-from errors import DeliveryFailed, TargetGone
+from errors import DeliveryFailed, RetryLater, TargetGone
 from proactive.codec import dump
 from proactive.tenants import TenantServiceUrls
 from storage.protocols import ConversationStore, UserStore
@@ -54,6 +55,11 @@ __all__ = [
 
 NOT_INSTALLABLE: Final = "not-installable:"
 """The reason prefix of a person Herald could not reach: no chat, and none it could open."""
+_LONGEST_BUDGET_WAIT: Final = 5.0
+"""A create call waits this long at most for its token; longer (the tenant is paused by a
+Retry-After), the delivery is retried later instead of holding a worker."""
+_ASKING: Final = 0.05
+"""How soon to look again while a shared budget fetches slots."""
 NEW_CHAT_PREFIX: Final = "msteams|@"
 """Targets `msteams|@{tenant}`: a chat to open at send time. Teams conversation ids never
 start with `@`."""
@@ -87,6 +93,14 @@ class AppInstaller(Protocol):
         ...
 
 
+class Budget(Protocol):
+    """The tenants' send budget the worker's scheduler uses (delivery/budget.py LaneBudget)."""
+
+    def wait(self, lane: str) -> float | None: ...
+
+    def take(self, lane: str) -> None: ...
+
+
 class TeamsReach:
     """Opens the Teams chat of a person who has none, and remembers it."""
 
@@ -99,7 +113,7 @@ class TeamsReach:
         *,
         bot_id: str,
         installer: AppInstaller | None = None,
-        charge: Callable[[str], None] = lambda lane: None,
+        budget: Budget | None = None,
     ) -> None:
         self._opener = opener
         self._conversations = conversations
@@ -107,7 +121,7 @@ class TeamsReach:
         self._tenants = tenants
         self._bot_id = bot_id
         self._installer = installer
-        self._charge = charge
+        self._budget = budget
 
     async def open_chat(self, chat: NewChat, lane: str) -> tuple[StoredReference, str]:
         """The person's new chat, stored, and how it was opened (`created` or `installed`).
@@ -116,7 +130,7 @@ class TeamsReach:
         if not service_url:
             raise DeliveryFailed(f"{NOT_INSTALLABLE} no-service-url")
         if lane:  # the create call is one more call in the tenant's budget (unpaced: none)
-            self._charge(lane)
+            await self._token(lane)
         parameters = {
             "bot": {"id": self._bot_id},
             "members": [{"id": chat.user_id}],
@@ -158,3 +172,22 @@ class TeamsReach:
         )
         await self._conversations.upsert(stored)
         return stored, how
+
+    async def _token(self, lane: str) -> None:
+        """Take one token of `lane` for the create call, when there is one. The scheduler took
+        one for the send already; taking this one without waiting would let a burst of sends
+        make twice their calls at once (Teams answers 429)."""
+        budget = self._budget
+        if budget is None:
+            return
+        waited = 0.0
+        while True:
+            wait = budget.wait(lane)
+            if wait == 0:
+                budget.take(lane)
+                return
+            pause = _ASKING if wait is None else wait
+            if waited + pause > _LONGEST_BUDGET_WAIT:
+                raise RetryLater("tenant-rate", pause)
+            await asyncio.sleep(pause)
+            waited += pause

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import io
+import time
 import uuid
 from collections import Counter
 from pathlib import Path
@@ -22,7 +23,7 @@ from tests.conftest import ON_EVERY_BACKEND, HeraldFactory
 from tests.harness import Emulator, HeraldClient, HeraldProcess, RunningHerald, free_port
 from tests.integration.chat import Chat, card_texts
 from tests.integration.conftest import GraphPeers
-from tests.peers.connector import ConnectorStandIn, Member
+from tests.peers.connector import ConnectorStandIn, Member, TeamsLimits
 
 CATALOG_APP = "6e3f3c53-0d3e-4b0e-8c5a-4f6f3a1e9d21"
 TEAM = "19:team-ops-0001@thread.tacv2"
@@ -522,3 +523,24 @@ async def test_someone_who_only_wrote_in_a_channel_gets_a_chat_of_their_own(
     assert status["reach"]["created"] == 1
     assert status["counters"]["delivered"] == 1
     assert status["reasons"] == {"skipped:no-target": 1}  # the one who removed the bot
+
+
+async def test_creating_chats_counts_in_the_tenants_teams_budget(
+    herald_factory: HeraldFactory, graph_peers: GraphPeers, connector: ConnectorStandIn
+) -> None:
+    """Teams allows an app 50 calls/s per tenant, create-conversation calls included (the
+    stand-in enforces it): 100 people who never talked to the bot are 200 calls, and Herald
+    makes them without a single 429."""
+    connector.teams_limits = TeamsLimits()
+    group = gid()
+    graph_peers.graph.member_page_size = 999
+    graph_peers.graph.add_group(group, [gid() for _ in range(100)])
+    herald = await reach_herald(herald_factory, graph_peers, connector)
+    started = time.monotonic()
+    notification = await post(herald, {"groups": [group]})
+    status = await herald.wait_status(notification, timeout=60)
+    elapsed = time.monotonic() - started
+    assert status["counters"]["delivered"] == 100
+    assert len(connector.created()) == 100
+    assert connector.counters.throttled == 0
+    assert elapsed >= (200 - 50) / 50 * 0.9  # at most a burst above 50 calls/s

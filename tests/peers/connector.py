@@ -702,6 +702,9 @@ class ConnectorStandIn(LoopbackServer):
             tenant = _tenant_of(body)
             await self._scripted(None)
             self._check_installed(body, tenant)
+            if self.teams_limits is not None:
+                # Creating a conversation counts in the app's per-tenant budget like a send.
+                self._throttle_tenant(tenant or DEFAULT_TENANT)
             conversation_id = self._conversation_for(body, tenant)
             result: dict[str, str] = {"id": conversation_id, "serviceUrl": self.url}
             activity = body.get("activity")
@@ -906,6 +909,20 @@ class ConnectorStandIn(LoopbackServer):
             raise _Failure(self._answer(429, None, None, max(1, math.ceil(wait)), 0.0))
         conversation_bucket.tokens -= 1.0
         tenant_bucket.tokens -= 1.0
+
+    def _throttle_tenant(self, tenant: str) -> None:
+        """The per-tenant bucket alone (a call that is in no conversation yet)."""
+        limits = self.teams_limits
+        assert limits is not None
+        now = self.clock()
+        bucket = self._tenant_buckets.get(tenant)
+        if bucket is None:
+            bucket = self._tenant_buckets[tenant] = _TokenBucket(limits.per_tenant, now)
+        bucket.refill(now)
+        wait = bucket.wait()
+        if wait > 0:
+            raise _Failure(self._answer(429, None, None, max(1, math.ceil(wait)), 0.0))
+        bucket.tokens -= 1.0
 
     async def _read_json(self, request: web.Request) -> dict[str, Any]:
         raw = await request.read()
