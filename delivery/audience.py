@@ -57,6 +57,10 @@ real user key starts so (they are Entra ID object ids or `{channelId}:{from.id}`
 UNKNOWN_USER: Final = "unknown-user"
 _LOOKUPS: Final = 8
 """Graph user look-ups in flight at once while resolving one page of explicit users."""
+_OBJECT_ID: Final = re.compile(
+    r"^[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}$"
+)
+"""An Entra ID object id: a Teams user's key in Herald (proactive/identity.py)."""
 _ENTRA_KEY: Final = re.compile(
     r"^(?:[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}"
     r"|[A-Za-z0-9.!#$%&'*+=^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?)$"
@@ -311,6 +315,23 @@ class Audiences:
         people = [Person(m.user_id, None if m.user_id in met else m.tenant) for m in members]
         return AudiencePage(people=people, listed=page.listed, next=page.next)
 
+    async def _known(self, user_ids: Sequence[str]) -> list[Person]:
+        """People Herald has a record of: a Teams user of whom it has no conversation (they
+        only wrote in a team's channel) comes with their tenant, so a chat may be opened."""
+        unique = list(dict.fromkeys(user_ids))
+        if self._conversations is None:
+            return [Person(u) for u in unique]
+        met = await self._met([u for u in unique if _OBJECT_ID.match(u)])
+        people: list[Person] = []
+        for user_id in unique:
+            tenant: str | None = None
+            if _OBJECT_ID.match(user_id) and user_id not in met:
+                record = await self._users.get_user(user_id)
+                if record is not None and record.channel_id == "msteams":
+                    tenant = record.tenant_id
+            people.append(Person(user_id, tenant))
+        return people
+
     async def _met(self, user_ids: Sequence[str]) -> set[str]:
         """Which of these Entra ID object ids Herald has had a conversation with (any stored
         reference, active or closed): a closed one means they removed or blocked the bot, and
@@ -370,7 +391,7 @@ class Audiences:
         start = int(cursor or 0)
         chunk = keys[start : start + limit]
         resolved = await self._users.resolve(chunk)
-        people = [Person(resolved[k]) for k in chunk if k in resolved]
+        people = await self._known([resolved[k] for k in chunk if k in resolved])
         unknown = [k for k in chunk if k not in resolved]
         skipped: list[tuple[str, str, str]] = []
         if unknown:

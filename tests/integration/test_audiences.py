@@ -485,8 +485,12 @@ async def test_a_crash_mid_expansion_loses_nobody(
     assert status["recipients"] == 350
 
 
+@pytest.mark.parametrize("named_by", ["group", "users"])
 async def test_someone_who_only_wrote_in_a_channel_gets_a_chat_of_their_own(
-    herald_factory: HeraldFactory, graph_peers: GraphPeers, connector: ConnectorStandIn
+    herald_factory: HeraldFactory,
+    graph_peers: GraphPeers,
+    connector: ConnectorStandIn,
+    named_by: str,
 ) -> None:
     """A message in a team's channel makes Herald know the person, not a conversation of
     theirs: a group naming them opens their 1:1 chat, and nothing is posted in the channel.
@@ -513,9 +517,12 @@ async def test_someone_who_only_wrote_in_a_channel_gets_a_chat_of_their_own(
     assert (await herald.wait_status(first, timeout=20))["counters"]["deadTargets"] == 1
     before = len(connector.sent())
 
+    both = [writer.aad_object_id or "", leaver.user.key]
     group = gid()
-    graph.add_group(group, [writer.aad_object_id or "", leaver.user.key])
-    notification = await post(herald, {"groups": [group]})
+    graph.add_group(group, both)
+    notification = await post(
+        herald, {"groups": [group]} if named_by == "group" else {"users": both}
+    )
     status = await herald.wait_status(notification, timeout=20)
 
     assert created_members(connector) == [writer.aad_object_id]
