@@ -551,3 +551,24 @@ async def test_creating_chats_counts_in_the_tenants_teams_budget(
     assert len(connector.created()) == 100
     assert connector.counters.throttled == 0
     assert elapsed >= (200 - 50) / 50 * 0.9  # at most a burst above 50 calls/s
+
+
+async def test_an_app_installed_already_is_used_as_it_is(
+    herald_factory: HeraldFactory, graph_peers: GraphPeers, connector: ConnectorStandIn
+) -> None:
+    """Graph answers 409 (an admin installed the app meanwhile, or an earlier try did): Herald
+    finds the installation and its chat, and sends there."""
+    graph = graph_peers.graph
+    connector.require_installation = True
+    graph.catalog_apps.add(CATALOG_APP)
+    person = graph.add_user()
+    graph.installed[person["id"]] = {CATALOG_APP: "preinstalled-1"}
+    graph.chats["preinstalled-1"] = "a:chat-from-an-admin-install"
+    herald = await reach_herald(
+        herald_factory, graph_peers, connector, HERALD_TEAMS_CATALOG_APP_ID=CATALOG_APP
+    )
+    notification = await post(herald, {"users": [person["id"]]})
+    status = await herald.wait_status(notification, timeout=20)
+    assert [r.status for r in graph.calls("POST", "/teamwork/installedApps")] == [409]
+    assert len(connector.sent("a:chat-from-an-admin-install")) == 1
+    assert status["reach"]["installed"] == 1
