@@ -90,6 +90,7 @@ async def test_a_group_of_1200_over_three_pages_reaches_everyone_once(
 
     pages = graph.calls("GET", "/transitiveMembers/microsoft.graph.user")
     assert len(pages) == 3
+    assert len(graph_peers.entra.token_requests) == 1  # one app-only token, cached by msal
     assert all(r.status == 200 for r in pages)
     # Each person's chat created once, and one card in each.
     assert Counter(created_members(connector)) == Counter(people)
