@@ -573,3 +573,24 @@ async def test_an_app_installed_already_is_used_as_it_is(
     assert [r.status for r in graph.calls("POST", "/teamwork/installedApps")] == [409]
     assert len(connector.sent("a:chat-from-an-admin-install")) == 1
     assert status["reach"]["installed"] == 1
+
+
+async def test_a_group_graph_keeps_refusing_is_given_up_after_eight_tries(
+    herald_factory: HeraldFactory, graph_peers: GraphPeers, connector: ConnectorStandIn
+) -> None:
+    """Nothing is retried forever: a part whose pages Graph keeps throttling is counted as
+    failed with the reason, and the other parts are delivered."""
+    graph = graph_peers.graph
+    stuck, fine = gid(), gid()
+    graph.add_group(stuck, [gid()])
+    graph.add_group(fine, [gid()])
+    graph.throttle(10_000, retry_after="0", path_contains=f"groups/{stuck}/")
+    herald = await reach_herald(herald_factory, graph_peers, connector)
+    notification = await post(herald, {"groups": [stuck, fine]})
+    status = await herald.wait_status(notification, timeout=60)
+    first, second = status["audience"]["parts"]
+    assert first["state"] == "failed"
+    assert first["reason"].endswith("(gave up after 8 attempts)")
+    assert second["state"] == "done"
+    assert status["counters"]["delivered"] == 1
+    assert status["counters"]["skipped"] == 1
