@@ -6,7 +6,7 @@ PIP := $(PY) -m pip --disable-pip-version-check -q
 # Node test peers (web-push-testing, ...), pinned by package-lock.json, installed with npm ci.
 NODE_PEERS := tests/peers/node
 
-.PHONY: run test lint typecheck unit bench bench-fairness bench-webpush bench-fcm bench-apns clean
+.PHONY: run test lint typecheck unit bench bench-fairness bench-webpush bench-fcm bench-apns bench-audience clean
 
 $(VENV)/.runtime: requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -59,6 +59,10 @@ bench-fcm: $(VENV)/.dev
 ## make bench-apns: pushes/s to the APNs stand-in (5,000 iOS devices) vs a loop of aioapns
 bench-apns: $(VENV)/.dev
 	$(PY) bench/apns.py
+
+## make bench-audience: expansion of a 50,000-member Entra ID group (members/s, peak RSS)
+bench-audience: $(VENV)/.dev
+	$(PY) bench/audience.py
 
 ## make teams-package: the Teams app package for upload (TEAMS_APP_ID=<guid> required;
 ## TEAMS_BOT_ID defaults to MicrosoftAppId and TEAMS_HOST to HERALD_PUBLIC_URL's host)

@@ -43,9 +43,11 @@ from api.push_page import PushPage
 from api.users import UsersApi
 from bots.endpoint import MessagesEndpoint
 from bots.herald_bot import HeraldBot
+from bots.teams import TeamChannels
 from config import Settings
 from delivery.allowed_hosts import AllowedHosts
 from delivery.apns import ApnsChannel, ApnsConfig
+from delivery.audience import Audiences
 from delivery.budget import BudgetStore, LaneBudget, LocalBudget, SharedBudget
 from delivery.channel import Channel, ChannelRegistry
 from delivery.conversation import ConversationChannel
@@ -54,6 +56,7 @@ from delivery.mobile import MobilePush, UnreachableDevices
 from delivery.outbox import Outbox
 from delivery.outbox_sqlite import SqliteOutbox
 from delivery.ratelimit import KeyedBuckets
+from delivery.reach import TeamsReach
 from delivery.router import Router
 from delivery.vapid import VapidKeys
 from delivery.webpush import WebPushChannel
@@ -72,8 +75,11 @@ from preferences.rules import DeliveryPolicy
 from preferences.service import PreferencesService
 from proactive.adapter import HeraldAdapter
 from proactive.connector import HttpConnectorTransport, MsalTokenProvider, NoTokens, TokenProvider
+from proactive.rosters import ConnectorRosters
 from proactive.service_url import ServiceUrlPolicy
-from sources.graph import GraphConfig
+from proactive.tenants import TenantServiceUrls
+from sources.graph import GraphClient, GraphConfig, MsalGraphTokens
+from sources.graph_directory import GraphAppInstaller, GraphDirectory
 from sources.graph_source import GraphSource
 from storage.devices import DeviceStore
 from storage.graph_subscriptions import (
@@ -330,6 +336,10 @@ class Herald:
     inbox_feed: InboxFeed
     entra: EntraTokens | None
     generated_api_key: str | None
+    tenants: TenantServiceUrls | None = None
+    """Each Teams tenant's serviceUrl (learnt from its activities), for chats Herald opens."""
+    directory_client: GraphClient | None = None
+    """Microsoft Graph for audiences and app installation (None: Graph is not configured)."""
 
 
 HERALD = web.AppKey("herald", Herald)
@@ -391,10 +401,13 @@ def create_app(settings: Settings) -> web.Application:
     subscriptions = stores.subscriptions
     devices = stores.devices
     preferences = PreferencesService(users)
-    # Microsoft Graph change notifications (off unless configured). Its notifications go the
-    # way of posted events: stored, then handed to the router built below.
+    # Microsoft Graph (off unless configured): one token cache for calendars and audiences.
+    graph_config = GraphConfig.from_settings(settings)
+    graph_tokens = MsalGraphTokens(graph_config) if graph_config is not None else None
+    # Change notifications go the way of posted events: stored, then handed to the router.
     graph = GraphSource(
-        config=GraphConfig.from_settings(settings),
+        tokens=graph_tokens,
+        config=graph_config,
         subscriptions=stores.graph_subscriptions,
         inbox=stores.graph_changes,
         resources=stores.graph_resources,
@@ -449,6 +462,10 @@ def create_app(settings: Settings) -> web.Application:
         calendar=graph,
         inbox_link=InboxLinks(links, settings.public_url, settings.link_minutes).link,
     )
+    # Teams tenants' serviceUrls, learnt from their activities: where Herald opens chats with
+    # people who never wrote (delivery/reach.py).
+    tenants = TenantServiceUrls(bot_storage, default=settings.teams_service_url)
+    connector_teams = ConnectorRosters(transport)
     consent = ConsentFlow(services)
     preferences_flow = PreferencesFlow(services)
     history = HistoryFlow(services)
@@ -469,6 +486,8 @@ def create_app(settings: Settings) -> web.Application:
         ),
         card_actions=CardActions(consent, preferences_flow, answers, history, calendar=calendar),
         services=services,
+        tenants=tenants,
+        teams=TeamChannels(conversations, connector_teams),
     )
 
     # Bursts a little below the published limits: the service's buckets start when our first
@@ -485,14 +504,38 @@ def create_app(settings: Settings) -> web.Application:
     conversation_buckets = KeyedBuckets(
         settings.conversation_rate, _burst(settings.conversation_rate)
     )
-    channels.register(
-        ConversationChannel(
-            conversations,
-            adapter,
-            bot.on_turn,
-            throttled_channels=frozenset(settings.throttled_channels),
-        )
+    # Graph as a directory (groups, users) and app installer, for audiences and reach.
+    directory_client = (
+        GraphClient(graph_config, graph_tokens)
+        if graph_config is not None and graph_tokens is not None
+        else None
     )
+    installer = (
+        GraphAppInstaller(
+            directory_client, settings.teams_catalog_app_id, graph_base_url=graph_config.base_url
+        )
+        if directory_client is not None and graph_config is not None
+        and settings.teams_catalog_app_id
+        else None
+    )
+    reach = TeamsReach(
+        transport,
+        conversations,
+        users,
+        tenants,
+        bot_id=f"28:{settings.app_id or 'herald'}",
+        installer=installer,
+        budget=budget,  # the create call counts in the tenant's budget too
+    )
+    conversation_channel = ConversationChannel(
+        conversations,
+        adapter,
+        bot.on_turn,
+        throttled_channels=frozenset(settings.throttled_channels),
+        reach=reach,
+    )
+    channels.register(conversation_channel)
+    channels.register_creator(conversation_channel)
     channels.register(WebPushChannel(subscriptions, vapid, allowed_hosts=push_hosts))
     # Mobile push: FCM with a Firebase service account, APNs with a .p8 key (a bad file stops
     # start-up here); one channel `mobile` either way, each device sent by one of them
@@ -531,6 +574,16 @@ def create_app(settings: Settings) -> web.Application:
         on_enqueued=lambda: worker.wake(),
         on_inbox_written=inbox_feed.publish,
         fair_clock=fair_clock,
+        audiences=Audiences(
+            users,
+            conversations,
+            directory=(
+                GraphDirectory(directory_client, graph_config.tenant_id)
+                if directory_client is not None and graph_config is not None
+                else None
+            ),
+            rosters=connector_teams,
+        ),
     )
     worker = DeliveryWorker(
         outbox,
@@ -584,6 +637,8 @@ def create_app(settings: Settings) -> web.Application:
         inbox_feed=inbox_feed,
         entra=entra,
         generated_api_key=generated,
+        tenants=tenants,
+        directory_client=directory_client,
     )
 
     app = web.Application(
@@ -724,12 +779,16 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     connecting: asyncio.Task[None] | None = None
     if stores.shared:
         await herald.transport.open()
+        if herald.directory_client is not None:
+            await herald.directory_client.open()
         connecting = asyncio.create_task(_connect(herald, started), name="herald-connect")
         # Reachable: ready from the first request. Not: serve anyway, keep trying.
         await asyncio.wait({connecting}, timeout=15.0)
     else:
         await stores.open()
         await herald.transport.open()
+        if herald.directory_client is not None:
+            await herald.directory_client.open()
         await _start_workers(herald)
         started.set()
     channel_names = ", ".join(herald.channels.names)
@@ -763,6 +822,8 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
         await herald.bot.aclose()
         await herald.channels.aclose()
         await herald.transport.aclose()
+        if herald.directory_client is not None:
+            await herald.directory_client.aclose()
         if herald.entra is not None:
             await herald.entra.aclose()
         await stores.close()

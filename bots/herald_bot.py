@@ -22,6 +22,7 @@ from botbuilder.schema import Activity, ChannelAccount
 from pydantic import ValidationError
 
 from api.schemas import BroadcastValue, first_problem
+from bots.teams import TeamChannels
 from dialogs.card_actions import CardActions, card_action
 from dialogs.cards import notification_activity, prompt_of
 from dialogs.choice_prompt import submit_matches, waiting_choice
@@ -33,6 +34,7 @@ from dialogs.services import DialogServices, conversation_key
 from proactive.adapter import BROADCAST_EVENT, BROADCAST_TURN_KEY, BroadcastTurn
 from proactive.encoding import clone
 from proactive.identity import stored_reference, tenant_of, user_key
+from proactive.tenants import TenantServiceUrls
 from storage.protocols import ConversationStore, UserStore
 from storage.records import PendingPrompt, UserRecord
 
@@ -68,7 +70,11 @@ class HeraldBot(ActivityHandler):
         card_actions: CardActions,
         services: DialogServices,
         alias_timeout: float = 5.0,
+        tenants: TenantServiceUrls | None = None,
+        teams: TeamChannels | None = None,
     ) -> None:
+        self._tenants = tenants
+        self._teams = teams
         self._users = users
         self._conversations = conversations
         self._conversation_state = conversation_state
@@ -117,6 +123,11 @@ class HeraldBot(ActivityHandler):
 
     async def _remember(self, turn_context: TurnContext) -> None:
         activity = turn_context.activity
+        tenant = tenant_of(activity)
+        if self._tenants is not None and activity.channel_id == "msteams" and tenant:
+            # Where Herald opens chats with this tenant's people who never wrote (delivery/
+            # reach.py): the tenant's connector, as its latest activity says.
+            await self._tenants.learn(tenant, str(activity.service_url or ""))
         user_id = user_key(activity)
         if user_id is None or activity.conversation is None or not activity.service_url:
             return
@@ -131,7 +142,11 @@ class HeraldBot(ActivityHandler):
             )
         )
         turn_context.turn_state[_FIRST_CONTACT] = created
-        await self._conversations.upsert(stored_reference(activity, user_id))
+        if activity.conversation.conversation_type in _PERSONAL:
+            # Only a chat with the bot alone is where this person's notifications go; a team
+            # channel or group chat they wrote in is everybody's (channels are stored per team:
+            # bots/teams.py).
+            await self._conversations.upsert(stored_reference(activity, user_id))
         zone = activity.local_timezone
         if zone and user_id not in self._zone_checked:
             # The client's zone is a guess for quiet hours; a zone the user chose always wins.
@@ -230,6 +245,16 @@ class HeraldBot(ActivityHandler):
                     choices=list(pending.choices),
                 )
         return None
+
+    async def on_conversation_update_activity(self, turn_context: TurnContext) -> None:
+        if self._teams is not None:
+            await self._teams.on_activity(turn_context)
+        await super().on_conversation_update_activity(turn_context)
+
+    async def on_installation_update(self, turn_context: TurnContext) -> None:
+        if self._teams is not None:
+            await self._teams.on_activity(turn_context)
+        await super().on_installation_update(turn_context)
 
     async def on_members_added_activity(
         self, members_added: list[ChannelAccount], turn_context: TurnContext

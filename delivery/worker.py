@@ -519,6 +519,8 @@ class DeliveryWorker:
                 job.id,
                 "delivered",
                 now,
+                # How, when the channel says (a Teams chat it created first: delivery/reach.py).
+                reason=result.reason,
                 sent_version=notification.version if notification else None,
                 remote_id=result.remote_id,
             )

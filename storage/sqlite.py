@@ -214,6 +214,17 @@ _MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX deliveries_fair ON deliveries (priority, tag, due_at, lease_until, lane)
         WHERE status IN ('queued', 'retrying');
     """,
+    # 6: audiences (issue 13): who an expansion has planned, per notification and version, so
+    # a person named by two parts of an audience (two groups, a group and a team) is planned
+    # once (Outbox.planned).
+    """
+    CREATE TABLE audience_marks (
+        notification_id  TEXT NOT NULL,
+        user_id          TEXT NOT NULL,
+        version          INTEGER NOT NULL,
+        PRIMARY KEY (notification_id, user_id)
+    );
+    """,
 )
 
 

@@ -170,7 +170,8 @@ def test_ids_and_host_are_filled_in(built: Built) -> None:
     assert manifest["id"] == APP_ID
     (bot,) = manifest["bots"]
     assert bot["botId"] == BOT_ID
-    assert bot["scopes"] == ["personal"]
+    # personal: each person's chat; team: channel posts and rosters (recipients.channels/teams)
+    assert bot["scopes"] == ["personal", "team"]
     assert bot["supportsFiles"] is False and bot["isNotificationOnly"] is False
     assert manifest["validDomains"] == [HOST]
     assert manifest["developer"]["privacyUrl"] == f"https://{HOST}/"
