@@ -469,6 +469,7 @@ def create_app(settings: Settings) -> web.Application:
         ),
         card_actions=CardActions(consent, preferences_flow, answers, history, calendar=calendar),
         services=services,
+        storage=bot_storage,
     )
 
     # Bursts a little below the published limits: the service's buckets start when our first
