@@ -31,6 +31,11 @@ test: $(VENV)/.dev $(NODE_PEERS)/node_modules/.installed
 	$(PY) -m mypy
 	$(PY) -m pytest
 
+## make notify ARGS='--all --type it.outage --title "Mail is down"': the producer CLI
+.PHONY: notify
+notify: $(VENV)/.runtime
+	$(PY) -m tools.notify $(ARGS)
+
 lint: $(VENV)/.dev
 	$(PY) -m ruff check .
 
@@ -60,8 +65,9 @@ bench-fcm: $(VENV)/.dev
 bench-apns: $(VENV)/.dev
 	$(PY) bench/apns.py
 
-## make teams-package: the Teams app package for upload (TEAMS_APP_ID=<guid> required;
-## TEAMS_BOT_ID defaults to MicrosoftAppId and TEAMS_HOST to HERALD_PUBLIC_URL's host)
+## make teams-package TEAMS_APP_ID=<guid> TEAMS_BOT_ID=<MicrosoftAppId> TEAMS_HOST=<host>:
+## the Teams app package for upload (TEAMS_BOT_ID defaults to MicrosoftAppId from the
+## environment or .env, TEAMS_HOST to the host of an https HERALD_PUBLIC_URL)
 .PHONY: teams-package
 TEAMS_PACKAGE ?= herald-teams.zip
 teams-package: $(VENV)/.runtime
