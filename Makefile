@@ -9,6 +9,7 @@ NODE_PEERS := tests/peers/node
 .PHONY: run test lint typecheck unit bench bench-fairness bench-webpush bench-fcm bench-apns clean
 
 $(VENV)/.runtime: requirements.txt
+	PYTHON=$(PYTHON) sh tools/prerequisites.sh run
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install -r requirements.txt
 	touch $@
@@ -26,7 +27,7 @@ run: $(VENV)/.runtime
 	$(PY) app.py
 
 ## make test: set up dev requirements and test peers, lint, type-check and run the whole suite
-test: $(VENV)/.dev $(NODE_PEERS)/node_modules/.installed
+test: test-prerequisites $(VENV)/.dev $(NODE_PEERS)/node_modules/.installed
 	$(PY) -m ruff check .
 	$(PY) -m mypy
 	$(PY) -m pytest
@@ -35,6 +36,12 @@ test: $(VENV)/.dev $(NODE_PEERS)/node_modules/.installed
 .PHONY: notify
 notify: $(VENV)/.runtime
 	$(PY) -m tools.notify $(ARGS)
+
+## Python 3.11+ with venv, Node.js/npm and Chromium: installed with apt-get when run as root on
+## Debian/Ubuntu, otherwise one line says what to install (tools/prerequisites.sh)
+.PHONY: test-prerequisites
+test-prerequisites:
+	PYTHON=$(PYTHON) sh tools/prerequisites.sh test
 
 lint: $(VENV)/.dev
 	$(PY) -m ruff check .
