@@ -5,6 +5,8 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip --disable-pip-version-check -q
 # Node test peers (web-push-testing, ...), pinned by package-lock.json, installed with npm ci.
 NODE_PEERS := tests/peers/node
+# Files Herald's pages serve (the API reference viewer), pinned likewise; optional for make run.
+WEB_VENDOR := web/vendor
 
 .PHONY: run test lint typecheck unit bench bench-fairness bench-webpush bench-fcm bench-apns clean
 
@@ -22,12 +24,20 @@ $(NODE_PEERS)/node_modules/.installed: $(NODE_PEERS)/package.json $(NODE_PEERS)/
 	npm ci --prefix $(NODE_PEERS) --no-audit --no-fund
 	touch $@
 
-## make run: set up .venv and start Herald on embedded defaults (http://localhost:3978/api/messages)
-run: $(VENV)/.runtime
+$(WEB_VENDOR)/node_modules/.installed: $(WEB_VENDOR)/package.json $(WEB_VENDOR)/package-lock.json
+	@if command -v npm >/dev/null 2>&1; then \
+		npm ci --prefix $(WEB_VENDOR) --no-audit --no-fund --ignore-scripts && touch $@; \
+	else \
+		echo "make: no npm here: /api-docs/ links /openapi.json instead of drawing it (install nodejs npm for the viewer)"; \
+	fi
+
+## make run: set up .venv and start Herald on embedded defaults (http://localhost:3978/)
+run: $(VENV)/.runtime $(WEB_VENDOR)/node_modules/.installed
 	$(PY) app.py
 
 ## make test: set up dev requirements and test peers, lint, type-check and run the whole suite
-test: test-prerequisites $(VENV)/.dev $(NODE_PEERS)/node_modules/.installed
+test: test-prerequisites $(VENV)/.dev $(NODE_PEERS)/node_modules/.installed \
+		$(WEB_VENDOR)/node_modules/.installed
 	$(PY) -m ruff check .
 	$(PY) -m mypy
 	$(PY) -m pytest

@@ -34,6 +34,7 @@ from api.http import echo_request_id, errors_middleware, request_id_middleware
 from api.inbox import SELF_AUTHENTICATED_PATHS as INBOX_PATHS
 from api.inbox import InboxApi, InboxLinks
 from api.inbox_feed import InboxFeed
+from api.landing import LandingPages
 from api.link_tokens import LinkTokens, load_or_create_secret
 from api.notifications import NotificationsApi
 from api.openapi import OpenApi
@@ -643,6 +644,7 @@ def create_app(settings: Settings) -> web.Application:
         OperatorApi(notifications, outbox, links, settings.public_url).routes(),
         InboxApi(inbox, links, inbox_feed).routes(),
         LivePages().routes(),
+        LandingPages().routes(),
     ):
         app.add_routes(routes)
     return app
