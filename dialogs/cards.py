@@ -77,7 +77,7 @@ def _prompt_block(event: dict[str, Any]) -> tuple[dict[str, Any], list[dict[str,
     text, choices = prompt
     question = {
         "type": "TextBlock",
-        "text": text,
+        "text": card_markdown(text),
         "weight": "Bolder",
         "wrap": True,
         "spacing": "Medium",
