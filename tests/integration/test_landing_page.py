@@ -41,6 +41,9 @@ async def test_the_start_page_says_what_this_is_and_where_to_go(
 async def test_the_api_reference_is_drawn_from_openapi_json_offline(
     herald: RunningHerald, chromium: Chromium
 ) -> None:
+    assert LandingPages().viewer_installed, (
+        "the API reference viewer is not installed: npm ci --prefix web/vendor (make test does)"
+    )
     page = await chromium.new_page()
     await page.navigate(f"{herald.url}/api-docs/")
     await page.wait_for(
