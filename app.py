@@ -9,9 +9,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import errno
 import gc
 import logging
 import os
+import socket
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -32,6 +34,7 @@ from api.http import echo_request_id, errors_middleware, request_id_middleware
 from api.inbox import SELF_AUTHENTICATED_PATHS as INBOX_PATHS
 from api.inbox import InboxApi, InboxLinks
 from api.inbox_feed import InboxFeed
+from api.landing import LandingPages
 from api.link_tokens import LinkTokens, load_or_create_secret
 from api.notifications import NotificationsApi
 from api.openapi import OpenApi
@@ -488,6 +491,7 @@ def create_app(settings: Settings) -> web.Application:
         services=services,
         tenants=tenants,
         teams=TeamChannels(conversations, connector_teams),
+        storage=bot_storage,
     )
 
     # Bursts a little below the published limits: the service's buckets start when our first
@@ -695,6 +699,7 @@ def create_app(settings: Settings) -> web.Application:
         OperatorApi(notifications, outbox, links, settings.public_url).routes(),
         InboxApi(inbox, links, inbox_feed).routes(),
         LivePages().routes(),
+        LandingPages().routes(),
     ):
         app.add_routes(routes)
     return app
@@ -840,25 +845,48 @@ def main(environ: dict[str, str] | None = None, out: Callable[[str], None] | Non
         return 2
     configure_logging(settings.log_level, settings.log_format)
     try:
+        listener = _listen(settings.host, settings.port)
+    except OSError as exc:
+        sys.stderr.write(f"herald: {_listen_problem(settings, exc)}\n")
+        return 3
+    try:
         app = create_app(settings)
     except SettingsError as exc:
+        listener.close()
         sys.stderr.write(f"herald: {exc}\n")
         return 2
     herald = app[HERALD]
     mode = "Emulator mode (no MicrosoftAppId)" if settings.emulator_mode else "Azure Bot mode"
     write(f"Herald on http://{settings.host}:{settings.port}/api/messages — {mode}")
+    write(f"Start page: {settings.public_url.rstrip('/')}/")
     if herald.generated_api_key:
-        write("A backend API key was generated (stored hashed; shown only this once):")
-        write(f"    {herald.generated_api_key}")
-        write("Send it as 'Authorization: Bearer <key>', or set HERALD_API_KEYS.")
+        write("A backend API key was generated (stored hashed; shown only this once).")
+        write("Paste this line into the shell you send notifications from:")
+        write(f"    export HERALD_API_KEY={herald.generated_api_key}")
+        write("(the key goes in 'Authorization: Bearer <key>'; set HERALD_API_KEYS to choose keys)")
     # Everything built so far (the SDK, pydantic models, the app) lives as long as the process:
     # moving it out of the collector's view keeps full collections short during a broadcast.
     gc.collect()
     gc.freeze()
-    web.run_app(
-        app, host=settings.host, port=settings.port, print=None, access_log_class=AccessLog
-    )
+    web.run_app(app, sock=listener, print=None, access_log_class=AccessLog)
     return 0
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """The listening socket, bound before anything is printed or opened: a second Herald on
+    a busy port says so in one line and exits, instead of a banner and then a traceback."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    return socket.create_server((host, port), family=family, backlog=1024)
+
+
+def _listen_problem(settings: Settings, exc: OSError) -> str:
+    where = f"{settings.host}:{settings.port}"
+    if exc.errno == errno.EADDRINUSE:
+        return (
+            f"port {settings.port} is in use ({where}): is Herald already running? "
+            "Stop it, or start this one with another PORT (e.g. PORT=3979 make run)."
+        )
+    return f"cannot listen on {where}: {exc.strerror or exc}"
 
 
 if __name__ == "__main__":

@@ -235,8 +235,9 @@ class Settings(BaseModel):
         "(crashed or hung senders) before it moves to the poison queue and counts as failed.",
     )
     public_url: str = Field(
-        "http://localhost:3978", alias="HERALD_PUBLIC_URL",
-        description="Where people and services reach Herald (links the bot sends, push pages).",
+        "", alias="HERALD_PUBLIC_URL",
+        description="Where people and services reach Herald (links the bot sends, push pages). "
+        "Empty = `http://localhost:<PORT>`.",
     )
     link_secret: SecretStr = Field(
         SecretStr(""), alias="HERALD_LINK_SECRET",
@@ -449,6 +450,20 @@ class Settings(BaseModel):
             if url and not url.startswith(("https://", "http://")):
                 raise ValueError(f"{name} must be an http(s) URL")
         return self
+
+    @model_validator(mode="before")
+    @classmethod
+    def _public_url_follows_port(cls, data: Any) -> Any:
+        """On a developer's machine the links the bot hands out point at the port Herald
+        actually listens on (`PORT=4000 make run` must not send people to 3978)."""
+        if not isinstance(data, Mapping):
+            return data
+        given = data.get("HERALD_PUBLIC_URL", data.get("public_url"))
+        if given is not None and str(given).strip():
+            return data
+        port = str(data.get("PORT", data.get("port", 3978))).strip()
+        rest = {k: v for k, v in data.items() if k not in ("HERALD_PUBLIC_URL", "public_url")}
+        return {**rest, "HERALD_PUBLIC_URL": f"http://localhost:{port}"}
 
     @model_validator(mode="after")
     def _graph_complete(self) -> Settings:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any, Final
 
 from botbuilder.schema import (
@@ -16,6 +17,7 @@ from botbuilder.schema import (
 __all__ = [
     "ADAPTIVE_CARD",
     "PROMPT_ANSWER",
+    "card_markdown",
     "notification_activity",
     "notification_card",
     "plain_text",
@@ -34,6 +36,15 @@ _SEVERITY: Final[dict[str, tuple[str, str, str]]] = {
     "warning": ("Warning", "⚠️", "Warning"),
     "error": ("Attention", "⛔", "Error"),
 }
+
+
+_LONE_NEWLINE: Final = re.compile(r"(?<!\n)\n(?!\n)")
+
+
+def card_markdown(text: str) -> str:
+    """`text` for a TextBlock: Adaptive Card markdown drops a single line break (only a blank
+    line starts a new line), so each lone `\n` becomes a paragraph break, as the sender meant."""
+    return _LONE_NEWLINE.sub("\n\n", text.replace("\r\n", "\n"))
 
 
 def prompt_of(event: dict[str, Any]) -> tuple[str, list[str]] | None:
@@ -66,7 +77,7 @@ def _prompt_block(event: dict[str, Any]) -> tuple[dict[str, Any], list[dict[str,
     text, choices = prompt
     question = {
         "type": "TextBlock",
-        "text": text,
+        "text": card_markdown(text),
         "weight": "Bolder",
         "wrap": True,
         "spacing": "Medium",
@@ -138,7 +149,7 @@ def notification_card(event: dict[str, Any]) -> dict[str, Any]:
         header = title_block
     body: list[dict[str, Any]] = [header]
     if event.get("text"):
-        body.append({"type": "TextBlock", "text": event["text"], "wrap": True})
+        body.append({"type": "TextBlock", "text": card_markdown(str(event["text"])), "wrap": True})
     body.append(
         {
             "type": "TextBlock",
@@ -158,11 +169,20 @@ def notification_card(event: dict[str, Any]) -> dict[str, Any]:
     }
     actions: list[dict[str, Any]] = []
     block = _prompt_block(event)
+    opener = (
+        {"type": "Action.OpenUrl", "title": "Open", "url": event["url"]}
+        if event.get("url")
+        else None
+    )
     if block is not None:
+        if opener is not None:
+            # Under the text, not in the row of answers, where it would read as one more answer.
+            body.append({"type": "ActionSet", "spacing": "Small", "actions": [opener]})
+            opener = None
         body.append(block[0])
         actions.extend(block[1])
-    if event.get("url"):
-        actions.append({"type": "Action.OpenUrl", "title": "Open", "url": event["url"]})
+    if opener is not None:
+        actions.append(opener)
     if actions:
         card["actions"] = actions
     return card
