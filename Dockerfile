@@ -3,6 +3,13 @@
 # (MicrosoftAppId, MicrosoftAppPassword, ...). Without one Herald would run in Emulator mode,
 # which authenticates nobody, and refuses to start on a non-loopback address (exit code 2)
 # unless HERALD_EMULATOR_ALLOW_REMOTE=true is passed explicitly (README: Security).
+# The API reference viewer (swagger-ui-dist, pinned in web/vendor) is installed in a stage of
+# its own: the image serves its two files and needs no Node.js at run time.
+FROM node:22-slim AS web-vendor
+WORKDIR /vendor
+COPY web/vendor/package.json web/vendor/package-lock.json ./
+RUN npm ci --no-audit --no-fund --ignore-scripts
+
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -23,6 +30,9 @@ RUN useradd --system --uid 10001 --home-dir /app --no-create-home herald \
     && chmod 700 /app/data
 
 COPY . .
+COPY --from=web-vendor /vendor/node_modules/swagger-ui-dist/swagger-ui-bundle.js \
+    /vendor/node_modules/swagger-ui-dist/swagger-ui.css \
+    /app/web/vendor/node_modules/swagger-ui-dist/
 
 USER herald
 

@@ -9,9 +9,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import errno
 import gc
 import logging
 import os
+import socket
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -33,6 +35,7 @@ from api.http import echo_request_id, errors_middleware, request_id_middleware
 from api.inbox import SELF_AUTHENTICATED_PATHS as INBOX_PATHS
 from api.inbox import InboxApi, InboxLinks
 from api.inbox_feed import InboxFeed
+from api.landing import LandingPages
 from api.link_tokens import LinkTokens, load_or_create_secret
 from api.notifications import NotificationsApi
 from api.openapi import OpenApi
@@ -45,9 +48,11 @@ from api.resend import ResendApi
 from api.users import UsersApi
 from bots.endpoint import MessagesEndpoint
 from bots.herald_bot import HeraldBot
+from bots.teams import TeamChannels
 from config import Settings
 from delivery.allowed_hosts import AllowedHosts
 from delivery.apns import ApnsChannel, ApnsConfig
+from delivery.audience import Audiences
 from delivery.budget import BudgetStore, LaneBudget, LocalBudget, SharedBudget
 from delivery.channel import Channel, ChannelRegistry
 from delivery.conversation import ConversationChannel
@@ -56,6 +61,7 @@ from delivery.mobile import MobilePush, UnreachableDevices
 from delivery.outbox import Outbox
 from delivery.outbox_sqlite import SqliteOutbox
 from delivery.ratelimit import KeyedBuckets
+from delivery.reach import TeamsReach
 from delivery.router import Router
 from delivery.vapid import VapidKeys
 from delivery.webpush import WebPushChannel
@@ -76,8 +82,11 @@ from preferences.rules import DeliveryPolicy
 from preferences.service import PreferencesService
 from proactive.adapter import HeraldAdapter
 from proactive.connector import HttpConnectorTransport, MsalTokenProvider, NoTokens, TokenProvider
+from proactive.rosters import ConnectorRosters
 from proactive.service_url import ServiceUrlPolicy
-from sources.graph import GraphConfig
+from proactive.tenants import TenantServiceUrls
+from sources.graph import GraphClient, GraphConfig, MsalGraphTokens
+from sources.graph_directory import GraphAppInstaller, GraphDirectory
 from sources.graph_source import GraphSource
 from storage.devices import DeviceStore
 from storage.graph_subscriptions import (
@@ -335,6 +344,10 @@ class Herald:
     entra: EntraTokens | None
     generated_api_key: str | None
     engagement: EngagementService | None = None
+    tenants: TenantServiceUrls | None = None
+    """Each Teams tenant's serviceUrl (learnt from its activities), for chats Herald opens."""
+    directory_client: GraphClient | None = None
+    """Microsoft Graph for audiences and app installation (None: Graph is not configured)."""
 
 
 HERALD = web.AppKey("herald", Herald)
@@ -396,10 +409,13 @@ def create_app(settings: Settings) -> web.Application:
     subscriptions = stores.subscriptions
     devices = stores.devices
     preferences = PreferencesService(users)
-    # Microsoft Graph change notifications (off unless configured). Its notifications go the
-    # way of posted events: stored, then handed to the router built below.
+    # Microsoft Graph (off unless configured): one token cache for calendars and audiences.
+    graph_config = GraphConfig.from_settings(settings)
+    graph_tokens = MsalGraphTokens(graph_config) if graph_config is not None else None
+    # Change notifications go the way of posted events: stored, then handed to the router.
     graph = GraphSource(
-        config=GraphConfig.from_settings(settings),
+        tokens=graph_tokens,
+        config=graph_config,
         subscriptions=stores.graph_subscriptions,
         inbox=stores.graph_changes,
         resources=stores.graph_resources,
@@ -459,6 +475,10 @@ def create_app(settings: Settings) -> web.Application:
         inbox_link=InboxLinks(links, settings.public_url, settings.link_minutes).link,
         engagement=engagement,
     )
+    # Teams tenants' serviceUrls, learnt from their activities: where Herald opens chats with
+    # people who never wrote (delivery/reach.py).
+    tenants = TenantServiceUrls(bot_storage, default=settings.teams_service_url)
+    connector_teams = ConnectorRosters(transport)
     consent = ConsentFlow(services)
     preferences_flow = PreferencesFlow(services)
     history = HistoryFlow(services)
@@ -484,6 +504,9 @@ def create_app(settings: Settings) -> web.Application:
         ),
         services=services,
         engagement=engagement_flow,
+        tenants=tenants,
+        teams=TeamChannels(conversations, connector_teams),
+        storage=bot_storage,
     )
 
     # Bursts a little below the published limits: the service's buckets start when our first
@@ -500,14 +523,38 @@ def create_app(settings: Settings) -> web.Application:
     conversation_buckets = KeyedBuckets(
         settings.conversation_rate, _burst(settings.conversation_rate)
     )
-    channels.register(
-        ConversationChannel(
-            conversations,
-            adapter,
-            bot.on_turn,
-            throttled_channels=frozenset(settings.throttled_channels),
-        )
+    # Graph as a directory (groups, users) and app installer, for audiences and reach.
+    directory_client = (
+        GraphClient(graph_config, graph_tokens)
+        if graph_config is not None and graph_tokens is not None
+        else None
     )
+    installer = (
+        GraphAppInstaller(
+            directory_client, settings.teams_catalog_app_id, graph_base_url=graph_config.base_url
+        )
+        if directory_client is not None and graph_config is not None
+        and settings.teams_catalog_app_id
+        else None
+    )
+    reach = TeamsReach(
+        transport,
+        conversations,
+        users,
+        tenants,
+        bot_id=f"28:{settings.app_id or 'herald'}",
+        installer=installer,
+        budget=budget,  # the create call counts in the tenant's budget too
+    )
+    conversation_channel = ConversationChannel(
+        conversations,
+        adapter,
+        bot.on_turn,
+        throttled_channels=frozenset(settings.throttled_channels),
+        reach=reach,
+    )
+    channels.register(conversation_channel)
+    channels.register_creator(conversation_channel)
     # Pushes carry the person's unread count as their badge (read anywhere, counted once).
     channels.register(
         WebPushChannel(
@@ -554,6 +601,16 @@ def create_app(settings: Settings) -> web.Application:
         on_enqueued=lambda: worker.wake(),
         on_inbox_written=inbox_feed.publish,
         fair_clock=fair_clock,
+        audiences=Audiences(
+            users,
+            conversations,
+            directory=(
+                GraphDirectory(directory_client, graph_config.tenant_id)
+                if directory_client is not None and graph_config is not None
+                else None
+            ),
+            rosters=connector_teams,
+        ),
     )
     worker = DeliveryWorker(
         outbox,
@@ -610,6 +667,8 @@ def create_app(settings: Settings) -> web.Application:
         entra=entra,
         generated_api_key=generated,
         engagement=engagement,
+        tenants=tenants,
+        directory_client=directory_client,
     )
 
     app = web.Application(
@@ -671,6 +730,7 @@ def create_app(settings: Settings) -> web.Application:
         InboxApi(inbox, links, inbox_feed, engagement=engagement).routes(),
         EngagementApi(engagement, users, subscriptions, links, api_auth.is_backend).routes(),
         LivePages().routes(),
+        LandingPages().routes(),
     ):
         app.add_routes(routes)
     return app
@@ -755,12 +815,16 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     connecting: asyncio.Task[None] | None = None
     if stores.shared:
         await herald.transport.open()
+        if herald.directory_client is not None:
+            await herald.directory_client.open()
         connecting = asyncio.create_task(_connect(herald, started), name="herald-connect")
         # Reachable: ready from the first request. Not: serve anyway, keep trying.
         await asyncio.wait({connecting}, timeout=15.0)
     else:
         await stores.open()
         await herald.transport.open()
+        if herald.directory_client is not None:
+            await herald.directory_client.open()
         await _start_workers(herald)
         started.set()
     channel_names = ", ".join(herald.channels.names)
@@ -794,6 +858,8 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
         await herald.bot.aclose()
         await herald.channels.aclose()
         await herald.transport.aclose()
+        if herald.directory_client is not None:
+            await herald.directory_client.aclose()
         if herald.entra is not None:
             await herald.entra.aclose()
         await stores.close()
@@ -810,25 +876,48 @@ def main(environ: dict[str, str] | None = None, out: Callable[[str], None] | Non
         return 2
     configure_logging(settings.log_level, settings.log_format)
     try:
+        listener = _listen(settings.host, settings.port)
+    except OSError as exc:
+        sys.stderr.write(f"herald: {_listen_problem(settings, exc)}\n")
+        return 3
+    try:
         app = create_app(settings)
     except SettingsError as exc:
+        listener.close()
         sys.stderr.write(f"herald: {exc}\n")
         return 2
     herald = app[HERALD]
     mode = "Emulator mode (no MicrosoftAppId)" if settings.emulator_mode else "Azure Bot mode"
     write(f"Herald on http://{settings.host}:{settings.port}/api/messages — {mode}")
+    write(f"Start page: {settings.public_url.rstrip('/')}/")
     if herald.generated_api_key:
-        write("A backend API key was generated (stored hashed; shown only this once):")
-        write(f"    {herald.generated_api_key}")
-        write("Send it as 'Authorization: Bearer <key>', or set HERALD_API_KEYS.")
+        write("A backend API key was generated (stored hashed; shown only this once).")
+        write("Paste this line into the shell you send notifications from:")
+        write(f"    export HERALD_API_KEY={herald.generated_api_key}")
+        write("(the key goes in 'Authorization: Bearer <key>'; set HERALD_API_KEYS to choose keys)")
     # Everything built so far (the SDK, pydantic models, the app) lives as long as the process:
     # moving it out of the collector's view keeps full collections short during a broadcast.
     gc.collect()
     gc.freeze()
-    web.run_app(
-        app, host=settings.host, port=settings.port, print=None, access_log_class=AccessLog
-    )
+    web.run_app(app, sock=listener, print=None, access_log_class=AccessLog)
     return 0
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """The listening socket, bound before anything is printed or opened: a second Herald on
+    a busy port says so in one line and exits, instead of a banner and then a traceback."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    return socket.create_server((host, port), family=family, backlog=1024)
+
+
+def _listen_problem(settings: Settings, exc: OSError) -> str:
+    where = f"{settings.host}:{settings.port}"
+    if exc.errno == errno.EADDRINUSE:
+        return (
+            f"port {settings.port} is in use ({where}): is Herald already running? "
+            "Stop it, or start this one with another PORT (e.g. PORT=3979 make run)."
+        )
+    return f"cannot listen on {where}: {exc.strerror or exc}"
 
 
 if __name__ == "__main__":

@@ -235,8 +235,9 @@ class Settings(BaseModel):
         "(crashed or hung senders) before it moves to the poison queue and counts as failed.",
     )
     public_url: str = Field(
-        "http://localhost:3978", alias="HERALD_PUBLIC_URL",
-        description="Where people and services reach Herald (links the bot sends, push pages).",
+        "", alias="HERALD_PUBLIC_URL",
+        description="Where people and services reach Herald (links the bot sends, push pages). "
+        "Empty = `http://localhost:<PORT>`.",
     )
     link_secret: SecretStr = Field(
         SecretStr(""), alias="HERALD_LINK_SECRET",
@@ -353,6 +354,19 @@ class Settings(BaseModel):
         720, alias="GRAPH_RENEW_BEFORE_MINUTES", ge=1,
         description="Renew a Graph subscription when less than this is left of it.",
     )
+    teams_service_url: str = Field(
+        "", alias="HERALD_TEAMS_SERVICE_URL",
+        description="Bot Connector serviceUrl for opening chats with people of a Teams tenant "
+        "no activity has come from yet (e.g. `https://smba.trafficmanager.net/teams/`); a "
+        "tenant's own activities teach Herald its URL. Empty = only tenants heard from.",
+    )
+    teams_catalog_app_id: str = Field(
+        "", alias="HERALD_TEAMS_CATALOG_APP_ID",
+        description="The bot's Teams app id in the tenant's app catalog: with it (and "
+        "Microsoft Graph configured), Herald installs the app for people an audience names who "
+        "do not have it, then writes to them. Empty = never installs (they are counted "
+        "`not-installable: installation-off`).",
+    )
     auth_tenant_id: str = Field(
         "", alias="HERALD_AUTH_TENANT_ID",
         description="Entra ID tenant whose access tokens backends may use instead of an API key "
@@ -437,6 +451,20 @@ class Settings(BaseModel):
                 raise ValueError(f"{name} must be an http(s) URL")
         return self
 
+    @model_validator(mode="before")
+    @classmethod
+    def _public_url_follows_port(cls, data: Any) -> Any:
+        """On a developer's machine the links the bot hands out point at the port Herald
+        actually listens on (`PORT=4000 make run` must not send people to 3978)."""
+        if not isinstance(data, Mapping):
+            return data
+        given = data.get("HERALD_PUBLIC_URL", data.get("public_url"))
+        if given is not None and str(given).strip():
+            return data
+        port = str(data.get("PORT", data.get("port", 3978))).strip()
+        rest = {k: v for k, v in data.items() if k not in ("HERALD_PUBLIC_URL", "public_url")}
+        return {**rest, "HERALD_PUBLIC_URL": f"http://localhost:{port}"}
+
     @model_validator(mode="after")
     def _graph_complete(self) -> Settings:
         given = [
@@ -500,6 +528,15 @@ class Settings(BaseModel):
                 raise ValueError(f"{name} must be an https URL (APNs speaks HTTP/2 over TLS)")
         if not self.graph_authority_host.startswith("https://"):
             raise ValueError("GRAPH_AUTHORITY_HOST must be an https URL")
+        if self.teams_catalog_app_id and not self.graph_configured:
+            raise ValueError(
+                "HERALD_TEAMS_CATALOG_APP_ID needs Microsoft Graph (GRAPH_TENANT_ID, "
+                "GRAPH_CLIENT_ID, GRAPH_CLIENT_SECRET): Herald installs the app through Graph"
+            )
+        if self.teams_service_url and not self.teams_service_url.startswith(
+            ("https://", "http://")
+        ):
+            raise ValueError("HERALD_TEAMS_SERVICE_URL must be an http(s) URL")
         if self.graph_renew_before_minutes >= self.graph_subscription_minutes:
             raise ValueError(
                 "GRAPH_RENEW_BEFORE_MINUTES must be less than GRAPH_SUBSCRIPTION_MINUTES"

@@ -16,6 +16,10 @@
     │   │                             endpoint) refused or failed a call: `status`, `code`
     │   ├── SourceNotFound            the resource, subscription or sync state is gone
     │   └── SourceUnavailable(after)  throttled or down even after retries: try again later
+    ├── AudienceError                 one part of an audience (a group, a team, a channel) could
+    │   │                             not be listed
+    │   ├── AudiencePartFailed(reason)  never will be (gone, forbidden): counted, not retried
+    │   └── AudienceUnavailable(after)  not now (throttled, down): the expansion waits
     └── DeliveryError                 one send to one target did not succeed
         ├── TargetGone                the target will never accept a delivery again
         │                             (bot uninstalled or blocked, conversation deleted, token
@@ -32,6 +36,9 @@ maps httpcore's, so the outbox can decide retry/dead/failed without knowing any 
 from __future__ import annotations
 
 __all__ = [
+    "AudienceError",
+    "AudiencePartFailed",
+    "AudienceUnavailable",
     "AuthError",
     "ChannelUnavailable",
     "ConcurrencyConflict",
@@ -124,6 +131,26 @@ class SourceUnavailable(SourceError):
         self, message: str, *, after: float | None = None, status: int = 0, code: str = ""
     ) -> None:
         super().__init__(message, status=status, code=code)
+        self.after = after
+
+
+class AudienceError(HeraldError):
+    """Part of an audience could not be listed; `reason` is short and safe to show a backend."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class AudiencePartFailed(AudienceError):
+    """The part can never be listed (no such group, no permission, bot not in the team)."""
+
+
+class AudienceUnavailable(AudienceError):
+    """The part cannot be listed now; try again, no sooner than `after` seconds when given."""
+
+    def __init__(self, reason: str, after: float | None = None) -> None:
+        super().__init__(reason)
         self.after = after
 
 

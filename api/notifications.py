@@ -17,7 +17,9 @@ from pydantic import TypeAdapter
 from api.http import ApiProblem, json_response, path_param, read_json
 from api.prompt_answers import prompt_answer_counts
 from api.schemas import Event, NotificationId, content_hash
-from delivery.outbox import Outbox
+from delivery.audience import Expansion, audience_parts
+from delivery.outbox import DeliveryCounters, Outbox
+from delivery.reach import NOT_INSTALLABLE
 from delivery.router import Router, send_at
 from logs import NOTIFICATION_ID as NOTIFICATION_ID_LOG
 from storage.protocols import InboxStore, NotificationStore, PromptStore, UserStore
@@ -112,10 +114,13 @@ class NotificationsApi:
                 409, "recalled", f"notification {notification_id!r} was recalled; "
                 "send a new one under another id", "id",
             )
-        if event.recipients.users is not None:
-            recipients = len(dict.fromkeys(event.recipients.users))
-        else:
-            recipients = await self._users.count()
+        # What is known now: explicit users, channels, everybody for `all` (overlaps counted
+        # twice); groups and teams add their people as they are expanded (GET says how many).
+        audience = event.recipients
+        recipients = len(dict.fromkeys(audience.users or ()))
+        recipients += len({(c.team_id, c.channel_id) for c in audience.channels or ()})
+        if audience.all:
+            recipients += await self._users.count()
         outcome, record = await self._notifications.put(
             notification_id, content_hash(document), document, event.type.lower(), recipients
         )
@@ -163,18 +168,46 @@ class NotificationsApi:
         else:
             status = "completed"
         waiting = self._pacing.waiting(notification_id, counters.lanes) if counters.lanes else {}
+        parts = audience_parts(record.event.get("recipients") or {})
+        cursor = record.expand_cursor
+        saved = cursor is not None and cursor.startswith("{")
+        expansion = Expansion.loads(cursor, len(parts))
+        if not record.expansion_pending and saved:
+            recipients = expansion.added  # each person once, as the expansion found them
+        else:
+            recipients = max(record.recipients, expansion.added)
         body: dict[str, Any] = {
             "id": record.id,
             "type": record.event.get("type"),
             "title": record.event.get("title"),
             "version": record.version,
             "status": status,
-            "recipients": record.recipients,
+            "recipients": recipients,
             "createdAt": _iso(record.created_at),
             "updatedAt": _iso(record.updated_at),
             "counters": counters.totals,
             "channels": counters.channels,
-            "reasons": counters.reasons,
+            # Skip and failure reasons; how deliveries were delivered is in `reach`.
+            "reasons": {
+                k: n for k, n in counters.reasons.items() if not k.startswith("delivered:")
+            },
+            "audience": {
+                "parts": [
+                    {
+                        **part.describe(),
+                        "state": (
+                            "done"
+                            if not record.expansion_pending and progress.state != "failed"
+                            else progress.state
+                        ),
+                        "listed": progress.listed,
+                        "added": progress.added,
+                        "reason": progress.reason,
+                    }
+                    for part, progress in zip(parts, expansion.parts, strict=True)
+                ]
+            },
+            "reach": _reach(counters),
             # Always present: null when the event asks nothing / nothing is outstanding.
             "answers": await prompt_answer_counts(self._prompts, record),
             "nextDueAt": None if counters.next_due is None else _iso(counters.next_due),
@@ -298,6 +331,18 @@ def _engagement_cells(seen: Engagement | None) -> list[str]:
         "" if seen.acknowledged_at is None else _iso(seen.acknowledged_at),
         seen.acknowledged_via or "",
     ]
+def _reach(counters: DeliveryCounters) -> dict[str, Any]:
+    """How people without a stored conversation were reached, or why not (delivery/reach.py):
+    from the reasons of delivered and failed deliveries."""
+    reach: dict[str, Any] = {"created": 0, "installed": 0, "stored": 0, "notInstallable": {}}
+    for key, n in counters.reasons.items():
+        status, _, reason = key.partition(":")
+        if status == "delivered" and reason in ("created", "installed", "stored"):
+            reach[reason] += n
+        elif status == "failed" and reason.startswith(NOT_INSTALLABLE):
+            why = reason[len(NOT_INSTALLABLE) :].strip() or "unknown"
+            reach["notInstallable"][why] = reach["notInstallable"].get(why, 0) + n
+    return reach
 
 
 def _csv_safe(text: str) -> str:

@@ -51,7 +51,12 @@ class Accepted(_Answer):
         description="`scheduled`: its `sendAt` is in the future; nothing is expanded or sent "
         "before it."
     )
-    recipients: int = Field(ge=0)
+    recipients: int = Field(
+        ge=0,
+        description="Recipients known at acceptance: the explicit users, the channels, and "
+        "for `all` the people Herald knows. Members of groups and teams are added as they are "
+        "listed: the status counts each person once when expansion is done.",
+    )
     version: int = Field(ge=1)
     outcome: Literal["created", "unchanged", "updated"]
     sendAt: str | None = Field(None, json_schema_extra={"format": "date-time"})
@@ -69,6 +74,56 @@ class Counters(_Answer):
     deadTargets: int = Field(ge=0)
 
 
+class AudiencePart(_Answer):
+    kind: Literal["users", "group", "team", "channel", "all"] = Field(
+        description="Which part of `recipients` this is; `id` names a group or team, "
+        "`teamId`/`channelId` a channel."
+    )
+    id: str | None = None
+    teamId: str | None = None
+    channelId: str | None = None
+    state: Literal["waiting", "expanding", "done", "failed"] = Field(
+        description="`failed`: it could not be listed (`reason`; counted as a skipped "
+        "recipient named after the part, e.g. `group:{id}`); `expanding` with a `reason`: its "
+        "source is throttled or down and Herald tries again."
+    )
+    listed: int = Field(
+        ge=0,
+        description="Entries its source listed so far (keys, members, the channel), repeats "
+        "and members that are not users included.",
+    )
+    added: int = Field(
+        ge=0,
+        description="Recipients it added: people no earlier part named, keys nobody answers "
+        "to, channel posts.",
+    )
+    reason: str | None
+
+
+class Audience(_Answer):
+    parts: list[AudiencePart] = Field(
+        description="Each part of `recipients`, in the order they are expanded: users, groups, "
+        "teams, channels, all."
+    )
+
+
+class Reach(_Answer):
+    created: int = Field(
+        ge=0,
+        description="People who never talked to the bot, reached in a Teams chat Herald "
+        "created (`POST /v3/conversations`).",
+    )
+    installed: int = Field(
+        ge=0, description="…reached after Herald installed the app for them (Microsoft Graph)."
+    )
+    stored: int = Field(
+        ge=0, description="…who had a chat with the bot by the time it was sent after all."
+    )
+    notInstallable: dict[str, Annotated[int, Field(ge=0)]] = Field(
+        description="People who could not be reached, per reason (e.g. `installation-off`, "
+        "`no-service-url`, `forbidden (…)`): failed deliveries whose reason starts "
+        "`not-installable:`."
+    )
 class Funnel(_Answer):
     """Delivered → read → acknowledged: one state per person, wherever it happened."""
 
@@ -138,6 +193,13 @@ class NotificationStatus(_Answer):
     waitingFor: dict[str, Annotated[int, Field(ge=0)]] = Field(
         description="Deliveries waiting, per reason (empty when none). As seen by the "
         "instance that answers."
+    )
+    audience: Audience = Field(
+        description="What each part of `recipients` found so far (expansion is streamed: "
+        "this grows while the status is `accepted`)."
+    )
+    reach: Reach = Field(
+        description="How people without a stored conversation were reached, or why not."
     )
     engagement: Funnel | None = None
     recalledAt: str | None = Field(
@@ -218,6 +280,9 @@ _MODELS: list[type[BaseModel]] = [
     ApiError,
     Accepted,
     Counters,
+    AudiencePart,
+    Audience,
+    Reach,
     NotificationStatus,
     Funnel,
     Recall,
@@ -371,16 +436,23 @@ def build_document(version: str = "0.1.0") -> dict[str, Any]:
     )
     schemas: dict[str, Any] = defs.get("$defs", {})
     # What pydantic's validators check but JSON Schema cannot infer from the types.
-    # Recipients: exactly one of `users` / `all` is given and not null (null counts as absent),
-    # as two closed alternatives; generators (schemathesis' coverage phase) handle that form.
+    # Recipients: at least one part is given and not null (null counts as absent), as closed
+    # alternatives, one per part; generators (schemathesis' coverage phase) handle that form.
     recipients = schemas["Recipients"]
-    users = recipients["properties"]["users"]["anyOf"][0]
+    properties = recipients["properties"]
+    parts = ("users", "groups", "teams", "channels", "all")
     schemas["Recipients"] = {
         "title": "Recipients",
         "description": recipients["description"],
-        "oneOf": [
-            _closed({"users": users, "all": {"type": "null"}}, required="users"),
-            _closed({"all": {"const": True}, "users": {"type": "null"}}, required="all"),
+        "anyOf": [
+            _closed(
+                {
+                    **{other: properties[other] for other in parts},
+                    part: properties[part]["anyOf"][0],
+                },
+                required=part,
+            )
+            for part in parts
         ],
     }
     _document_preferences(schemas)
@@ -517,8 +589,14 @@ def build_document(version: str = "0.1.0") -> dict[str, Any]:
                             "description": "CSV with a header row: userId, channel, target, "
                             "status, reason, attempts, lastError, updatedAt, readAt, readVia, "
                             "acknowledgedAt, acknowledgedVia. Unknown recipients "
-                            "have an empty channel; status uses the counter names; the last "
-                            "four are the person's (empty until they read / acknowledge).",
+                            "have an empty channel; status uses the counter names. A delivered "
+                            "row's reason says how a person without a stored chat was reached "
+                            "(`created`, `installed`, `stored`); a failed one why not "
+                            "(`not-installable: …`). Channel posts are rows of `team:{teamId}` "
+                            "with the channel as target; a part of the audience that could not "
+                            "be listed is a skipped row named after it (`group:{id}`, "
+                            "`team:{id}`). The last four are the person's (empty until they "
+                            "read / acknowledge).",
                             "content": {"text/csv": {"schema": {"type": "string"}}},
                         },
                         "400": _error("Not a valid notification id."),

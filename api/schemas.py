@@ -24,15 +24,18 @@ from pydantic_core import PydanticCustomError
 
 __all__ = [
     "CARD_CONTENT_TYPE",
+    "MAX_AUDIENCE_PARTS",
     "MAX_CARD_BYTES",
     "MAX_RECIPIENTS",
     "Acknowledge",
     "ApiError",
     "BroadcastValue",
+    "ChannelAddress",
     "Event",
     "Notice",
     "NotificationId",
     "RecipientKey",
+    "Recipients",
     "ValidationProblem",
     "card_bytes",
     "content_hash",
@@ -40,6 +43,8 @@ __all__ = [
 ]
 
 MAX_RECIPIENTS = 10_000
+MAX_AUDIENCE_PARTS: Final = 100
+"""The most groups, teams or channels (each) one event may name."""
 
 MAX_CARD_BYTES: Final = 24 * 1024
 """The most an event's `card` may take as the attachment the bot sends (see `card_bytes`).
@@ -90,10 +95,60 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True)
 
 
+_GUID = r"[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}"
+_THREAD = r"19:[A-Za-z0-9._~%!$&'()*+,;=:-]+@thread\.[A-Za-z0-9]+"
+_GROUP_ID = rf"^{_GUID}$"
+_THREAD_ID = rf"^{_THREAD}$"
+_TEAM_ID = rf"^(?:{_GUID}|{_THREAD})$"
+_PATTERN_MESSAGES.update(
+    {
+        _GROUP_ID: "must be an Entra ID object id (a GUID)",
+        _THREAD_ID: "must be a Teams id as the Bot Framework gives it (19:…@thread.tacv2)",
+        _TEAM_ID: "must be a team's Bot Framework id (19:…@thread.tacv2) or its group's object "
+        "id (a GUID)",
+    }
+)
+
+GroupId = Annotated[str, StringConstraints(pattern=_GROUP_ID)]
+"""An Entra ID object id (a GUID)."""
+ThreadId = Annotated[str, StringConstraints(max_length=256, pattern=_THREAD_ID)]
+"""A Teams thread id as the Bot Framework gives it: a team's (`channelData.team.id`, which is
+also its General channel's) or a channel's, e.g. `19:…@thread.tacv2`."""
+TeamId = Annotated[str, StringConstraints(max_length=256, pattern=_TEAM_ID)]
+"""A team: its Bot Framework id (`19:…@thread.tacv2`) or its Microsoft 365 group's object id."""
+
+
+class ChannelAddress(_Strict):
+    """One channel of a team the bot was added to: one post in the channel."""
+
+    team_id: ThreadId = Field(alias="teamId")
+    channel_id: ThreadId = Field(alias="channelId")
+
+
 class Recipients(_Strict):
-    """Either a list of users (ids or aliases) or everybody Herald knows."""
+    """Who gets the notification: any of these parts, combined; each person once however many
+    parts name them."""
 
     users: list[RecipientKey] | None = Field(None, min_length=1, max_length=MAX_RECIPIENTS)
+    groups: list[GroupId] | None = Field(
+        None,
+        min_length=1,
+        max_length=MAX_AUDIENCE_PARTS,
+        description="Entra ID groups: their transitive members that are users (Microsoft Graph).",
+    )
+    teams: list[TeamId] | None = Field(
+        None,
+        min_length=1,
+        max_length=MAX_AUDIENCE_PARTS,
+        description="Teams whose members each get the notification (the team's roster): the "
+        "Bot Framework team id of a team the bot was added to, or the team's group object id.",
+    )
+    channels: list[ChannelAddress] | None = Field(
+        None,
+        min_length=1,
+        max_length=MAX_AUDIENCE_PARTS,
+        description="Channels of teams the bot was added to: one post in each channel.",
+    )
     all: Literal[True] | None = None
 
     @field_validator("all", mode="before")
@@ -105,9 +160,15 @@ class Recipients(_Strict):
         return value
 
     @model_validator(mode="after")
-    def _one_of(self) -> Recipients:
-        if (self.users is None) == (self.all is None):
-            raise ValueError('give either "users" (a non-empty list) or "all": true')
+    def _some(self) -> Recipients:
+        if all(
+            part is None
+            for part in (self.users, self.groups, self.teams, self.channels, self.all)
+        ):
+            raise ValueError(
+                'give at least one of "users", "groups", "teams", "channels" (non-empty lists) '
+                'or "all": true'
+            )
         return self
 
 

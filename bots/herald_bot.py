@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import uuid
 from collections import OrderedDict
 from http import HTTPStatus
 from typing import Any, Final
@@ -13,6 +14,7 @@ from botbuilder.core import (
     ActivityHandler,
     ConversationState,
     InvokeResponse,
+    Storage,
     TurnContext,
     UserState,
 )
@@ -22,6 +24,7 @@ from botbuilder.schema import Activity, ChannelAccount
 from pydantic import ValidationError
 
 from api.schemas import BroadcastValue, first_problem
+from bots.teams import TeamChannels
 from dialogs.card_actions import CardActions, card_action
 from dialogs.cards import CardState, notification_activity, prompt_of
 from dialogs.choice_prompt import submit_matches, waiting_choice
@@ -34,6 +37,7 @@ from dialogs.services import DialogServices, conversation_key
 from proactive.adapter import BROADCAST_EVENT, BROADCAST_TURN_KEY, BroadcastTurn
 from proactive.encoding import clone
 from proactive.identity import stored_reference, tenant_of, user_key
+from proactive.tenants import TenantServiceUrls
 from storage.protocols import ConversationStore, UserStore
 from storage.records import PendingPrompt, UserRecord
 
@@ -46,6 +50,11 @@ _FIRST_CONTACT: Final = "herald.firstContact"
 _ADAPTIVE_CARD_ACTION: Final = "adaptiveCard/action"
 _PERSONAL: Final = frozenset({None, "", "personal"})
 """Conversation types where the bot talks to one person (Emulator and Web Chat give none)."""
+_WELCOME_WINDOW: Final = 60.0
+"""Seconds after a welcome in which another install or join of that conversation greets no
+more: Teams (and Agents Playground) send `installationUpdate` and `conversationUpdate` within
+the same millisecond, and a reload of the Playground sends both again."""
+_WELCOMED_PREFIX: Final = "herald/welcomed/"
 
 
 class HeraldBot(ActivityHandler):
@@ -69,10 +78,16 @@ class HeraldBot(ActivityHandler):
         card_actions: CardActions,
         services: DialogServices,
         alias_timeout: float = 5.0,
+        tenants: TenantServiceUrls | None = None,
+        teams: TeamChannels | None = None,
+        storage: Storage | None = None,
         engagement: EngagementFlow | None = None,
     ) -> None:
         self._engagement = engagement
+        self._tenants = tenants
+        self._teams = teams
         self._users = users
+        self._storage = storage
         self._conversations = conversations
         self._conversation_state = conversation_state
         self._user_state = user_state
@@ -120,6 +135,11 @@ class HeraldBot(ActivityHandler):
 
     async def _remember(self, turn_context: TurnContext) -> None:
         activity = turn_context.activity
+        tenant = tenant_of(activity)
+        if self._tenants is not None and activity.channel_id == "msteams" and tenant:
+            # Where Herald opens chats with this tenant's people who never wrote (delivery/
+            # reach.py): the tenant's connector, as its latest activity says.
+            await self._tenants.learn(tenant, str(activity.service_url or ""))
         user_id = user_key(activity)
         if user_id is None or activity.conversation is None or not activity.service_url:
             return
@@ -134,7 +154,11 @@ class HeraldBot(ActivityHandler):
             )
         )
         turn_context.turn_state[_FIRST_CONTACT] = created
-        await self._conversations.upsert(stored_reference(activity, user_id))
+        if activity.conversation.conversation_type in _PERSONAL:
+            # Only a chat with the bot alone is where this person's notifications go; a team
+            # channel or group chat they wrote in is everybody's (channels are stored per team:
+            # bots/teams.py).
+            await self._conversations.upsert(stored_reference(activity, user_id))
         zone = activity.local_timezone
         if zone and user_id not in self._zone_checked:
             # The client's zone is a guess for quiet hours; a zone the user chose always wins.
@@ -234,6 +258,16 @@ class HeraldBot(ActivityHandler):
                 )
         return None
 
+    async def on_conversation_update_activity(self, turn_context: TurnContext) -> None:
+        if self._teams is not None:
+            await self._teams.on_activity(turn_context)
+        await super().on_conversation_update_activity(turn_context)
+
+    async def on_installation_update(self, turn_context: TurnContext) -> None:
+        if self._teams is not None:
+            await self._teams.on_activity(turn_context)
+        await super().on_installation_update(turn_context)
+
     async def on_members_added_activity(
         self, members_added: list[ChannelAccount], turn_context: TurnContext
     ) -> None:
@@ -246,6 +280,8 @@ class HeraldBot(ActivityHandler):
 
     async def _welcome(self, turn_context: TurnContext) -> None:
         """Greet; in a 1:1 chat with someone never asked, the greeting asks for consent."""
+        if not await self._claim_welcome(turn_context):
+            return  # the other of the pair of install activities greets
         conversation = turn_context.activity.conversation
         if conversation is not None and conversation.conversation_type not in _PERSONAL:
             await turn_context.send_activity(WELCOME_TEXT)
@@ -254,6 +290,47 @@ class HeraldBot(ActivityHandler):
         if dialog_context.active_dialog is not None:
             return  # already greeted (Teams sends both conversationUpdate and installationUpdate)
         await dialog_context.begin_dialog(self._dialog.id, MainOptions(welcome=True))
+
+    async def _claim_welcome(self, turn_context: TurnContext) -> bool:
+        """Whether this turn is the one that greets: a "welcomed" marker per conversation in
+        the bot state store, written conditionally so that of two concurrent turns exactly one
+        wins, on every backend.
+
+        Teams sends the pair `installationUpdate` + `conversationUpdate`; the Emulator and Web
+        Chat only the latter. So a turn does not greet when the *other* kind of activity greeted
+        this conversation within the last minute; one of the same kind (the Emulator reopening
+        a conversation, a Playground reload) greets again, once per pair.
+
+        The marker is written with the etag it was read with, or, when there is none yet, with
+        a fresh etag of our own: the SQLite and Cosmos DB stores create a missing document
+        under any etag but refuse (KeyError) a write whose etag is not the stored one, so the
+        turn that loses the race to create or renew the marker does not greet. The conversation
+        state is not touched before the claim, so the losing turn writes no dialog state over
+        the winner's waiting consent question either.
+        """
+        if self._storage is None:
+            return True
+        key = conversation_key(turn_context.activity)
+        if key is None:
+            return True
+        marker = _WELCOMED_PREFIX + key
+        now = self._services.clock()
+        stored = (await self._storage.read([marker])).get(marker)
+        etag: str | None = None
+        kind = str(turn_context.activity.type)
+        if isinstance(stored, dict):
+            at = stored.get("at")
+            recent = isinstance(at, int | float) and 0 <= now - float(at) < _WELCOME_WINDOW
+            if recent and stored.get("kind") != kind:
+                return False  # the other activity of the pair greeted
+            etag = str(stored.get("e_tag") or "") or None
+        try:
+            await self._storage.write(
+                {marker: {"at": now, "kind": kind, "e_tag": etag or uuid.uuid4().hex}}
+            )
+        except KeyError:
+            return False
+        return True
 
     async def on_invoke_activity(self, turn_context: TurnContext) -> InvokeResponse | None:
         """Herald's cards post Action.Submit (message activities); it implements no Universal

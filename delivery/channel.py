@@ -13,6 +13,7 @@ __all__ = [
     "UNPACED",
     "Channel",
     "ChannelRegistry",
+    "ConversationCreator",
     "DeliveryResult",
     "Pace",
     "Retracting",
@@ -55,8 +56,10 @@ class DeliveryResult:
     remote_id: str | None = None
 
     @classmethod
-    def delivered(cls, remote_id: str | None = None) -> DeliveryResult:
-        return cls("delivered", remote_id=remote_id)
+    def delivered(cls, remote_id: str | None = None, how: str | None = None) -> DeliveryResult:
+        """Sent; `how` says how the target was reached when it is worth counting (a chat
+        created first: delivery/reach.py)."""
+        return cls("delivered", reason=how, remote_id=remote_id)
 
     @classmethod
     def retry(cls, reason: str, after: float | None = None) -> DeliveryResult:
@@ -123,12 +126,25 @@ class UnreachableTargets(Protocol):
         ...
 
 
+class ConversationCreator(Protocol):
+    """A channel that can reach a person it has no conversation with: the router gives people
+    Herald never met, whom a directory lists as Entra ID users of a tenant, this target, and
+    the channel creates their chat when it sends (delivery/reach.py)."""
+
+    name: str
+
+    def creatable(self, user_id: str, tenant_id: str) -> Target | None:
+        """The target that creates `user_id`'s chat at send time; None if it cannot."""
+        ...
+
+
 class ChannelRegistry:
     """The channels switched on in this instance, built once in app.py."""
 
     def __init__(self, channels: Sequence[Channel] = ()) -> None:
         self._channels: dict[str, Channel] = {}
         self._unreachable: list[UnreachableTargets] = []
+        self._creator: ConversationCreator | None = None
         for channel in channels:
             self.register(channel)
 
@@ -139,6 +155,16 @@ class ChannelRegistry:
     @property
     def unreachable(self) -> list[UnreachableTargets]:
         return list(self._unreachable)
+
+    def register_creator(self, creator: ConversationCreator) -> None:
+        """The channel that reaches people without a stored conversation (one at most)."""
+        if self._creator is not None:
+            raise ValueError("a conversation creator is registered twice")
+        self._creator = creator
+
+    @property
+    def creator(self) -> ConversationCreator | None:
+        return self._creator
 
     def register(self, channel: Channel) -> None:
         if channel.name in self._channels:

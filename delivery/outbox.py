@@ -122,6 +122,8 @@ class DeliveryCounters:
     totals: dict[str, int] = field(default_factory=lambda: dict.fromkeys(COUNTER_NAMES.values(), 0))
     channels: dict[str, dict[str, int]] = field(default_factory=dict)
     reasons: dict[str, int] = field(default_factory=dict)
+    """`{status}:{reason}` → how many: why deliveries were skipped, failed or dead, and how
+    delivered ones got there when that is worth saying (`delivered:created`)."""
     next_due: float | None = None
     """The earliest due time (epoch seconds) of its queued and retrying deliveries; None when
     none is outstanding. In the past when one is due now (or being sent); in the future when
@@ -149,9 +151,21 @@ class Outbox(Protocol):
         deliveries: Sequence[NewDelivery],
         inbox_user_ids: Sequence[str],
         cursor: str | None,
+        marks: Sequence[str] = (),
     ) -> int:
         """Insert deliveries (ignoring ones that exist) and history entries, and save the
-        expansion cursor, atomically. Returns how many deliveries were new."""
+        expansion cursor, atomically. Returns how many deliveries were new.
+
+        `marks` are the people this page planned, remembered for `version` (see `planned`):
+        written with the deliveries, never before them, so a mark always means planned."""
+        ...
+
+    async def planned(
+        self, notification_id: str, version: int, user_ids: Sequence[str]
+    ) -> set[str]:
+        """Which of `user_ids` a page of this version's expansion marked already: a person
+        named by two parts of an audience (two groups, a group and a team) is planned once,
+        even when their targets changed in between (a Teams chat created meanwhile)."""
         ...
 
     async def finish_expansion(self, notification_id: str, version: int) -> int:

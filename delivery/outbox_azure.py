@@ -64,7 +64,7 @@ from delivery.outbox import (
     TimelineBucket,
 )
 from delivery.queue_azure import AzureDeliveryQueue, QueuedMessage
-from storage.cosmos import CosmosDatabase, bounded
+from storage.cosmos import CosmosDatabase, bounded, doc_id
 from storage.cosmos_notifications import CosmosNotificationStore, inbox_id
 
 __all__ = ["AzureQueueOutbox", "job_id"]
@@ -78,6 +78,8 @@ _ORPHAN_AFTER: Final = 60.0
 """A message whose row is missing this long after it was sent belongs to a failed insert."""
 _WAIT_FOR_ROW: Final = 1.0
 """How long a message received before its row was written is hidden again."""
+_MARK_TTL: Final = 7 * 86400
+"""Audience marks (who an expansion planned) are needed until it finishes; then they expire."""
 _DUE_SLACK: Final = 0.5
 """Whole-second visibility timeouts: a message may surface this early."""
 
@@ -157,6 +159,7 @@ class AzureQueueOutbox:
         deliveries: Sequence[NewDelivery],
         inbox_user_ids: Sequence[str],
         cursor: str | None,
+        marks: Sequence[str] = (),
     ) -> int:
         now = self._clock()
         # Earliest due first, so the queue hands them out in that order as far as it can.
@@ -176,10 +179,37 @@ class AzureQueueOutbox:
             )
             for user_id in dict.fromkeys(inbox_user_ids)
         )
+        # After the rows: a mark means the person's deliveries exist (a crash in between
+        # replays the page, whose rows are then found).
+        marks_container = self._db.container("audienceMarks")
+        await bounded(
+            marks_container.upsert_item(
+                {
+                    "id": doc_id(notification_id, user_id),
+                    "notificationId": notification_id,
+                    "userId": user_id,
+                    "version": version,
+                    "ttl": _MARK_TTL,
+                }
+            )
+            for user_id in dict.fromkeys(marks)
+        )
         await self._notifications.update_if_version(
             notification_id, version, {"expandCursor": cursor}
         )
         return sum(created)
+
+    async def planned(
+        self, notification_id: str, version: int, user_ids: Sequence[str]
+    ) -> set[str]:
+        rows = await self._db.query_in(
+            "audienceMarks",
+            "SELECT c.userId FROM c WHERE c.notificationId = @n AND c.version >= @v"
+            " AND ARRAY_CONTAINS(@keys, c.userId)",
+            user_ids,
+            {"@n": notification_id, "@v": version},
+        )
+        return {r["userId"] for r in rows}
 
     async def _insert(self, notification_id: str, d: NewDelivery, now: float) -> bool:
         """Enqueue (if queued), then insert the row; False if the delivery existed."""
@@ -241,7 +271,9 @@ class AzureQueueOutbox:
             for row in rows
         )
         await self._notifications.update_if_version(
-            notification_id, version, {"expandedVersion": version, "expandCursor": None}
+            # The cursor stays: it holds what each part of the audience found (the status
+            # shows it); a new version starts from none. Marks expire by their TTL.
+            notification_id, version, {"expandedVersion": version}
         )
         return sum(requeued)
 
@@ -496,7 +528,8 @@ class AzureQueueOutbox:
                         r["channel"], dict.fromkeys(COUNTER_NAMES.values(), 0)
                     )
                     per[name] += 1
-                if r.get("reason") and status in ("skipped", "failed", "dead"):
+                # Delivered rows carry a reason only when it says how (delivery/reach.py).
+                if r.get("reason") and status in ("skipped", "failed", "dead", "delivered"):
                     key = f"{status}:{r['reason']}"
                     counters.reasons[key] = counters.reasons.get(key, 0) + 1
         return counters

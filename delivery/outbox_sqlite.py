@@ -68,6 +68,7 @@ class SqliteOutbox:
         deliveries: Sequence[NewDelivery],
         inbox_user_ids: Sequence[str],
         cursor: str | None,
+        marks: Sequence[str] = (),
     ) -> int:
         now = time.time()
         async with self._db.transaction() as conn:
@@ -99,11 +100,33 @@ class SqliteOutbox:
                 " ON CONFLICT (user_id, notification_id) DO NOTHING",
                 [(user_id, notification_id, now) for user_id in inbox_user_ids],
             )
+            if marks:
+                await conn.executemany(
+                    "INSERT INTO audience_marks (notification_id, user_id, version)"
+                    " VALUES (?, ?, ?) ON CONFLICT (notification_id, user_id) DO UPDATE"
+                    " SET version = excluded.version WHERE excluded.version > version",
+                    [(notification_id, user_id, version) for user_id in dict.fromkeys(marks)],
+                )
             await conn.execute(
                 "UPDATE notifications SET expand_cursor = ? WHERE id = ? AND version = ?",
                 (cursor, notification_id, version),
             )
         return inserted
+
+    async def planned(
+        self, notification_id: str, version: int, user_ids: Sequence[str]
+    ) -> set[str]:
+        found: set[str] = set()
+        unique = list(dict.fromkeys(user_ids))
+        for i in range(0, len(unique), 500):
+            chunk = unique[i : i + 500]
+            rows = await self._db.fetchall(
+                "SELECT user_id FROM audience_marks WHERE notification_id = ? AND version >= ?"
+                f" AND user_id IN ({','.join('?' * len(chunk))})",
+                (notification_id, version, *chunk),
+            )
+            found.update(r["user_id"] for r in rows)
+        return found
 
     async def finish_expansion(self, notification_id: str, version: int) -> int:
         now = time.time()
@@ -117,10 +140,15 @@ class SqliteOutbox:
             )
             requeued = cursor.rowcount
             await cursor.close()
+            # The cursor stays: it holds what each part of the audience found (the status
+            # shows it); a new version starts from none.
             await conn.execute(
-                "UPDATE notifications SET expanded_version = ?, expand_cursor = NULL"
-                " WHERE id = ? AND version = ?",
+                "UPDATE notifications SET expanded_version = ? WHERE id = ? AND version = ?",
                 (version, notification_id, version),
+            )
+            await conn.execute(
+                "DELETE FROM audience_marks WHERE notification_id = ? AND version <= ?",
+                (notification_id, version),
             )
         return requeued
 
@@ -223,7 +251,8 @@ class SqliteOutbox:
                     r["channel"], dict.fromkeys(COUNTER_NAMES.values(), 0)
                 )
                 per[name] += n
-            if r["reason"] and r["status"] in ("skipped", "failed", "dead"):
+            # Delivered rows carry a reason only when it says how (delivery/reach.py).
+            if r["reason"] and r["status"] in ("skipped", "failed", "dead", "delivered"):
                 key = f"{r['status']}:{r['reason']}"
                 counters.reasons[key] = counters.reasons.get(key, 0) + n
         return counters

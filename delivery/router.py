@@ -1,9 +1,13 @@
 """The router: expands a notification into one delivery per (user, channel, target).
 
-Audiences are streamed a page at a time (`{"all": true}` by keyset over user ids, explicit lists
-by position), and each page is written together with its cursor, so memory stays flat as the
-audience grows and a crash resumes mid-audience. Expansion runs in the background after the
-202; `pending_expansion()` is resumed at start-up.
+Audiences are streamed part by part and a page at a time (delivery/audience.py: explicit users
+by position, groups and teams by their source's page links, `{"all": true}` by keyset over user
+ids), and each page is written together with the expansion's state (the part, its cursor, what
+every part found), so memory stays flat as the audience grows and a crash resumes mid-part.
+A person named by several parts is planned once (the outbox's marks). Expansion runs in the
+background after the 202; `pending_expansion()` is resumed at start-up. One expansion at a time,
+but a long one gives way between pages to notifications waiting behind it, and one whose source
+is throttled or down waits (its state saved) without holding the others up.
 
 Several instances share one store (HERALD_STORE=cosmos), so an instance that dies mid-expansion
 leaves a notification no restart of its own will resume. Every instance therefore looks at the
@@ -18,15 +22,25 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import random
 import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from delivery.audience import (
+    AudiencePage,
+    Audiences,
+    Expansion,
+    Part,
+    audience_parts,
+    is_channel_post,
+)
 from delivery.channel import ChannelRegistry
 from delivery.fairness import FairClock, priority_of
 from delivery.outbox import DeliveryJob, NewDelivery, Outbox
 from delivery.worker import Hold
+from errors import AudiencePartFailed, AudienceUnavailable
 from logs import NOTIFICATION_ID
 from preferences.model import UserPreferences
 from preferences.rules import DeliveryPolicy, EventFacts, decide
@@ -38,6 +52,9 @@ __all__ = ["Router", "event_facts", "send_at"]
 log = logging.getLogger(__name__)
 
 NO_CHANNEL = ""
+_PART_ATTEMPTS = 8
+"""Tries to list a page of a part whose source is throttled or down before the part is given
+up (counted as skipped, with the reason): ~15 minutes with the backoff below."""
 
 
 def event_facts(event: dict[str, Any]) -> EventFacts:
@@ -74,9 +91,9 @@ def send_at(event: dict[str, Any]) -> float | None:
         return None
 
 
-def _recipient_keys(event: dict[str, Any]) -> list[str]:
-    users = (event.get("recipients") or {}).get("users") or []
-    return list(dict.fromkeys(str(u) for u in users))
+def _retry_in(attempt: int) -> float:
+    """Backoff before listing a part again after `attempt` transient failures."""
+    return float(min(300.0, 2.0 ** attempt) * (0.5 + random.random() / 2))
 
 
 class Router:
@@ -96,8 +113,10 @@ class Router:
         clock: Callable[[], float] = time.time,
         resume_seconds: float = 10.0,
         fair_clock: FairClock | None = None,
+        audiences: Audiences | None = None,
     ) -> None:
         self._fair = fair_clock or FairClock()
+        self._audiences = audiences or Audiences(users)
         self._users = users
         self._notifications = notifications
         self._outbox = outbox
@@ -117,11 +136,10 @@ class Router:
         self._active: dict[str, int] = {}
         # Pending expansions seen by the last sweep: (version, cursor) then.
         self._seen: dict[str, tuple[int, str | None]] = {}
+        # Expansions waiting for their source (throttled, down): when each goes on.
+        self._timers: dict[str, asyncio.TimerHandle] = {}
         self._idle = asyncio.Event()
         self._idle.set()
-        # Scheduled sends (`sendAt`) waiting here, by id. Only a wake-up: the store is the
-        # truth, so a restart (start() resumes pending expansions) sets them again.
-        self._send_at_timers: dict[str, asyncio.TimerHandle] = {}
 
     async def start(self) -> None:
         for notification_id in await self._notifications.pending_expansion():
@@ -130,9 +148,9 @@ class Router:
         self._sweeper = asyncio.create_task(self._sweep_forever(), name="herald-router-sweep")
 
     async def stop(self) -> None:
-        for timer in self._send_at_timers.values():
+        for timer in self._timers.values():
             timer.cancel()
-        self._send_at_timers.clear()
+        self._timers.clear()
         for task in (self._sweeper, self._task):
             if task is not None:
                 task.cancel()
@@ -162,8 +180,8 @@ class Router:
                 continue
             due = send_at(record.event)
             if due is not None and due > self._clock():
-                if notification_id not in self._send_at_timers:  # another instance took it in
-                    self._wake_at(notification_id, due)
+                if notification_id not in self._timers:  # scheduled elsewhere: wait here too
+                    self.submit(notification_id)
                 continue
             mark = (record.version, record.expand_cursor)
             if self._seen.get(notification_id) == mark:
@@ -195,7 +213,7 @@ class Router:
         while True:
             notification_id = await self._queue.get()
             try:
-                await self.expand(notification_id)
+                pause = await self._expand_logged(notification_id, yielding=True)
             except asyncio.CancelledError:
                 raise
             except Exception:
@@ -203,105 +221,209 @@ class Router:
                 await asyncio.sleep(1.0)
                 self._queue.put_nowait(notification_id)
             else:
-                left = self._active.pop(notification_id, 1) - 1
-                if left:
-                    self._active[notification_id] = left
-            if self._queue.empty():
+                if pause == 0.0:
+                    # Others wait: this one goes on after them (its state is saved).
+                    self._queue.put_nowait(notification_id)
+                elif pause is not None:
+                    self._wait(notification_id, pause)
+                else:
+                    left = self._active.pop(notification_id, 1) - 1
+                    if left:
+                        self._active[notification_id] = left
+            if self._queue.empty() and not self._timers:
                 self._idle.set()
 
+    def _wait(self, notification_id: str, seconds: float) -> None:
+        """Go on with an expansion in `seconds`; it stays this instance's meanwhile."""
+        if notification_id in self._timers:
+            return
+
+        def resume() -> None:
+            self._timers.pop(notification_id, None)
+            self._queue.put_nowait(notification_id)
+
+        self._timers[notification_id] = asyncio.get_running_loop().call_later(seconds, resume)
+
     async def expand(self, notification_id: str) -> None:
+        """Expand what is left of a notification's audience now (tests call this directly)."""
+        await self._expand_logged(notification_id, yielding=False)
+
+    async def _expand_logged(self, notification_id: str, *, yielding: bool) -> float | None:
         token = NOTIFICATION_ID.set(notification_id)
         try:
-            await self._expand(notification_id)
+            return await self._expand(notification_id, yielding=yielding)
         finally:
             NOTIFICATION_ID.reset(token)
 
-    def _wake_at(self, notification_id: str, due: float) -> None:
-        """Submit the notification again when its `sendAt` comes."""
-        old = self._send_at_timers.pop(notification_id, None)
-        if old is not None:
-            old.cancel()
-
-        def due_now() -> None:
-            self._send_at_timers.pop(notification_id, None)
-            self.submit(notification_id)
-
-        delay = max(0.0, due - self._clock())
-        loop = asyncio.get_running_loop()
-        self._send_at_timers[notification_id] = loop.call_later(delay, due_now)
-
-    async def _expand(self, notification_id: str) -> None:
+    async def _expand(self, notification_id: str, *, yielding: bool) -> float | None:
+        """Expand from where the saved state says. None when it is finished (or no longer
+        the current version); otherwise seconds until it should go on: 0 when it only gives
+        way to notifications waiting behind it, more while its source is unavailable."""
         record = await self._notifications.get(notification_id)
         if record is None or not record.expansion_pending:
-            return
+            return None
         due = send_at(record.event)
         if due is not None and due > self._clock():
-            # Scheduled: nothing is expanded (so nothing queued or sent) before `sendAt`.
-            self._wake_at(record.id, due)
+            # Scheduled: nothing is expanded (so nothing queued or sent) before `sendAt`; it
+            # waits here like an expansion whose source is throttled, and a restart (start()
+            # resumes pending expansions) or another instance's sweep sets the wait again.
             log.info("%s v%d is scheduled: expanded at %s", record.id, record.version,
                      record.event.get("sendAt"))
-            return
-        if (record.event.get("recipients") or {}).get("all"):
-            completed = await self._expand_all(record)
-        else:
-            completed = await self._expand_list(record)
-        if completed:
-            edits = await self._outbox.finish_expansion(record.id, record.version)
-            if edits:
-                self._on_enqueued()
-            log.info("expanded %s v%d (%d queued for update)", record.id, record.version, edits)
+            return max(due - self._clock(), 0.05)
+        recipients = record.event.get("recipients") or {}
+        parts = audience_parts(recipients)
+        state = Expansion.loads(record.expand_cursor, len(parts))
+        facts = event_facts(record.event)
+        tags = _Tags(self._fair)
+        # One part cannot name anybody twice (or, explicit users, only as different keys of one
+        # person, whose rows are the same): marks are needed from two parts on.
+        dedupe = len(parts) > 1
+        while state.part < len(parts):
+            part = parts[state.part]
+            progress = state.parts[state.part]
+            progress.state = "expanding"
+            failure: str | None = None
+            page: AudiencePage | None = None
+            try:
+                page = await self._audiences.page(
+                    part, recipients, state.cursor, self._page_size,
+                    last_try=progress.attempts >= _PART_ATTEMPTS - 1,
+                )
+            except AudienceUnavailable as exc:
+                progress.attempts += 1
+                progress.reason = exc.reason
+                if progress.attempts < _PART_ATTEMPTS:
+                    await self._outbox.add_page(record.id, record.version, [], [], state.dumps())
+                    wait = exc.after if exc.after is not None else _retry_in(progress.attempts)
+                    log.warning(
+                        "cannot list %s of %s now (%s, attempt %d); trying again in %.0f s",
+                        part.label, record.id, exc.reason, progress.attempts, wait,
+                    )
+                    return max(wait, 0.05)
+                failure = f"{exc.reason} (gave up after {progress.attempts} attempts)"
+            except AudiencePartFailed as exc:
+                failure = exc.reason
+            if page is None:
+                reason = failure or "unavailable"
+                log.warning("cannot list %s of %s: %s", part.label, record.id, reason)
+                deliveries = [
+                    NewDelivery(part.label, NO_CHANNEL, "", "skipped", self._clock(), reason)
+                ]
+                inbox: list[str] = []
+                marks: list[str] = []
+                progress.state, progress.reason = "failed", reason
+                progress.added += 1
+                state.part, state.cursor = state.part + 1, None
+            else:
+                deliveries, inbox, marks, added = await self._plan_page(
+                    record, part, page, facts, tags, dedupe=dedupe
+                )
+                progress.listed += page.listed
+                progress.added += added
+                progress.attempts, progress.reason = 0, None
+                if page.next is None:
+                    progress.state = "done"
+                    state.part, state.cursor = state.part + 1, None
+                else:
+                    state.cursor = page.next
+            await self._outbox.add_page(
+                record.id, record.version, deliveries, inbox, state.dumps(), marks=marks
+            )
+            self._on_enqueued()
+            self._on_inbox_written(inbox)
+            if not await self._current(record):
+                return None
+            if yielding and not self._queue.empty() and state.part < len(parts):
+                return 0.0
+        edits = await self._outbox.finish_expansion(record.id, record.version)
+        if edits:
+            self._on_enqueued()
+        log.info(
+            "expanded %s v%d: %d recipients (%d queued for update)",
+            record.id, record.version, state.added, edits,
+        )
+        return None
 
     async def _current(self, record: NotificationRecord) -> bool:
         latest = await self._notifications.get(record.id)
         # A recall ends the expansion (the worker sends nothing of it either).
         return latest is not None and latest.version == record.version and not latest.recalled
 
-    async def _expand_all(self, record: NotificationRecord) -> bool:
-        cursor = record.expand_cursor
-        facts = event_facts(record.event)
-        tags = _Tags(self._fair)
-        while True:
-            ids = await self._users.user_id_page(cursor, self._page_size)
-            if not ids:
-                return True
-            deliveries, inbox = await self._plan(ids, facts, tags)
-            cursor = ids[-1]
-            await self._outbox.add_page(record.id, record.version, deliveries, inbox, cursor)
-            self._on_enqueued()
-            self._on_inbox_written(inbox)
-            if not await self._current(record):
-                return False
-
-    async def _expand_list(self, record: NotificationRecord) -> bool:
-        keys = _recipient_keys(record.event)
-        start = int(record.expand_cursor or 0)
-        facts = event_facts(record.event)
-        tags = _Tags(self._fair)
-        for offset in range(start, len(keys), self._page_size):
-            chunk = keys[offset : offset + self._page_size]
-            resolved = await self._users.resolve(chunk)
-            known = list(dict.fromkeys(resolved[k] for k in chunk if k in resolved))
-            deliveries, inbox = await self._plan(known, facts, tags)
-            now = self._clock()
-            deliveries.extend(
-                NewDelivery(k, NO_CHANNEL, "", "skipped", now, "unknown-user")
-                for k in chunk
-                if k not in resolved
+    async def _plan_page(
+        self,
+        record: NotificationRecord,
+        part: Part,
+        page: AudiencePage,
+        facts: EventFacts,
+        tags: _Tags,
+        *,
+        dedupe: bool,
+    ) -> tuple[list[NewDelivery], list[str], list[str], int]:
+        """The deliveries, history entries and marks of one page, and how many recipients it
+        adds (people not planned before, keys nobody answers to, channel posts)."""
+        people = page.people
+        if dedupe and people:
+            seen = await self._outbox.planned(
+                record.id, record.version, [p.user_id for p in people]
             )
-            cursor = str(offset + len(chunk))
-            await self._outbox.add_page(record.id, record.version, deliveries, inbox, cursor)
-            self._on_enqueued()
-            self._on_inbox_written(inbox)
-            if not await self._current(record):
-                return False
-        return True
+            people = [p for p in people if p.user_id not in seen]
+        strangers = {p.user_id: p.tenant for p in people if p.tenant}
+        deliveries, inbox = await self._plan([p.user_id for p in people], facts, tags, strangers)
+        now = self._clock()
+        deliveries.extend(
+            NewDelivery(user_id, NO_CHANNEL, target, "skipped", now, reason)
+            for user_id, target, reason in page.skipped
+        )
+        deliveries.extend(await self._posts(page, facts, tags))
+        marks = [p.user_id for p in people] if dedupe else []
+        return deliveries, inbox, marks, len(people) + len(page.skipped) + len(page.posts)
+
+    async def _posts(
+        self, page: AudiencePage, facts: EventFacts, tags: _Tags
+    ) -> list[NewDelivery]:
+        """Posts in channels: nobody's preferences apply (a channel is no person); an expired
+        event is not posted."""
+        if not page.posts:
+            return []
+        now = self._clock()
+        channel = self._channels.get("conversation")
+        if channel is None:
+            return [
+                NewDelivery(r.user_id, NO_CHANNEL, r.target, "skipped", now, "channel-unavailable")
+                for r in page.posts
+            ]
+        targets = await channel.targets(list(dict.fromkeys(r.user_id for r in page.posts)))
+        expired = facts.expires_at is not None and facts.expires_at.timestamp() <= now
+        priority = priority_of(facts.urgency)
+        posts: list[NewDelivery] = []
+        for ref in page.posts:
+            target = next((t for t in targets.get(ref.user_id, ()) if t.key == ref.target), None)
+            if target is None or expired:
+                reason = "expired" if expired else "channel-removed"
+                posts.append(
+                    NewDelivery(ref.user_id, channel.name, ref.target, "skipped", now, reason)
+                )
+                continue
+            posts.append(
+                NewDelivery(
+                    ref.user_id, channel.name, target.key, "queued", now,
+                    lane=target.lane, priority=priority, tag=tags.next(target.lane),
+                )
+            )
+        return posts
 
     async def holds(
         self, jobs: Sequence[DeliveryJob], notifications: Mapping[str, NotificationRecord]
     ) -> dict[int, Hold]:
         """The router's rules again at send time, for jobs that are not edits of a message the
         user already has: a preference changed since expansion wins (DeliveryGate)."""
-        fresh = [job for job in jobs if job.remote_id is None and job.channel != NO_CHANNEL]
+        fresh = [
+            job
+            for job in jobs
+            if job.remote_id is None
+            and job.channel != NO_CHANNEL
+            and not is_channel_post(job.user_id)  # a channel is nobody: no preferences
+        ]
         if not fresh:
             return {}
         documents = await self._users.preferences_for(list({job.user_id for job in fresh}))
@@ -328,14 +450,28 @@ class Router:
         return holds
 
     async def _plan(
-        self, user_ids: Sequence[str], facts: EventFacts, tags: _Tags
+        self,
+        user_ids: Sequence[str],
+        facts: EventFacts,
+        tags: _Tags,
+        strangers: Mapping[str, str] | None = None,
     ) -> tuple[list[NewDelivery], list[str]]:
-        """Decide, for each user and channel, deliver now, later, or skip (and why)."""
+        """Decide, for each user and channel, deliver now, later, or skip (and why).
+        `strangers` names people Herald has no record of, with the tenant a chat with them may
+        be created in (delivery/reach.py)."""
         now = self._clock()
         priority = priority_of(facts.urgency)
         now_dt = datetime.fromtimestamp(now, UTC)
         documents = await self._users.preferences_for(user_ids)
         targets = {channel.name: await channel.targets(user_ids) for channel in self._channels}
+        creator = self._channels.creator
+        if strangers and creator is not None and creator.name in targets:
+            reachable = targets[creator.name]
+            for user_id, tenant in strangers.items():
+                if not reachable.get(user_id):
+                    target = creator.creatable(user_id, tenant)
+                    if target is not None:
+                        reachable[user_id] = [target]
         unreachable = [
             (source.name, await source.unreachable(user_ids))
             for source in self._channels.unreachable

@@ -52,6 +52,9 @@ class Entry:
     pace: Pace | None
     since: float = 0.0
     """Clock time it entered the scheduler (for the wait metric)."""
+    leased_at: float = 0.0
+    """Clock time just before its lease was asked for: the lease runs from then, not from when
+    loading its notification and target let it into the scheduler (slow under load)."""
 
     @property
     def key(self) -> tuple[int, float]:

@@ -352,7 +352,7 @@ class DeliveryWorker:
             entry = self.scheduler.pop()
             if entry is None:
                 break
-            if entry.since < oldest:
+            if (entry.leased_at or entry.since) < oldest:
                 # Its lease may run out before the send ends: another instance could be sending
                 # it already. Give it back untouched; whoever leases it next sends it.
                 stale.append(entry)
@@ -414,18 +414,19 @@ class DeliveryWorker:
             self._new_work = False
             exclude = self._exclusions()
             limit = min(self._lease_batch, self._room())
+            leased_at = self._monotonic()
             jobs = await self._outbox.lease(limit, self._lease_seconds, exclude)
             self._excluded = set(exclude)
             self._more_in_store = len(jobs) >= limit
             if jobs:
-                await self._prepare(jobs)
+                await self._prepare(jobs, leased_at)
             else:
                 self._store_due = await self._outbox.next_due(exclude)
         finally:
             self._refill = None
             self._kick.set()
 
-    async def _prepare(self, jobs: Sequence[DeliveryJob]) -> None:
+    async def _prepare(self, jobs: Sequence[DeliveryJob], leased_at: float) -> None:
         """Load the notifications and targets of a leased batch, one query per kind."""
         notifications = await self._notifications.get_many([j.notification_id for j in jobs])
         if self._gate is not None:
@@ -483,7 +484,10 @@ class DeliveryWorker:
                 continue
             self._held.add(job.id)
             self.scheduler.add(
-                Entry(job, target, notifications.get(job.notification_id), pace)
+                Entry(
+                    job, target, notifications.get(job.notification_id), pace,
+                    leased_at=leased_at,
+                )
             )
         if deferred:
             await self._outbox.settle(deferred)
@@ -573,6 +577,8 @@ class DeliveryWorker:
                 job.id,
                 "delivered",
                 now,
+                # How, when the channel says (a Teams chat it created first: delivery/reach.py).
+                reason=result.reason,
                 sent_version=notification.version if notification else None,
                 remote_id=result.remote_id,
             )

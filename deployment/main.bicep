@@ -138,6 +138,7 @@ var cosmosContainers = [
   { name: 'graphChanges', partitionKey: '/id', ttl: true }
   { name: 'graphResources', partitionKey: '/userId', ttl: false }
   { name: 'rateBudgets', partitionKey: '/id', ttl: false }
+  { name: 'audienceMarks', partitionKey: '/notificationId', ttl: true }
 ]
 
 // AZURE_STORAGE_QUEUE's default in config.py; failing messages go to `<name>-poison`.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
@@ -21,6 +22,7 @@ __all__ = [
     "MARK_READ",
     "PROMPT_ANSWER",
     "CardState",
+    "card_markdown",
     "notification_activity",
     "notification_card",
     "plain_text",
@@ -111,6 +113,15 @@ _SEVERITY: Final[dict[str, tuple[str, str, str]]] = {
 }
 
 
+_LONE_NEWLINE: Final = re.compile(r"(?<!\n)\n(?!\n)")
+
+
+def card_markdown(text: str) -> str:
+    """`text` for a TextBlock: Adaptive Card markdown drops a single line break (only a blank
+    line starts a new line), so each lone `\n` becomes a paragraph break, as the sender meant."""
+    return _LONE_NEWLINE.sub("\n\n", text.replace("\r\n", "\n"))
+
+
 def prompt_of(event: dict[str, Any]) -> tuple[str, list[str]] | None:
     """The event's question and its choices, if it asks one."""
     prompt = event.get("prompt")
@@ -141,7 +152,7 @@ def _prompt_block(event: dict[str, Any]) -> tuple[dict[str, Any], list[dict[str,
     text, choices = prompt
     question = {
         "type": "TextBlock",
-        "text": text,
+        "text": card_markdown(text),
         "weight": "Bolder",
         "wrap": True,
         "spacing": "Medium",
@@ -235,7 +246,7 @@ def notification_card(event: dict[str, Any], state: CardState | None = None) -> 
         header = title_block
     body: list[dict[str, Any]] = [header]
     if event.get("text"):
-        body.append({"type": "TextBlock", "text": event["text"], "wrap": True})
+        body.append({"type": "TextBlock", "text": card_markdown(str(event["text"])), "wrap": True})
     body.append(
         {
             "type": "TextBlock",
@@ -255,14 +266,23 @@ def notification_card(event: dict[str, Any], state: CardState | None = None) -> 
     }
     actions: list[dict[str, Any]] = []
     block = _prompt_block(event)
+    opener = (
+        {"type": "Action.OpenUrl", "title": "Open", "url": event["url"]}
+        if event.get("url")
+        else None
+    )
     if block is not None:
+        if opener is not None:
+            # Under the text, not in the row of answers, where it would read as one more answer.
+            body.append({"type": "ActionSet", "spacing": "Small", "actions": [opener]})
+            opener = None
         body.append(block[0])
         actions.extend(block[1])
     engaged, buttons = _engagement(event, state, mark_read=True)
     body.extend(engaged)
     actions.extend(b for b in buttons if b["data"]["action"] == ACKNOWLEDGE)
-    if event.get("url"):
-        actions.append({"type": "Action.OpenUrl", "title": "Open", "url": event["url"]})
+    if opener is not None:
+        actions.append(opener)
     actions.extend(b for b in buttons if b["data"]["action"] == MARK_READ)
     if actions:
         card["actions"] = actions

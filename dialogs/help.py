@@ -16,7 +16,7 @@ HELP_TEXT: Final = (
     "- **mute** *type* / **unmute** *type*: e.g. `mute training.due`\n"
     "- **quiet** *from-to* / **quiet off**: e.g. `quiet 22:00-07:00`\n"
     "- **timezone** *name*: e.g. `timezone Europe/Berlin`\n"
-    "- **mobile off**, **browser on**, **teams off**: switch a channel\n"
+    "- **mobile off**, **browser on**, **chat off**: switch a channel\n"
     "- **history**: your last 10 notifications; **mark all read**\n"
     "- **inbox**: a link to a live page of your notifications (new ones appear as they "
     "arrive)\n"

@@ -101,6 +101,7 @@ class MainDialog(ComponentDialog):
     ) -> None:
         super().__init__(MAIN_DIALOG)
         self._services = services
+        self._consent = consent
         self._preferences = preferences
         self._history = history
         self._calendar = calendar
@@ -169,8 +170,12 @@ class MainDialog(ComponentDialog):
                 await context.send_activity(
                     "You're already getting notifications. Type **settings** to change them."
                 )
-            else:
+            elif await self._never_asked(step):
                 return await step.begin_dialog(OPT_IN_DIALOG, OptInOptions())
+            else:
+                # They said no (or stop) before, and `start` is what we told them to type to
+                # have notifications back: it is the answer, not a reason to ask again.
+                await self._consent.set(context, True)
         elif verb is Verb.OPT_OUT:
             return await step.begin_dialog(OPT_OUT_DIALOG)
         elif verb is Verb.CALENDAR and self._calendar is not None:

@@ -7,6 +7,8 @@ away, days later, or after a restart, whether or not a dialog is waiting for it.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -33,6 +35,7 @@ __all__ = [
     "INPUT_QUIET_TO",
     "INPUT_TIME_ZONE",
     "PreferencesView",
+    "card_fields_digest",
     "consent_card",
     "consent_explanation",
     "opt_out_card",
@@ -145,6 +148,17 @@ class PreferencesView:
     """Per channel: a link to set it up outside the chat (a button under its toggle)."""
     calendar_note: str | None = None
     """Whether Herald watches the person's calendar (None: no calendar section)."""
+
+
+def card_fields_digest(prefs: UserPreferences) -> str:
+    """A digest of the settings the preferences card edits (channels, muted types, quiet
+    hours, time zone), carried by its Save: a submit whose etag is stale is still applied when
+    none of these changed since the card was shown (someone said yes to the consent question
+    after asking for the card: that changes the document, not what the card edits)."""
+    doc = prefs.to_json_dict()
+    edited = {k: doc.get(k) for k in ("channels", "mutedTypes", "quietHours", "timeZone")}
+    text = json.dumps(edited, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
 def preferences_card(view: PreferencesView) -> dict[str, Any]:
@@ -271,7 +285,11 @@ def preferences_card(view: PreferencesView) -> dict[str, Any]:
         [
             submit(
                 "Save",
-                {"action": ACTION_SAVE_PREFERENCES, "etag": view.etag},
+                {
+                    "action": ACTION_SAVE_PREFERENCES,
+                    "etag": view.etag,
+                    "shown": card_fields_digest(prefs),
+                },
                 style="positive",
             )
         ],

@@ -8,6 +8,7 @@ commands change one setting of the latest document (PreferencesService.update).
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -27,6 +28,7 @@ from dialogs.preference_cards import (
     INPUT_QUIET_TO,
     INPUT_TIME_ZONE,
     PreferencesView,
+    card_fields_digest,
     preferences_card,
 )
 from dialogs.services import DialogServices, sender_id
@@ -36,6 +38,8 @@ from preferences.service import CHANNEL_LABELS, Snapshot, describe_changes, summ
 from preferences.text import parse_quiet_hours, parse_time_of_day, resolve_time_zone
 
 __all__ = ["CardInputError", "PreferencesFlow", "preferences_from_card"]
+
+log = logging.getLogger(__name__)
 
 _INTRO = (
     "Here are your notification settings. Change them on the card and press **Save**, or type "
@@ -193,6 +197,10 @@ class PreferencesFlow:
             return
         current = await self._services.preferences.read(user_id)
         shown_etag = _string(value.get("etag"))
+        shown = _string(value.get("shown"))
+        if shown_etag != current.etag and shown and shown == card_fields_digest(current.prefs):
+            # Changed since, but not in anything this card edits (consent, say): apply it.
+            shown_etag = current.etag
         if shown_etag != current.etag:
             await self.show(
                 context,
@@ -225,9 +233,27 @@ class PreferencesFlow:
             for name in CHANNELS
             if wanted.channels.is_enabled(name) and not current.prefs.channels.is_enabled(name)
         ]
+        await self._refresh_card(context, user_id)
         await context.send_activity(
             _saved(changes) + await self._offers(user_id, wanted, switched_on)
         )
+
+    async def _refresh_card(self, context: TurnContext, user_id: str) -> None:
+        """Update the card that was saved in place, so that it shows the settings as saved
+        (and a later Save from it carries the new etag). Best effort: a client that cannot
+        update messages still gets the confirmation."""
+        card_id = context.activity.reply_to_id
+        if not card_id:
+            return
+        try:
+            snapshot = await self._services.preferences.read(user_id)
+            card = preferences_card(await self.view(user_id, snapshot))
+            activity = MessageFactory.text(_INTRO)
+            activity.attachments = [Attachment(content_type=ADAPTIVE_CARD, content=card)]
+            activity.id = card_id
+            await context.update_activity(activity)
+        except Exception as exc:  # the save itself succeeded
+            log.info("could not update the saved preferences card: %r", exc)
 
     async def apply_text(self, context: TurnContext, command: Command) -> None:
         """A text command that changes one setting (mute, quiet, timezone, channel on/off)."""

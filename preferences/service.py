@@ -35,7 +35,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 CHANNEL_LABELS: Final[dict[str, str]] = {
-    "conversation": "Teams chat",
+    "conversation": "Chat",
     "mobile": "Mobile push",
     "webpush": "Browser push",
 }

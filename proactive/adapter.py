@@ -195,10 +195,14 @@ class HeraldAdapter(CloudAdapter):
         addressed exactly as `continue_conversation` addresses them) with name BroadcastEvent
         and the notification as its value.
         """
+        conversation = reference.conversation
+        channel = conversation is not None and conversation.conversation_type == "channel"
         activity = Activity(
             type=ActivityTypes.event,
             name=BROADCAST_EVENT,
-            id=str(uuid.uuid4()),
+            # A post in a team's channel starts a thread: nothing to reply to. Elsewhere the
+            # send is addressed as a reply to this id, as continue_conversation does.
+            id=None if channel else str(uuid.uuid4()),
             channel_id=reference.channel_id,
             service_url=reference.service_url,
             conversation=reference.conversation,

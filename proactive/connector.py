@@ -207,6 +207,40 @@ class HttpConnectorTransport:
     async def delete(self, service_url: str, conversation_id: str, activity_id: str) -> None:
         await self._call("DELETE", self._url(service_url, conversation_id, activity_id), None)
 
+    async def create_conversation(
+        self, service_url: str, parameters: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        """`POST /v3/conversations` (ConversationParameters): the ConversationResourceResponse
+        (`id`, sometimes `serviceUrl` and `activityId`). TargetGone when the service will not
+        open it (Teams: the app is not installed for the member), like a send."""
+        url = self._checked_url(service_url, "v3/conversations")
+        body = json.dumps(parameters, separators=(",", ":")).encode()
+        answer = await self._exchange("POST", url, body)
+        if not isinstance(answer, dict) or not answer.get("id"):
+            raise RetryLater("the connector created a conversation without an id")
+        return answer
+
+    async def get_json(
+        self, service_url: str, path: str, query: Mapping[str, str] | None = None
+    ) -> dict[str, Any]:
+        """A GET of the connector's REST API (a team's roster: `v3/conversations/{id}/
+        pagedmembers`); `path` is relative and already quoted."""
+        url = self._checked_url(service_url, path)
+        if query:
+            url = url.update_query(query)
+        answer = await self._exchange("GET", url, None)
+        if not isinstance(answer, dict):
+            raise RetryLater("the connector answered without a JSON object")
+        return answer
+
+    def _checked_url(self, service_url: str, path: str) -> URL:
+        """`{serviceUrl}/{path}` for a serviceUrl the policy allows."""
+        try:
+            self._service_urls.check(service_url)
+        except UnsafeServiceUrl as exc:
+            raise DeliveryFailed(f"refused serviceUrl: {exc}") from None
+        return URL(service_url.rstrip("/") + "/" + path, encoded=True)
+
     def _url(self, service_url: str, conversation_id: str, activity_id: str | None) -> URL:
         """`url()` for a serviceUrl the policy allows; DeliveryFailed for any other (no retry
         can make it acceptable)."""
@@ -223,6 +257,18 @@ class HttpConnectorTransport:
         body: bytes | None,
         extra_headers: dict[str, str] | None = None,
     ) -> str | None:
+        """A send, update or delete: the id the connector answered with, if any."""
+        result = await self._exchange(method, url, body, extra_headers)
+        return str(result["id"]) if isinstance(result, dict) and result.get("id") else None
+
+    async def _exchange(
+        self,
+        method: str,
+        url: URL,
+        body: bytes | None,
+        extra_headers: dict[str, str] | None = None,
+    ) -> Any:
+        """One call: its JSON answer (None when empty or not JSON), or the error mapped."""
         headers = {"Accept": "application/json", **(extra_headers or {})}
         if body is not None:
             headers["Content-Type"] = "application/json; charset=utf-8"
@@ -245,10 +291,9 @@ class HttpConnectorTransport:
             if not payload:
                 return None
             try:
-                result = json.loads(payload)
+                return json.loads(payload)
             except ValueError:
                 return None
-            return str(result["id"]) if isinstance(result, dict) and result.get("id") else None
         code = _error_code(payload)
         reason = f"{status} {code}".strip()
         if status in _GONE:

@@ -7,7 +7,8 @@ preferences, conversation references, devices, push subscriptions, history, Grap
 subscriptions and what Herald knows of their calendars), by `/id` where a record is found by its
 own key (notifications, deliveries, aliases, bot state, Graph change notifications, the owners
 of installations and push endpoints), and by what a
-query groups on for the two small prompt containers.
+query groups on for the two small prompt containers and the marks of who an audience expansion
+has planned (by notification).
 
 Document ids are SHA-256 hashes of the record's key: keys come from channels and callers (`/`,
 `#`, `?` and `\\` are not allowed in Cosmos DB ids, and a key may be longer than 255 bytes), and
@@ -83,6 +84,7 @@ CONTAINERS: Final[dict[str, ContainerSpec]] = {
     "graphChanges": ContainerSpec("/id", ttl=True),
     "graphResources": ContainerSpec("/userId"),
     "rateBudgets": ContainerSpec("/id"),
+    "audienceMarks": ContainerSpec("/notificationId", ttl=True),
 }
 """Every container Herald uses, with its partition key path."""
 

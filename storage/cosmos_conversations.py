@@ -73,6 +73,14 @@ class CosmosConversationStore:
             result.setdefault(row["userId"], []).append(_record(row))
         return result
 
+    async def ever_stored(self, user_ids: Sequence[str]) -> set[str]:
+        rows = await self._db.query_in(
+            "conversations",
+            "SELECT c.userId FROM c WHERE ARRAY_CONTAINS(@keys, c.userId)",
+            list(dict.fromkeys(user_ids)),
+        )
+        return {row["userId"] for row in rows}
+
     async def targets_for(
         self, user_ids: Sequence[str]
     ) -> dict[str, list[ConversationTarget]]:

@@ -94,6 +94,11 @@ class ConversationStore(Protocol):
         """Never deliver to this conversation again (until the user talks to the bot again)."""
         ...
 
+    async def ever_stored(self, user_ids: Sequence[str]) -> set[str]:
+        """Which of `user_ids` have any reference, active or closed: people Herald has had a
+        conversation with (an audience may open a chat only with the others: delivery/reach.py)."""
+        ...
+
 
 class NotificationStore(Protocol):
     """Posted events, idempotent by id."""

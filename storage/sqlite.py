@@ -214,7 +214,18 @@ _MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX deliveries_fair ON deliveries (priority, tag, due_at, lease_until, lane)
         WHERE status IN ('queued', 'retrying');
     """,
-    # 6: engagement (issue 14). Read and acknowledged are one state per (person, notification),
+    # 6: audiences (issue 13): who an expansion has planned, per notification and version, so
+    # a person named by two parts of an audience (two groups, a group and a team) is planned
+    # once (Outbox.planned).
+    """
+    CREATE TABLE audience_marks (
+        notification_id  TEXT NOT NULL,
+        user_id          TEXT NOT NULL,
+        version          INTEGER NOT NULL,
+        PRIMARY KEY (notification_id, user_id)
+    );
+    """,
+    # 7: engagement (issue 14). Read and acknowledged are one state per (person, notification),
     # kept on the inbox entry with the surface it was first set on; a notification can be
     # recalled. The funnel counts a notification's entries (inbox_by_notification); a Teams
     # read receipt names a message by its activity id (deliveries_by_remote).

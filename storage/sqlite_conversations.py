@@ -72,6 +72,19 @@ class SqliteConversationStore:
                 result.setdefault(row["user_id"], []).append(_record(row))
         return result
 
+    async def ever_stored(self, user_ids: Sequence[str]) -> set[str]:
+        found: set[str] = set()
+        ids = list(dict.fromkeys(user_ids))
+        for i in range(0, len(ids), _CHUNK):
+            chunk = ids[i : i + _CHUNK]
+            rows = await self._db.fetchall(
+                "SELECT DISTINCT user_id FROM conversations"
+                f" WHERE user_id IN ({','.join('?' * len(chunk))})",
+                chunk,
+            )
+            found.update(row["user_id"] for row in rows)
+        return found
+
     async def targets_for(
         self, user_ids: Sequence[str]
     ) -> dict[str, list[ConversationTarget]]:

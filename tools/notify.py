@@ -13,7 +13,11 @@ clouds, --ca-file / HERALD_CA_FILE to trust exactly one CA file). The server com
 HERALD_URL (default http://localhost:3978). --page-link prints a link to the notification's
 live delivery page that works without an API key for HERALD_LINK_MINUTES. Exit status: 0
 accepted (and, with --follow, completed with nothing failed), 1 delivered with failures or dead
-targets, 2 rejected or unreachable.
+targets, 2 rejected or unreachable, 3 --follow gave up (--timeout) before delivery completed,
+4 completed but nobody was reached because every recipient is unknown to Herald.
+
+Run it with the project's Python (`.venv/bin/python -m tools.notify`, or `make notify
+ARGS="..."`): it needs httpx from requirements.txt.
 """
 
 from __future__ import annotations
@@ -27,11 +31,25 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-import httpx
+try:
+    import httpx
+except ModuleNotFoundError as missing:  # run with a Python other than the project's
+    sys.stderr.write(
+        f"notify: {missing.name} is not installed for {sys.executable}: run it with the "
+        "project's Python, .venv/bin/python -m tools.notify (make run creates .venv)\n"
+    )
+    raise SystemExit(2) from None
 
 __all__ = ["build_event", "entra_token", "main"]
 
 _BAR_WIDTH = 30
+
+EXIT_OK = 0
+EXIT_FAILURES = 1
+EXIT_REJECTED = 2
+EXIT_GAVE_UP = 3
+EXIT_NOBODY = 4
+_UNKNOWN_USER = "skipped:unknown-user"
 
 
 def build_event(args: argparse.Namespace) -> dict[str, Any]:
@@ -132,15 +150,23 @@ def follow(
     timeout: float | None = None,
     sleep: Callable[[float], None] = time.sleep,
 ) -> dict[str, Any]:
-    """Poll the status until completed, drawing a progress line; returns the last status."""
+    """Poll the status until completed, drawing a progress line; returns the last status.
+
+    On a terminal the line is redrawn in place; otherwise (a log, a pipe, CI) a line is written
+    only when it differs from the one before, so waiting adds nothing to the log."""
     started = time.monotonic()
     interactive = out.isatty()
+    last = ""
     while True:
         response = client.get(f"/api/notifications/{notification_id}")
         response.raise_for_status()
         status: dict[str, Any] = response.json()
         line = _progress(status)
-        out.write(("\r" + line) if interactive else (line + "\n"))
+        if interactive:
+            out.write("\r" + line)
+        elif line != last:
+            out.write(line + "\n")
+        last = line
         out.flush()
         if status.get("status") == "completed":
             if interactive:
@@ -153,12 +179,26 @@ def follow(
         sleep(interval)
 
 
+def _key_from_environment() -> str | None:
+    """HERALD_API_KEY; on the server's own machine, the first of its HERALD_API_KEYS."""
+    key = os.environ.get("HERALD_API_KEY", "").strip()
+    if key:
+        return key
+    keys = [k.strip() for k in os.environ.get("HERALD_API_KEYS", "").split(",") if k.strip()]
+    return keys[0] if keys else None
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m tools.notify", description="Post a notification to Herald."
     )
     parser.add_argument("--url", default=os.environ.get("HERALD_URL", "http://localhost:3978"))
-    parser.add_argument("--api-key", default=os.environ.get("HERALD_API_KEY"))
+    parser.add_argument(
+        "--api-key",
+        default=_key_from_environment(),
+        help="default: HERALD_API_KEY (the line Herald prints at its first start), else the "
+        "first of the server's HERALD_API_KEYS",
+    )
     entra = parser.add_argument_group("Entra ID (instead of an API key)")
     entra.add_argument("--tenant", default=os.environ.get("HERALD_TENANT_ID"))
     entra.add_argument("--client-id", default=os.environ.get("HERALD_CLIENT_ID"))
@@ -252,8 +292,30 @@ def main(
         if not args.follow:
             return 0
         status = follow(client, body["id"], stdout, timeout=args.timeout)
+    return outcome(status, stderr, args.timeout)
+
+
+def outcome(status: dict[str, Any], stderr: TextIO, timeout: float | None = None) -> int:
+    """The exit status for the last status --follow saw (see the module doc)."""
     counters = status.get("counters", {})
-    return 1 if counters.get("failed", 0) or counters.get("deadTargets", 0) else 0
+    if status.get("status") != "completed":
+        stderr.write(
+            f"notify: gave up after {timeout or 0:g} s: delivery is still "
+            f"{status.get('status')!r}; follow it with GET /api/notifications/{status.get('id')}\n"
+        )
+        return EXIT_GAVE_UP
+    if counters.get("failed", 0) or counters.get("deadTargets", 0):
+        return EXIT_FAILURES
+    reasons = status.get("reasons") or {}
+    reached = sum(counters.get(k, 0) for k in ("delivered", "queued", "retrying"))
+    unknown = reasons.get(_UNKNOWN_USER, 0)
+    if unknown and not reached and set(reasons) == {_UNKNOWN_USER}:
+        stderr.write(
+            f"notify: nobody was reached: {unknown} recipient(s) unknown to Herald (a person is "
+            "known once they have talked to the bot; `status` in the chat shows their id)\n"
+        )
+        return EXIT_NOBODY
+    return EXIT_OK
 
 
 if __name__ == "__main__":

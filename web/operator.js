@@ -81,6 +81,11 @@
   function askForKey(message) {
     credential = null;
     $('key-form').hidden = false;
+    if (!$('title').dataset.loaded) {
+      // Nothing is loading until a key is given: say what the page is instead of "Loading…".
+      $('title').textContent = `Delivery of notification ${id}`;
+      $('status').textContent = 'API key needed';
+    }
     if (message) setState('needs-key', message);
     else if (document.body.dataset.state !== 'expired') setState('needs-key');
   }
@@ -118,6 +123,7 @@
     document.title = `${status.title} · delivery · Herald`;
     document.body.dataset.status = status.status;
     $('title').textContent = status.title;
+    $('title').dataset.loaded = 'true';
     $('status').textContent = status.status;
     $('recipients').textContent = `${status.recipients} recipient${status.recipients === 1 ? '' : 's'}`;
     $('updated').textContent = `version ${status.version}`;

@@ -257,7 +257,10 @@ def parameters_from(args: argparse.Namespace, environ: Mapping[str, str]) -> Par
     if args.bot_id is not None:
         bot_id = guid(args.bot_id, "--bot-id")
     elif not bot_id:
-        raise PackageError("no bot id: pass --bot-id or set MicrosoftAppId (environment or .env)")
+        raise PackageError(
+            "no bot id: pass --bot-id (make teams-package: TEAMS_BOT_ID=<MicrosoftAppId>) or set "
+            "MicrosoftAppId (environment or .env)"
+        )
     else:
         bot_id = guid(bot_id, "MicrosoftAppId")
     if args.host is not None:

@@ -232,3 +232,17 @@ async def test_targets_for_matches_for_users(backend: Backend) -> None:
         assert [(t.channel_id, t.tenant_id, t.service_url) for t in targets[user]] == [
             (r.channel_id, r.tenant_id, r.service_url) for r in refs
         ]
+
+
+async def test_ever_stored_counts_closed_references_too(backend: Backend) -> None:
+    """People with any reference, active or closed: an audience opens chats only with the
+    others (delivery/reach.py)."""
+    store = backend.conversations
+    await store.upsert(_ref("u1", "a:1"))
+    await store.upsert(_ref("u2", "a:2"))
+    await store.upsert(_ref("u2", "a:3"))
+    await store.deactivate("u2", "msteams|a:2", "blocked")
+    await store.deactivate("u2", "msteams|a:3", "blocked")
+    many = [f"nobody-{i:04d}" for i in range(600)]  # more than one chunk of a query
+    assert await store.ever_stored(["u1", "u2", "u3", "u1", *many]) == {"u1", "u2"}
+    assert await store.ever_stored([]) == set()

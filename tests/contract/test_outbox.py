@@ -133,6 +133,42 @@ async def test_add_page_saves_the_cursor_only_for_the_current_version(backend: B
     assert record.expand_cursor == "user-0042"
 
 
+async def test_marks_say_who_this_version_planned(backend: Backend) -> None:
+    """A person in two parts of an audience (two groups) is planned once: the second page finds
+    the mark the first one wrote with its rows, for this notification and version only."""
+    await _notify(backend, "n1")
+    await _notify(backend, "n2")
+    outbox = backend.outbox
+    assert await outbox.planned("n1", 1, ["u1", "u2"]) == set()
+
+    await outbox.add_page("n1", 1, [_queued("u1"), _queued("u2")], ["u1", "u2"], "a",
+                          marks=["u1", "u2", "u1"])
+    assert await outbox.planned("n1", 1, ["u2", "u3", "u1", "u2"]) == {"u1", "u2"}
+    assert await outbox.planned("n2", 1, ["u1", "u2"]) == set()  # another notification
+
+    await _notify(backend, "n1", title="v2")  # a new version plans everybody again
+    assert await outbox.planned("n1", 2, ["u1", "u2"]) == set()
+    await outbox.add_page("n1", 2, [_queued("u1")], ["u1"], "b", marks=["u1"])
+    assert await outbox.planned("n1", 2, ["u1", "u2"]) == {"u1"}
+
+    many = [f"user-{i:05d}" for i in range(1_203)]  # more than one chunk of a query
+    await outbox.add_page("n2", 1, [], many, "c", marks=many)
+    assert await outbox.planned("n2", 1, [*many, "nobody"]) == set(many)
+
+
+async def test_the_cursor_outlives_the_expansion(backend: Backend) -> None:
+    """The last page's state stays after finish_expansion (what each part found, for the
+    status); a new version starts without one."""
+    await _notify(backend)
+    await backend.outbox.add_page("n1", 1, [], [], '{"v":1,"part":1}')
+    await backend.outbox.finish_expansion("n1", 1)
+    record = await backend.notifications.get("n1")
+    assert record is not None and not record.expansion_pending
+    assert record.expand_cursor == '{"v":1,"part":1}'
+    v2 = await _notify(backend, title="v2")
+    assert (v2.expansion_pending, v2.expand_cursor) == (True, None)
+
+
 # --- lease -----------------------------------------------------------------------------------
 
 
@@ -370,7 +406,7 @@ async def test_finish_expansion_queues_older_deliveries_for_an_edit(backend: Bac
     record = await store.get("n1")
     assert record is not None
     assert (record.expanded_version, record.expansion_pending) == (2, False)
-    assert record.expand_cursor is None
+    assert record.expand_cursor == "5"  # kept: the status reads what the audience's parts found
     assert await store.pending_expansion() == []
     edits = await _lease_all(backend)
     assert sorted((j.user_id, j.sent_version, j.remote_id, j.attempts) for j in edits) == [

@@ -120,11 +120,15 @@ class Chat:
     async def say(self, text: str, **fields: Any) -> list[dict[str, Any]]:
         return await self._post(self.emulator.activity(self.user, "message", text=text, **fields))
 
-    async def click(self, data: dict[str, Any], **card_inputs: Any) -> list[dict[str, Any]]:
-        """An Action.Submit, as Teams sends it: the data merged with the inputs, no text."""
-        return await self._post(
-            self.emulator.activity(self.user, "message", value={**data, **card_inputs})
-        )
+    async def click(
+        self, data: dict[str, Any], *, reply_to: str | None = None, **card_inputs: Any
+    ) -> list[dict[str, Any]]:
+        """An Action.Submit, as Teams sends it: the data merged with the inputs, no text
+        (`reply_to`: the id of the message carrying the card, as Teams sets `replyToId`)."""
+        fields: dict[str, Any] = {"value": {**data, **card_inputs}}
+        if reply_to is not None:
+            fields["replyToId"] = reply_to
+        return await self._post(self.emulator.activity(self.user, "message", **fields))
 
     async def click_on(self, card_id: str, data: dict[str, Any]) -> list[dict[str, Any]]:
         """An Action.Submit on the card sent as activity `card_id`: Teams and the Emulator

@@ -18,6 +18,9 @@ GOOD: dict[str, Any] = {
 }
 
 
+GROUP = "3f2504e0-4f89-11d3-9a0c-0305e82c3301"
+
+
 def bad(**changes: Any) -> dict[str, Any]:
     event = {**GOOD, "id": "bad-1"}
     for key, value in changes.items():
@@ -53,7 +56,19 @@ async def nothing_written(herald: RunningHerald) -> None:
         (bad(id="has space"), "id", "invalid_field"),
         (bad(id="x" * 201), "id", "invalid_field"),
         (bad(recipients={"users": []}), "recipients.users", "invalid_field"),
-        (bad(recipients={"users": ["a"], "all": True}), "recipients", "invalid_field"),
+        (bad(recipients={"users": None, "all": None}), "recipients", "invalid_field"),
+        (bad(recipients={"groups": ["sales"]}), "recipients.groups.0", "invalid_field"),
+        (bad(recipients={"groups": []}), "recipients.groups", "invalid_field"),
+        (bad(recipients={"groups": [GROUP] * 101}), "recipients.groups", "invalid_field"),
+        (bad(recipients={"teams": ["19:x@thread.tacv2/../a"]}), "recipients.teams.0",
+         "invalid_field"),
+        (bad(recipients={"channels": [{"teamId": "19:a@thread.tacv2"}]}),
+         "recipients.channels.0.channelId", "missing_field"),
+        (bad(recipients={"channels": [{"teamId": GROUP, "channelId": "19:c@thread.tacv2"}]}),
+         "recipients.channels.0.teamId", "invalid_field"),
+        (bad(recipients={"channels": [{"teamId": "19:a@thread.tacv2", "channelId": "19:c@"
+                                       "thread.tacv2", "name": "x"}]}),
+         "recipients.channels.0.name", "unknown_field"),
         (bad(recipients={"all": False}), "recipients.all", "invalid_field"),
         (bad(recipients={"users": ["u"] * 10_001}), "recipients.users", "invalid_field"),
         (bad(recipients={"users": [" padded "]}), "recipients.users.0", "invalid_field"),

@@ -302,3 +302,33 @@ async def test_an_operator_link_is_renewed_only_up_to_its_absolute_lifetime(
         auth=False,
     )
     assert code == 401, body
+
+
+DISPLAYED = "getComputedStyle(document.getElementById({0!r})).display !== 'none'"
+
+
+async def test_the_operator_form_is_shown_only_when_a_key_is_needed(
+    herald: RunningHerald, connector: ConnectorStandIn, chromium: Chromium
+) -> None:
+    users = await people(herald, connector, "Ada")
+    await post(herald, "form-state", users, title="Quarterly numbers")
+    await herald.wait_status("form-state")
+
+    # Opened with a valid link: the status, never the key form (`hidden` beats the CSS).
+    page = await chromium.new_page()
+    await page.navigate(await operator_link(herald, "form-state"))
+    await page.wait_for("document.body.dataset.state === 'completed'")
+    assert await page.evaluate(DISPLAYED.format("key-form")) is False
+    assert await page.evaluate(DISPLAYED.format("progress")) is True
+
+    # Without a key: the form is visible, and the page says what it is instead of "Loading…".
+    bare = await chromium.new_page()
+    await bare.navigate(f"{herald.url}/notifications/form-state")
+    await bare.wait_for("document.body.dataset.state === 'needs-key'")
+    assert await bare.evaluate(DISPLAYED.format("key-form")) is True
+    assert await bare.evaluate(DISPLAYED.format("progress")) is False
+    title = await bare.evaluate("document.getElementById('title').textContent")
+    assert title == "Delivery of notification form-state"
+    assert await bare.evaluate("document.getElementById('status').textContent") == (
+        "API key needed"
+    )

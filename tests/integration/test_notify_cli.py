@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import itertools
 import json
 import sys
 from pathlib import Path
@@ -114,3 +115,63 @@ def test_progress_line_counts() -> None:
     )
     assert "7/10" in line and "delivering" in line
     assert io.StringIO().isatty() is False
+
+
+async def test_follow_that_gives_up_exits_3_and_writes_each_line_once(
+    herald: RunningHerald, emulator: Emulator, connector: ConnectorStandIn
+) -> None:
+    user = emulator.user()
+    await emulator.join(user)
+    await connector.wait_for(1)
+    connector.slow(user.conversation_id, 8.0)  # the send stays in flight
+    try:
+        code, out, err = await run_cli(
+            "--url", herald.url, "--to", user.key, "--type", "case.assigned",
+            "--title", "Case 4711", "--id", "cli-slow", "--follow", "--timeout", "2",
+        )
+    finally:
+        connector.slow(user.conversation_id, 0)
+    assert code == 3, (out, err)
+    assert "gave up after 2 s" in err and "cli-slow" in err
+    progress = [line for line in out.splitlines() if line.startswith("[")]
+    assert progress, out
+    # Polled every 0.5 s for 2 s, but not a terminal: a line only when it changed.
+    assert all(a != b for a, b in itertools.pairwise(progress)), progress
+    assert len(progress) < 4
+
+
+async def test_every_recipient_unknown_exits_4(herald: RunningHerald) -> None:
+    code, out, err = await run_cli(
+        "--url", herald.url, "--to", "nobody@contoso.com", "--to", "emulator:ghost",
+        "--type", "case.assigned", "--title", "Case 4711", "--follow", "--timeout", "20",
+    )
+    assert code == 4, (out, err)
+    assert "nobody was reached: 2 recipient(s) unknown" in err
+
+
+async def test_the_key_variable_of_the_server_works_for_the_cli_too(
+    herald: RunningHerald,
+) -> None:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "tools.notify", "--url", herald.url, "--all",
+        "--type", "it.outage", "--title", "Mail is down",
+        cwd=str(ROOT), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        env={"HERALD_API_KEYS": f" {API_KEY} ,other", "PATH": "/usr/bin:/bin"},
+    )
+    out, err = await process.communicate()
+    assert process.returncode == 0, err
+    assert b"created" in out
+
+
+async def test_without_the_projects_python_it_says_which_to_use(tmp_path: Path) -> None:
+    # A Python without httpx: the system's, in isolated mode (no user site, no venv).
+    process = await asyncio.create_subprocess_exec(
+        "/usr/bin/python3", "-I", "-c",
+        "import sys; sys.path.insert(0, sys.argv[1]); import tools.notify", str(ROOT),
+        stderr=asyncio.subprocess.PIPE,
+    )
+    _, err = await process.communicate()
+    if b"httpx" not in err and process.returncode == 0:
+        return  # this machine's system Python has httpx: nothing to show
+    assert process.returncode == 2
+    assert b".venv/bin/python -m tools.notify" in err

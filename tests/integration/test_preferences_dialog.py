@@ -60,7 +60,9 @@ async def test_card_shows_the_current_state(
     assert fields["quietFrom"]["value"] == fields["quietTo"]["value"] == ""
     assert fields["timeZone"]["value"] == "Europe/Berlin"  # guessed from localTimezone
     _, etag = await c.preferences()
-    assert button(message, "Save") == {"action": "savePreferences", "etag": etag.strip('"')}
+    save = button(message, "Save")
+    assert save["action"] == "savePreferences" and save["etag"] == etag.strip('"')
+    assert len(save["shown"]) == 32  # what the card edits, to accept it after a consent click
     assert "Time zone: Europe/Berlin" in message["attachments"][0]["content"]["fallbackText"]
 
 
@@ -154,8 +156,8 @@ async def test_text_commands_change_one_setting_each(
         ("timezone Asia/Tokyo", "- Time zone: Asia/Tokyo"),
         ("mobile off", "- Mobile push: off"),
         ("turn off browser", "- Browser push: off"),
-        ("teams off", "- Teams chat: off"),
-        ("teams on", "- Teams chat: on"),
+        ("teams off", "- Chat: off"),
+        ("chat on", "- Chat: on"),
         ("unmute training.due", "- Unmuted: training.due"),
         ("quiet off", "- Quiet hours: off"),
     ]

@@ -72,8 +72,7 @@ async def test_browser_on_offers_the_link_until_a_browser_is_registered(
     c = await started(herald_factory, connector)
     await c.join()
     await c.say("no")  # opted out: no offer at consent
-    await c.say("start")
-    await c.say("yes")
+    await c.say("start")  # turns them back on without asking again
     [answer] = await c.say("browser on")  # on by default, but it reaches no browser yet
     assert answer["text"].startswith("Nothing changed. Browser push was already on.")
     url = offered(answer["text"])

@@ -170,7 +170,8 @@ def test_ids_and_host_are_filled_in(built: Built) -> None:
     assert manifest["id"] == APP_ID
     (bot,) = manifest["bots"]
     assert bot["botId"] == BOT_ID
-    assert bot["scopes"] == ["personal"]
+    # personal: each person's chat; team: channel posts and rosters (recipients.channels/teams)
+    assert bot["scopes"] == ["personal", "team"]
     assert bot["supportsFiles"] is False and bot["isNotificationOnly"] is False
     assert manifest["validDomains"] == [HOST]
     assert manifest["developer"]["privacyUrl"] == f"https://{HOST}/"
@@ -312,3 +313,32 @@ def test_the_same_input_builds_the_same_zip(built: Built, tmp_path: Path) -> Non
     )
     assert result.returncode == 0, result.stderr
     assert again.read_bytes() == built.zip.read_bytes()
+
+
+def test_the_readmes_make_command_builds_the_package_as_written(tmp_path: Path) -> None:
+    """`make teams-package ...` exactly as the README writes it, on a developer's machine
+    (no MicrosoftAppId anywhere), with the placeholders filled in."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    [line] = [ln for ln in readme.splitlines() if ln.startswith("make teams-package ")]
+    command = line.split("#")[0].replace("<GUID>", APP_ID).replace("<MicrosoftAppId>", BOT_ID)
+    out = tmp_path / "herald-teams.zip"
+    result = subprocess.run(
+        # -o: the venv is set up already (a fresh checkout's requirements.txt is newer).
+        [*command.split(), f"TEAMS_PACKAGE={out}", "-o", ".venv/.runtime"],
+        cwd=str(ROOT),
+        env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    with zipfile.ZipFile(out) as archive:
+        manifest = json.loads(archive.read("manifest.json"))
+    assert manifest["bots"][0]["botId"] == BOT_ID
+    assert manifest["validDomains"] == [HOST]
+
+
+def test_without_a_bot_id_the_error_names_the_make_variable(tmp_path: Path) -> None:
+    result = run_build(tmp_path, "--app-id", APP_ID, "--host", HOST)
+    assert result.returncode == 2
+    assert "TEAMS_BOT_ID=<MicrosoftAppId>" in result.stderr

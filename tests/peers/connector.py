@@ -361,6 +361,11 @@ class ConnectorStandIn(LoopbackServer):
         self._rosters: dict[str, dict[str, Member]] = {}
         self._activity_ids: dict[str, set[str]] = {}
         self._one_to_one: dict[tuple[str, str], str] = {}
+        # Reach (issue 13): with `require_installation`, a 1:1 chat can be created only with a
+        # member the bot's app is installed for (`install`); others get 403, as in Teams.
+        self.require_installation = False
+        self._installed: set[tuple[str, str]] = set()
+        self._team_channels: dict[str, list[dict[str, str]]] = {}
         self._scripts: dict[str | None, deque[_Script]] = {}
         self._global_failure: _Answer | None = None
         self._delays: dict[str | None, float] = {}
@@ -386,6 +391,7 @@ class ConnectorStandIn(LoopbackServer):
         app.router.add_get(conversation + "/members", self._members)
         app.router.add_get(conversation + "/pagedmembers", self._paged_members)
         app.router.add_get(conversation + "/members/{member_id}", self._member)
+        app.router.add_get("/v3/teams/{team_id}/conversations", self._channels)
         app.router.add_get("/_stats", self._stats)
         app.router.add_post("/_arrivals", self._arrivals)
         app.router.add_post("/_reset", self._reset)
@@ -403,6 +409,24 @@ class ConnectorStandIn(LoopbackServer):
     def add_member(self, conversation_id: str, member: Member) -> None:
         """Add (or replace) one member of ``conversation_id``'s roster."""
         self._rosters.setdefault(conversation_id, {})[member.id] = member
+
+    def install(self, member_id: str, tenant: str | None = None) -> str:
+        """The bot's app is installed for `member_id`: creating their 1:1 chat works from
+        now on. Returns the chat's conversation id (what Graph's `installedApps/{id}/chat`
+        gives)."""
+        key = (tenant or DEFAULT_TENANT, member_id)
+        self._installed.add(key)
+        existing = self._one_to_one.get(key)
+        if existing is None:
+            existing = self._one_to_one[key] = f"a:{uuid.uuid4().hex}"
+        return existing
+
+    def set_team_channels(self, team_id: str, channels: Iterable[tuple[str, str | None]]) -> None:
+        """The channels `GET /v3/teams/{team_id}/conversations` lists: (id, name); the General
+        channel's id is the team's and it has no name."""
+        self._team_channels[team_id] = [
+            {"id": cid, **({"name": name} if name else {})} for cid, name in channels
+        ]
 
     def fail(
         self,
@@ -677,6 +701,10 @@ class ConnectorStandIn(LoopbackServer):
             body = await self._read_json(request)
             tenant = _tenant_of(body)
             await self._scripted(None)
+            self._check_installed(body, tenant)
+            if self.teams_limits is not None:
+                # Creating a conversation counts in the app's per-tenant budget like a send.
+                self._throttle_tenant(tenant or DEFAULT_TENANT)
             conversation_id = self._conversation_for(body, tenant)
             result: dict[str, str] = {"id": conversation_id, "serviceUrl": self.url}
             activity = body.get("activity")
@@ -691,6 +719,38 @@ class ConnectorStandIn(LoopbackServer):
             status = failure.answer.status
             response = self._error_response(failure.answer, tenant)
         self._finish(request, "create", status, at, conversation_id, activity_id, body, tenant)
+        return response
+
+    def _check_installed(self, body: Mapping[str, Any], tenant: str | None) -> None:
+        """With `require_installation`: 403 for a 1:1 chat with a member the app is not
+        installed for (Teams will not let a bot start a chat with somebody who lacks it)."""
+        members = body.get("members")
+        if not self.require_installation or body.get("isGroup") or not isinstance(members, list):
+            return
+        for member in members:
+            member_id = member.get("id") if isinstance(member, dict) else None
+            if (tenant or DEFAULT_TENANT, member_id) not in self._installed:
+                raise _Failure(
+                    self._answer(
+                        403, "Forbidden", "The bot is not installed for this user.", None, 0.0
+                    )
+                )
+
+    async def _channels(self, request: web.Request) -> web.StreamResponse:
+        """`GET /v3/teams/{teamId}/conversations`: the team's channels (404: unknown team)."""
+        team_id = request.match_info["team_id"]
+        at = time.monotonic()
+        status = 200
+        try:
+            self._authorize(request)
+            channels = self._team_channels.get(team_id)
+            if channels is None:
+                raise _Failure(self._answer(404, None, None, None, 0.0))
+            response = web.json_response({"conversations": channels})
+        except _Failure as failure:
+            status = failure.answer.status
+            response = self._error_response(failure.answer, None)
+        self._finish(request, "members", status, at, team_id, None, {}, None)
         return response
 
     def _new_id(self) -> str:
@@ -849,6 +909,20 @@ class ConnectorStandIn(LoopbackServer):
             raise _Failure(self._answer(429, None, None, max(1, math.ceil(wait)), 0.0))
         conversation_bucket.tokens -= 1.0
         tenant_bucket.tokens -= 1.0
+
+    def _throttle_tenant(self, tenant: str) -> None:
+        """The per-tenant bucket alone (a call that is in no conversation yet)."""
+        limits = self.teams_limits
+        assert limits is not None
+        now = self.clock()
+        bucket = self._tenant_buckets.get(tenant)
+        if bucket is None:
+            bucket = self._tenant_buckets[tenant] = _TokenBucket(limits.per_tenant, now)
+        bucket.refill(now)
+        wait = bucket.wait()
+        if wait > 0:
+            raise _Failure(self._answer(429, None, None, max(1, math.ceil(wait)), 0.0))
+        bucket.tokens -= 1.0
 
     async def _read_json(self, request: web.Request) -> dict[str, Any]:
         raw = await request.read()

@@ -40,7 +40,7 @@ import re
 import secrets
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
@@ -455,6 +455,19 @@ class _Calendar:
     deleted: set[str] = field(default_factory=set)
 
 
+def _user_entry(user: dict[str, Any]) -> dict[str, Any]:
+    return {"@odata.type": "#microsoft.graph.user", **user}
+
+
+def _user_not_found(key: str) -> web.Response:
+    return _error(
+        404,
+        "Request_ResourceNotFound",
+        f"Resource '{key}' does not exist or one of its queried reference-property objects "
+        "are not present.",
+    )
+
+
 class GraphStandIn:
     """Microsoft Graph's subscriptions and calendar endpoints (v1.0), for one app."""
 
@@ -487,6 +500,24 @@ class GraphStandIn:
         """Set once a request waits on `stall_events`."""
         self._runner: web.AppRunner | None = None
         self._http: aiohttp.ClientSession | None = None
+        # The directory and Teams app installations (audiences, issue 13).
+        self.people: dict[str, dict[str, Any]] = {}
+        """Users by object id: `{"id", "userPrincipalName", "mail"}`."""
+        self.groups: dict[str, list[dict[str, Any]]] = {}
+        """Each group's direct members as Graph lists them (`@odata.type`, `id`...)."""
+        self.member_page_size = 100
+        """The most members a page holds (Graph: `$top`, at most 999; this when smaller)."""
+        self.catalog_apps: set[str] = set()
+        """Apps of the tenant's catalog that can be installed for users."""
+        self.installed: dict[str, dict[str, str]] = {}
+        """Per user: catalog app id → installation id."""
+        self.install_blocked: set[str] = set()
+        """Users an admin's app permission policy keeps the app from (403)."""
+        self.on_install: Callable[[str], str] = lambda user_id: f"19:{user_id}_bot@unq.gbl.spaces"
+        """Called when an app is installed for a user; returns the id of the bot's chat
+        with them (tests wire it to the connector stand-in)."""
+        self.chats: dict[str, str] = {}
+        """Installation id → the chat it opened."""
 
     @property
     def base(self) -> str:
@@ -504,6 +535,17 @@ class GraphStandIn:
         app.router.add_delete("/v1.0/subscriptions/{id}", self._delete)
         app.router.add_get("/v1.0/users/{user}/events/{event}", self._event)
         app.router.add_get("/v1.0/users/{user}/calendarView/delta", self._delta)
+        for relation in ("transitiveMembers", "members"):
+            app.router.add_get(f"/v1.0/groups/{{group}}/{relation}", self._members)
+            app.router.add_get(
+                f"/v1.0/groups/{{group}}/{relation}/microsoft.graph.user", self._members
+            )
+        app.router.add_get("/v1.0/users/{user}", self._user)
+        app.router.add_get("/v1.0/users/{user}/teamwork/installedApps", self._installations)
+        app.router.add_post("/v1.0/users/{user}/teamwork/installedApps", self._install)
+        app.router.add_get(
+            "/v1.0/users/{user}/teamwork/installedApps/{installation}/chat", self._chat
+        )
         self._runner, self.url = await _serve(app, self.tls)
         self._http = aiohttp.ClientSession(trust_env=False)
         return self
@@ -528,8 +570,8 @@ class GraphStandIn:
         status: int = 429,
         path_contains: str | None = None,
     ) -> None:
-        """The next `times` calls (whose path contains `path_contains`, if given) are refused
-        with `status` and `Retry-After: retry_after`."""
+        """The next `times` calls (whose path and query contain `path_contains`, if given) are
+        refused with `status` and `Retry-After: retry_after`."""
         code = "TooManyRequests" if status == 429 else "ServiceNotAvailable"
         self._throttles.append((times, retry_after, code, path_contains))
 
@@ -773,7 +815,7 @@ class GraphStandIn:
                 "Access token validation failure. Invalid audience or expired token.",
             )
         for index, (times, retry_after, code, contains) in enumerate(self._throttles):
-            if contains is not None and contains not in request.path:
+            if contains is not None and contains not in request.path_qs:
                 continue
             if times <= 1:
                 del self._throttles[index]
@@ -1042,3 +1084,158 @@ class GraphStandIn:
                 {"since": upto, "upto": upto, "offset": 0, "window": [start, end]}
             )
         return web.json_response(body)
+
+    # ---- the directory and Teams app installations (audiences, issue 13)
+
+    def add_user(self, user_id: str | None = None, *, upn: str | None = None) -> dict[str, Any]:
+        """A user of the tenant's directory (a random object id unless given)."""
+        user_id = user_id or str(uuid.uuid4())
+        user = {
+            "id": user_id,
+            "userPrincipalName": upn or f"{user_id[:8]}@contoso.example",
+            "mail": upn or f"{user_id[:8]}@contoso.example",
+        }
+        self.people[user_id] = user
+        return user
+
+    def add_group(
+        self,
+        group_id: str,
+        users: Sequence[str] = (),
+        *,
+        groups: Sequence[str] = (),
+        devices: int = 0,
+    ) -> None:
+        """A group whose direct members are these users (added to the directory if new), these
+        nested groups and `devices` devices."""
+        members: list[dict[str, Any]] = []
+        for user_id in users:
+            members.append(_user_entry(self.people.get(user_id) or self.add_user(user_id)))
+        members.extend({"@odata.type": "#microsoft.graph.group", "id": g} for g in groups)
+        members.extend(
+            {"@odata.type": "#microsoft.graph.device", "id": str(uuid.uuid4())}
+            for _ in range(devices)
+        )
+        self.groups[group_id] = members
+
+    def _transitive(self, group_id: str) -> list[dict[str, Any]]:
+        """Every member of the group and of its nested groups, each once, in order."""
+        seen: dict[str, dict[str, Any]] = {}
+        stack = [group_id]
+        visited: set[str] = set()
+        while stack:
+            current = stack.pop(0)
+            if current in visited:
+                continue
+            visited.add(current)
+            for member in self.groups.get(current, ()):
+                seen.setdefault(member["id"], member)
+                if member["@odata.type"] == "#microsoft.graph.group":
+                    stack.append(member["id"])
+        return list(seen.values())
+
+    async def _members(self, request: web.Request) -> web.Response:
+        """`GET /groups/{id}/(transitiveMembers|members)[/microsoft.graph.user]`: pages of
+        `member_page_size` (or `$top`) with `@odata.nextLink` (a `$skiptoken`)."""
+        group_id = request.match_info["group"]
+        if group_id not in self.groups:
+            return _error(
+                404,
+                "Request_ResourceNotFound",
+                f"Resource '{group_id}' does not exist or one of its queried reference-property "
+                "objects are not present.",
+            )
+        transitive = "/transitiveMembers" in request.path
+        members = self._transitive(group_id) if transitive else list(self.groups[group_id])
+        if request.path.endswith("/microsoft.graph.user"):
+            members = [m for m in members if m["@odata.type"] == "#microsoft.graph.user"]
+        try:
+            top = int(request.query.get("$top", "100"))
+            start = int(request.query.get("$skiptoken", "0"))
+        except ValueError:
+            return _error(400, "Request_BadRequest", "Invalid paging parameters.")
+        if not 1 <= top <= 999:
+            return _error(400, "Request_BadRequest", f"Invalid page size specified: '{top}'.")
+        size = min(top, self.member_page_size)
+        chunk = members[start : start + size]
+        fields = [f for f in request.query.get("$select", "").split(",") if f]
+        value = [
+            {k: v for k, v in m.items() if not fields or k in fields or k == "@odata.type"}
+            for m in chunk
+        ]
+        body: dict[str, Any] = {
+            "@odata.context": f"{self.base}/$metadata#directoryObjects",
+            "value": value,
+        }
+        if start + size < len(members):
+            query = dict(request.query)
+            query["$skiptoken"] = str(start + size)
+            body["@odata.nextLink"] = f"{self.url}{request.path}?" + "&".join(
+                f"{k}={quote(v, safe=',')}" for k, v in query.items()
+            )
+        return web.json_response(body)
+
+    def _find_person(self, key: str) -> dict[str, Any] | None:
+        found = self.people.get(key)
+        if found is None:
+            found = next(
+                (u for u in self.people.values() if u["userPrincipalName"].lower() == key.lower()),
+                None,
+            )
+        return found
+
+    async def _user(self, request: web.Request) -> web.Response:
+        """`GET /users/{id | userPrincipalName}`."""
+        key = request.match_info["user"]
+        user = self._find_person(key)
+        if user is None:
+            return _user_not_found(key)
+        return web.json_response(user)
+
+    async def _install(self, request: web.Request) -> web.Response:
+        """`POST /users/{id}/teamwork/installedApps` with `teamsApp@odata.bind`: 201; 409 when the
+        app is installed for the user already; 403 when a policy blocks it; 404 for an app not in
+        the catalog."""
+        user = self._find_person(request.match_info["user"])
+        if user is None:
+            return _user_not_found(request.match_info["user"])
+        try:
+            body = await request.json()
+        except ValueError:
+            return _error(400, "BadRequest", "Invalid request body.")
+        binding = body.get("teamsApp@odata.bind") if isinstance(body, dict) else None
+        prefix = f"{self.base}/appCatalogs/teamsApps/"
+        if not isinstance(binding, str) or not binding.startswith(prefix):
+            return _error(400, "BadRequest", "teamsApp@odata.bind is missing or malformed.")
+        app_id = binding[len(prefix) :]
+        if app_id not in self.catalog_apps:
+            return _error(404, "NotFound", f"App '{app_id}' was not found in the catalog.")
+        if user["id"] in self.install_blocked:
+            return _error(403, "Forbidden", "The app permission policy does not allow this app.")
+        mine = self.installed.setdefault(user["id"], {})
+        if app_id in mine:
+            return _error(409, "Conflict", "App is already installed.")
+        installation = base64.urlsafe_b64encode(f"{user['id']}##{app_id}".encode()).decode()
+        mine[app_id] = installation
+        self.chats[installation] = self.on_install(user["id"])
+        return web.Response(status=201)
+
+    async def _installations(self, request: web.Request) -> web.Response:
+        """`GET /users/{id}/teamwork/installedApps` (`$filter=teamsApp/id eq '…'` understood)."""
+        user = self._find_person(request.match_info["user"])
+        if user is None:
+            return _user_not_found(request.match_info["user"])
+        wanted = re.fullmatch(r"teamsApp/id eq '([^']*)'", request.query.get("$filter", ""))
+        value = [
+            {"id": installation, "teamsApp": {"id": app_id}}
+            for app_id, installation in self.installed.get(user["id"], {}).items()
+            if wanted is None or wanted.group(1) == app_id
+        ]
+        return web.json_response({"value": value})
+
+    async def _chat(self, request: web.Request) -> web.Response:
+        """`GET /users/{id}/teamwork/installedApps/{installation}/chat`: the bot's 1:1 chat."""
+        chat = self.chats.get(request.match_info["installation"])
+        if chat is None:
+            return _error(404, "NotFound", "Installation not found.")
+        return web.json_response({"id": chat, "chatType": "oneOnOne"})

@@ -46,7 +46,7 @@ EXPECTED_PARTITION_KEYS = {
     "notifications": "/id",
     "deliveries": "/id",
 }
-EXPIRING = {"inbox", "deliveries", "graphChanges"}
+EXPIRING = {"inbox", "deliveries", "graphChanges", "audienceMarks"}
 
 # A user id as a caller might send it, with everything an injection would need.
 HOSTILE = "emulator:o'brien\" OR 1=1 --"
