@@ -271,19 +271,22 @@ def notification_card(event: dict[str, Any], state: CardState | None = None) -> 
         if event.get("url")
         else None
     )
+    # A question's card has no *Mark read* (answering is the person's action there).
+    engaged, buttons = _engagement(event, state, mark_read=block is None)
+    acks = [b for b in buttons if b["data"]["action"] == ACKNOWLEDGE]
+    body.extend(engaged)
     if block is not None:
-        if opener is not None:
-            # Under the text, not in the row of answers, where it would read as one more answer.
-            body.append({"type": "ActionSet", "spacing": "Small", "actions": [opener]})
-            opener = None
+        # Under the text, not in the row of answers, where they would read as more answers.
+        apart = acks + ([opener] if opener is not None else [])
+        if apart:
+            body.append({"type": "ActionSet", "spacing": "Small", "actions": apart})
         body.append(block[0])
         actions.extend(block[1])
-    engaged, buttons = _engagement(event, state, mark_read=True)
-    body.extend(engaged)
-    actions.extend(b for b in buttons if b["data"]["action"] == ACKNOWLEDGE)
-    if opener is not None:
-        actions.append(opener)
-    actions.extend(b for b in buttons if b["data"]["action"] == MARK_READ)
+    else:
+        actions.extend(acks)
+        if opener is not None:
+            actions.append(opener)
+        actions.extend(b for b in buttons if b["data"]["action"] == MARK_READ)
     if actions:
         card["actions"] = actions
     return card
