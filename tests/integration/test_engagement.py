@@ -338,3 +338,19 @@ async def test_the_funnel_in_the_status_and_the_report(
     # Without an acknowledge request the funnel says so (null, not 0).
     await receive(ada, policy(ada.user, "plain-1"))
     assert (await herald.status("plain-1"))["engagement"]["acknowledged"] is None
+
+
+async def test_a_question_card_keeps_the_acknowledge_button_apart_from_the_answers(
+    herald: RunningHerald, emulator: Emulator, connector: ConnectorStandIn
+) -> None:
+    c = await joined(herald, emulator, connector)
+    card, _ = await receive(
+        c,
+        policy(c.user, "q-1", acknowledge={"text": POLICY},
+               prompt={"text": "Travelling soon?", "choices": ["Yes", "No"]}),
+    )
+    [content] = cards(card)
+    assert [a["title"] for a in content["actions"]] == ["Yes", "No"]  # answers only
+    [apart] = [n for n in content["body"] if n.get("type") == "ActionSet"]
+    assert [a["title"] for a in apart["actions"]] == [POLICY]
+    assert button(card, POLICY) == {"action": "acknowledge", "notificationId": "q-1"}
