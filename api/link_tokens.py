@@ -23,6 +23,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from private_file import read_or_create_private
+
 __all__ = ["LinkClaims", "LinkTokenError", "LinkTokens", "load_or_create_secret"]
 
 
@@ -57,13 +59,7 @@ def load_or_create_secret(configured: str, data_dir: Path) -> bytes:
     """The configured key, or one generated once and kept (mode 600) under the data dir."""
     if configured:
         return configured.encode()
-    path = data_dir / "link-secret.key"
-    if path.is_file():
-        return path.read_bytes()
-    data_dir.mkdir(parents=True, exist_ok=True)
-    key = secrets.token_bytes(32)
-    path.write_bytes(key)
-    path.chmod(0o600)
+    key, _ = read_or_create_private(data_dir / "link-secret.key", lambda: secrets.token_bytes(32))
     return key
 
 
