@@ -183,12 +183,8 @@ class ApiKeyAuth:
             request[PRINCIPAL] = Principal("api-key")
             return await handler(request)
         credential = _bearer(header)
-        if credential is not None and self._entra is not None and looks_like_jwt(credential):
-            verified = await self._entra_principal(credential)
-            if isinstance(verified, web.Response):
-                return verified
-            request[PRINCIPAL] = verified
-            return await handler(request)
+        # Link tokens are JWTs too (HS256, Herald's own key): tried first, locally, on the
+        # routes that take them; never sent to the Entra ID check (pages check their own).
         purpose = self._link_purpose(request)
         if credential is not None and purpose is not None and self._links is not None:
             try:
@@ -198,6 +194,17 @@ class ApiKeyAuth:
             else:
                 request[PRINCIPAL] = Principal("link", purpose)
                 return await handler(request)
+        if (
+            credential is not None
+            and self._entra is not None
+            and looks_like_jwt(credential)
+            and not LinkTokens.looks_like_link(credential)
+        ):
+            verified = await self._entra_principal(credential)
+            if isinstance(verified, web.Response):
+                return verified
+            request[PRINCIPAL] = verified
+            return await handler(request)
         if self._self_authenticating(path):
             return await handler(request)
         return error_response(
