@@ -242,8 +242,9 @@ class Settings(BaseModel):
     link_secret: SecretStr = Field(
         SecretStr(""), alias="HERALD_LINK_SECRET",
         description=(
-            "HMAC key for the short-lived links the bot sends (push consent, device sign-up). "
-            "If empty, one is generated on first start and kept under the data dir."
+            "HS256 key (at least 32 bytes) for the short-lived links the bot sends (inbox, push "
+            "consent, device sign-up). If empty, one is generated on first start and kept under "
+            "the data dir."
         ),
     )
     link_minutes: int = Field(
@@ -421,6 +422,15 @@ class Settings(BaseModel):
     @classmethod
     def _host_entries(cls, value: tuple[str, ...]) -> tuple[str, ...]:
         AllowedHosts(value)  # ValueError names an entry that is no host, host:port or host:*
+        return value
+
+    @field_validator("link_secret")
+    @classmethod
+    def _link_key_length(cls, value: SecretStr) -> SecretStr:
+        secret = value.get_secret_value()
+        if secret and len(secret.encode()) < 32:
+            # RFC 7518 §3.2: an HS256 key shorter than the hash is weaker than the signature.
+            raise ValueError("must be empty (generated) or at least 32 bytes")
         return value
 
     @field_validator("emulator_service_hosts", mode="before")

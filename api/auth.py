@@ -25,6 +25,7 @@ from api.entra import EntraTokens, looks_like_jwt
 from api.http import error_response
 from api.link_tokens import LinkTokenError, LinkTokens
 from errors import IdentityProviderUnavailable, TokenRejected
+from private_file import read_or_create_private
 
 __all__ = ["PRINCIPAL", "ApiKeyAuth", "Principal", "ensure_generated_key", "hash_key"]
 
@@ -89,15 +90,14 @@ def hash_key(key: str) -> str:
 def ensure_generated_key(data_dir: Path) -> tuple[list[str], str | None]:
     """Hashes of the generated key(s); creates one on first start and returns it (once)."""
     path = data_dir / "api-keys.sha256"
-    if path.is_file():
-        hashes = [line.strip() for line in path.read_text().splitlines() if line.strip()]
-        if hashes:
-            return hashes, None
-    data_dir.mkdir(parents=True, exist_ok=True)
     key = "hk_" + secrets.token_urlsafe(32)
-    path.write_text(hash_key(key) + "\n")
-    path.chmod(0o600)
-    return [hash_key(key)], key
+    for _ in range(2):
+        content, created = read_or_create_private(path, lambda: (hash_key(key) + "\n").encode())
+        hashes = [line.strip() for line in content.decode().splitlines() if line.strip()]
+        if hashes:
+            return hashes, key if created else None
+        path.unlink(missing_ok=True)  # an empty file holds no key: make one
+    raise OSError(f"{path} stays empty")
 
 
 class ApiKeyAuth:
@@ -183,12 +183,8 @@ class ApiKeyAuth:
             request[PRINCIPAL] = Principal("api-key")
             return await handler(request)
         credential = _bearer(header)
-        if credential is not None and self._entra is not None and looks_like_jwt(credential):
-            verified = await self._entra_principal(credential)
-            if isinstance(verified, web.Response):
-                return verified
-            request[PRINCIPAL] = verified
-            return await handler(request)
+        # Link tokens are JWTs too (HS256, Herald's own key): tried first, locally, on the
+        # routes that take them; never sent to the Entra ID check (pages check their own).
         purpose = self._link_purpose(request)
         if credential is not None and purpose is not None and self._links is not None:
             try:
@@ -198,6 +194,17 @@ class ApiKeyAuth:
             else:
                 request[PRINCIPAL] = Principal("link", purpose)
                 return await handler(request)
+        if (
+            credential is not None
+            and self._entra is not None
+            and looks_like_jwt(credential)
+            and not LinkTokens.looks_like_link(credential)
+        ):
+            verified = await self._entra_principal(credential)
+            if isinstance(verified, web.Response):
+                return verified
+            request[PRINCIPAL] = verified
+            return await handler(request)
         if self._self_authenticating(path):
             return await handler(request)
         return error_response(

@@ -1,7 +1,7 @@
 """Signed, short-lived tokens that bind a browser or device registration to one person.
 
 The bot hands a person a link carrying a token for their own user id; the page (or app) sends
-it back with the registration. Only Herald holds the HMAC key, so a token cannot be forged, it
+it back with the registration. Only Herald holds the signing key, so a token cannot be forged, it
 stops working after HERALD_LINK_MINUTES, and it names one user and one purpose: a token issued
 to Ada for browser push cannot register a device, or anything for Grace.
 
@@ -13,15 +13,15 @@ shared screen) is good for minutes, and even a page that keeps renewing it ends 
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
-import json
 import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+
+import jwt
+
+from private_file import read_or_create_private
 
 __all__ = ["LinkClaims", "LinkTokenError", "LinkTokens", "load_or_create_secret"]
 
@@ -45,30 +45,17 @@ class LinkClaims:
     """Epoch seconds of the original grant (the link the bot gave); renewals keep it."""
 
 
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
-def _unb64(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-
-
 def load_or_create_secret(configured: str, data_dir: Path) -> bytes:
     """The configured key, or one generated once and kept (mode 600) under the data dir."""
     if configured:
         return configured.encode()
-    path = data_dir / "link-secret.key"
-    if path.is_file():
-        return path.read_bytes()
-    data_dir.mkdir(parents=True, exist_ok=True)
-    key = secrets.token_bytes(32)
-    path.write_bytes(key)
-    path.chmod(0o600)
+    key, _ = read_or_create_private(data_dir / "link-secret.key", lambda: secrets.token_bytes(32))
     return key
 
 
 class LinkTokens:
-    """Issues and verifies `<payload>.<signature>` tokens (base64url, HMAC-SHA256)."""
+    """Issues and verifies JWTs signed with HS256 (PyJWT) by Herald's own key: `sub` the user,
+    `pur` the purpose, `exp` the expiry, `grant` the original grant, `n` a nonce."""
 
     def __init__(
         self,
@@ -78,8 +65,8 @@ class LinkTokens:
         max_lifetime_seconds: float = 12 * 3600,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        if len(secret) < 16:
-            raise ValueError("the link secret must be at least 16 bytes")
+        if len(secret) < 32:
+            raise ValueError("the link secret must be at least 32 bytes")
         if max_lifetime_seconds < ttl_seconds:
             raise ValueError("the absolute lifetime cannot be shorter than one token's")
         self._secret = secret
@@ -107,8 +94,16 @@ class LinkTokens:
             "grant": granted_at,
             "n": secrets.token_urlsafe(8),
         }
-        body = _b64(json.dumps(payload, separators=(",", ":")).encode())
-        return f"{body}.{self._sign(body)}"
+        return jwt.encode(payload, self._secret, algorithm="HS256")
+
+    @staticmethod
+    def looks_like_link(credential: str) -> bool:
+        """Signed with a shared key (HS256) as only Herald's links are: Entra ID's access
+        tokens are RS256, so a bearer credential can be routed to the right check unverified."""
+        try:
+            return jwt.get_unverified_header(credential).get("alg") == "HS256"
+        except jwt.InvalidTokenError:
+            return False
 
     def verify(self, token: str, purpose: str) -> str:
         """The user id the token was issued to; LinkTokenError if it must not be honoured."""
@@ -116,24 +111,23 @@ class LinkTokens:
 
     def verify_claims(self, token: str, purpose: str) -> LinkClaims:
         """The user id and expiry of a token that may be honoured; LinkTokenError if not."""
-        body, dot, signature = token.partition(".")
-        if not dot or not body or not signature or len(token) > 2048:
+        if not token or len(token) > 2048:
             raise LinkTokenError("malformed")
-        if not hmac.compare_digest(signature, self._sign(body)):
-            raise LinkTokenError("bad signature")
         try:
-            payload = json.loads(_unb64(body))
-        except (ValueError, UnicodeDecodeError) as exc:
+            # Expiry is checked below against this object's clock, not PyJWT's.
+            payload = jwt.decode(
+                token, self._secret, algorithms=["HS256"], options={"verify_exp": False}
+            )
+        except jwt.InvalidSignatureError as exc:
+            raise LinkTokenError("bad signature") from exc
+        except jwt.InvalidTokenError as exc:
             raise LinkTokenError("malformed") from exc
-        if not isinstance(payload, dict):
-            raise LinkTokenError("malformed")
         if payload.get("pur") != purpose:
             raise LinkTokenError("wrong purpose")
         expires = payload.get("exp")
         if not isinstance(expires, int) or isinstance(expires, bool):
             raise LinkTokenError("malformed")
-        # A token from before grants were recorded counts as granted one lifetime before expiry.
-        granted = payload.get("grant", int(expires - self._ttl))
+        granted = payload.get("grant")
         if not isinstance(granted, int) or isinstance(granted, bool):
             raise LinkTokenError("malformed")
         now = self._clock()
@@ -144,6 +138,3 @@ class LinkTokens:
         if not isinstance(user_id, str) or not user_id:
             raise LinkTokenError("malformed")
         return LinkClaims(user_id, expires, granted)
-
-    def _sign(self, body: str) -> str:
-        return _b64(hmac.new(self._secret, body.encode(), hashlib.sha256).digest())

@@ -59,7 +59,6 @@ from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any, Final
 
@@ -78,6 +77,7 @@ from delivery.outbox import DeliveryJob
 from delivery.payload import Shrink, collapse_id, encode_json, fit_json
 from errors import DeliveryError, DeliveryFailed, RetryLater, SettingsError, TargetGone
 from proactive.http import LeanHttpClient
+from retry_after import retry_after_seconds
 from storage.devices import DeviceRecord, DeviceStore
 from storage.records import NotificationRecord
 
@@ -328,19 +328,10 @@ def _badged(template: messaging.Message, unread: int | None) -> messaging.Messag
 
 
 def _retry_after(exc: BaseException) -> float | None:
-    """Retry-After from FCM's answer: delay-seconds or an HTTP-date (RFC 9110 §10.2.3)."""
+    """Retry-After from FCM's answer carried by firebase-admin's exception."""
     response = getattr(exc, "http_response", None)
     value = response.headers.get("Retry-After") if response is not None else None
-    if not value:
-        return None
-    text = str(value).strip()
-    if text.isascii() and text.isdigit():
-        return float(text)
-    try:
-        when = parsedate_to_datetime(text)
-    except (TypeError, ValueError, IndexError):
-        return None
-    return None if when.tzinfo is None else max(0.0, when.timestamp() - time.time())
+    return retry_after_seconds(str(value)) if value else None
 
 
 def _fcm_code(exc: BaseException) -> str:

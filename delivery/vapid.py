@@ -25,6 +25,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from py_vapid import Vapid02, VapidException
 
 from errors import SettingsError
+from private_file import read_or_create_private
 
 __all__ = ["VapidKeys", "audience"]
 
@@ -67,6 +68,14 @@ def _parse_private_key(text: str) -> ec.EllipticCurvePrivateKey:
     return key
 
 
+def _new_private_key() -> bytes:
+    return ec.generate_private_key(ec.SECP256R1()).private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+
+
 class VapidKeys:
     """Herald's VAPID key pair, its public key as browsers want it, and signed headers."""
 
@@ -102,21 +111,8 @@ class VapidKeys:
         """The configured key, or the one generated on first start under `data_dir`."""
         if configured.strip():
             return cls(_parse_private_key(configured), subject)
-        path = data_dir / _KEY_FILE
-        if path.is_file():
-            return cls(_parse_private_key(path.read_text()), subject)
-        key = ec.generate_private_key(ec.SECP256R1())
-        data_dir.mkdir(parents=True, exist_ok=True)
-        pem = key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-        # Created with mode 600 from the start: the key is never readable by others.
-        path.touch(mode=0o600)
-        path.write_bytes(pem)
-        path.chmod(0o600)
-        return cls(key, subject)
+        pem, _ = read_or_create_private(data_dir / _KEY_FILE, _new_private_key)
+        return cls(_parse_private_key(pem.decode()), subject)
 
     def _sign(self, aud: str) -> tuple[float, str]:
         expires = int(self._clock() + self._token_seconds)

@@ -27,7 +27,6 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
-from email.utils import parsedate_to_datetime
 from typing import Any, Final
 
 import aiohttp
@@ -39,6 +38,7 @@ from delivery.channel import DeliveryResult, Pace, Target
 from delivery.outbox import DeliveryJob
 from delivery.payload import Shrink, fit_json
 from delivery.vapid import VapidKeys
+from retry_after import retry_after_seconds
 from storage.records import NotificationRecord
 from storage.subscriptions import PushSubscription, SubscriptionStore
 
@@ -101,22 +101,6 @@ def with_unread(payload: bytes, unread: int | None) -> bytes:
     if unread is None:
         return payload
     return payload[:-1] + b',"unread":' + str(min(unread, _MAX_BADGE)).encode() + b"}"
-
-
-def _retry_after(value: str | None, now: float) -> float | None:
-    """Retry-After as seconds from now: delay-seconds or an HTTP-date (RFC 9110 §10.2.3)."""
-    if not value:
-        return None
-    text = value.strip()
-    if text.isascii() and text.isdigit():
-        return float(text)
-    try:
-        when = parsedate_to_datetime(text)
-    except (TypeError, ValueError, IndexError):
-        return None
-    if when.tzinfo is None:
-        return None
-    return max(0.0, when.timestamp() - now)
 
 
 def _ttl(event: Mapping[str, Any], now: float, default: int) -> int:
@@ -270,7 +254,8 @@ class WebPushChannel:
             return DeliveryResult.dead(f"push subscription gone ({status})")
         if status == 429 or status >= 500:
             return DeliveryResult.retry(
-                f"push service answered {status}", _retry_after(headers.get("Retry-After"), now)
+                f"push service answered {status}",
+                retry_after_seconds(headers.get("Retry-After"), now),
             )
         if status in (401, 403):
             return DeliveryResult.failed(f"push service refused our VAPID credentials ({status})")

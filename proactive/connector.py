@@ -21,6 +21,7 @@ from yarl import URL
 from errors import DeliveryFailed, RetryLater, TargetGone
 from proactive.http import LeanHttpClient
 from proactive.service_url import ServiceUrlPolicy, UnsafeServiceUrl
+from retry_after import retry_after_seconds
 
 __all__ = [
     "BOT_FRAMEWORK_SCOPE",
@@ -29,7 +30,6 @@ __all__ = [
     "MsalTokenProvider",
     "NoTokens",
     "TokenProvider",
-    "parse_retry_after",
 ]
 
 log = logging.getLogger(__name__)
@@ -100,20 +100,6 @@ class MsalTokenProvider:
 
     def invalidate(self) -> None:
         self._token = None
-
-
-def parse_retry_after(headers: Mapping[str, str]) -> float | None:
-    """Seconds from a Retry-After header (delta-seconds; HTTP dates are treated as 'unknown').
-
-    `headers` has lower-cased names (proactive/http.py) or is case-insensitive.
-    """
-    value = headers.get("retry-after")
-    if value is None:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        return None
 
 
 def _error_code(body: bytes) -> str:
@@ -286,7 +272,7 @@ class HttpConnectorTransport:
         except ValueError as exc:  # a header value that would break the request
             raise DeliveryFailed(str(exc)) from exc
         status, payload = response.status, response.body
-        retry_after = parse_retry_after(response.headers)
+        retry_after = retry_after_seconds(response.headers.get("retry-after"))
         if 200 <= status < 300:
             if not payload:
                 return None

@@ -13,11 +13,9 @@ first use (building it already talks to the authority), never at start-up.
 from __future__ import annotations
 
 import asyncio
-import email.utils
 import logging
 import random
 import ssl
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +25,7 @@ from urllib.parse import quote
 import httpx
 
 from errors import SourceError, SourceNotFound, SourceUnavailable
+from retry_after import retry_after_seconds
 
 if TYPE_CHECKING:
     from config import Settings
@@ -38,7 +37,6 @@ __all__ = [
     "GraphConfig",
     "GraphTokens",
     "MsalGraphTokens",
-    "parse_retry_after",
 ]
 
 log = logging.getLogger(__name__)
@@ -149,23 +147,6 @@ class MsalGraphTokens:
         )
 
 
-def parse_retry_after(headers: Mapping[str, str], now: float | None = None) -> float | None:
-    """Seconds to wait from a Retry-After header (delta-seconds or an HTTP date)."""
-    value = headers.get("retry-after")
-    if value is None:
-        return None
-    value = value.strip()
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        moment = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, moment.timestamp() - (time.time() if now is None else now))
-
-
 def _graph_error(response: httpx.Response) -> tuple[str, str]:
     try:
         body = response.json()
@@ -266,7 +247,7 @@ class GraphClient:
                 continue
             status = response.status_code
             if status in _RETRIED:
-                after = parse_retry_after(response.headers)
+                after = retry_after_seconds(response.headers.get("retry-after"))
                 wait = after if after is not None else self._backoff(attempt)
                 code, message = _graph_error(response)
                 if attempt == self._max_attempts or wait > self._max_wait:

@@ -42,7 +42,7 @@
   function expiresAt(value) {
     // A courtesy only (when to renew): Herald checks the signature and expiry itself.
     try {
-      const body = value.split('.')[0].replace(/-/g, '+').replace(/_/g, '/');
+      const body = value.split('.')[1].replace(/-/g, '+').replace(/_/g, '/');
       const claims = JSON.parse(atob(body));
       return typeof claims.exp === 'number' ? claims.exp * 1000 : null;
     } catch (e) {

@@ -296,7 +296,7 @@
     if (!linkToken) return;
     let expiry = null;
     try {
-      const body = credential.split('.')[0].replace(/-/g, '+').replace(/_/g, '/');
+      const body = credential.split('.')[1].replace(/-/g, '+').replace(/_/g, '/');
       expiry = JSON.parse(atob(body)).exp * 1000;
     } catch (e) {
       return;
@@ -309,7 +309,7 @@
           credential = (await response.json()).token;
           store(TOKEN_STORE + id, credential);
           // The link's absolute lifetime is reached: no later token will come.
-          if (JSON.parse(atob(credential.split('.')[0].replace(/-/g, '+')
+          if (JSON.parse(atob(credential.split('.')[1].replace(/-/g, '+')
             .replace(/_/g, '/'))).exp * 1000 <= expiry) return;
         }
       } catch (e) { /* try again on the next schedule */ }

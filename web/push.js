@@ -47,7 +47,7 @@
   function tokenExpired(value) {
     // A courtesy only: Herald checks the token's signature and expiry itself.
     try {
-      const body = value.split('.')[0].replace(/-/g, '+').replace(/_/g, '/');
+      const body = value.split('.')[1].replace(/-/g, '+').replace(/_/g, '/');
       const claims = JSON.parse(atob(body));
       return typeof claims.exp === 'number' && claims.exp * 1000 <= Date.now();
     } catch (e) {

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import pytest
-
 from api.schemas import Event
 from sources.calendar import (
     CALENDAR_EVENT_TYPE,
@@ -16,7 +14,6 @@ from sources.calendar import (
     summarize,
     visibly_changed,
 )
-from sources.graph import parse_retry_after
 from sources.graph_changes import change_key_of, event_id_of
 
 USER = "6f1c2a4e-8a8b-4c55-9d0e-0123456789ab"
@@ -168,12 +165,3 @@ def test_parsing_graph_notifications() -> None:
     assert event_id_of({"resource": "Users/u/Events('AAMk-2')"}) == "AAMk-2"
     assert event_id_of({"resource": "Users/u/Events/AAMk-3"}) == "AAMk-3"
     assert (event_id_of({}), change_key_of({})) == (None, None)
-
-
-@pytest.mark.parametrize(
-    ("header", "seconds"),
-    [("7", 7.0), ("0", 0.0), ("-3", 0.0), ("soon", None), ("Wed, 21 Oct 2015 07:28:10 GMT", 10.0)],
-)
-def test_retry_after(header: str, seconds: float | None) -> None:
-    now = 1445412480.0  # Wed, 21 Oct 2015 07:28:00 GMT
-    assert parse_retry_after({"retry-after": header}, now=now) == seconds

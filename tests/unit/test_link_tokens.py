@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import json
 from pathlib import Path
 
 import pytest
@@ -9,6 +11,11 @@ import pytest
 from api.link_tokens import LinkTokenError, LinkTokens, load_or_create_secret
 
 SECRET = b"0123456789abcdef0123456789abcdef"
+
+
+def _claims(**changes: object) -> str:
+    claims = {"sub": "u", "pur": "webpush", "exp": 1900, "grant": 1000, "n": "x", **changes}
+    return base64.urlsafe_b64encode(json.dumps(claims).encode()).rstrip(b"=").decode()
 
 
 def tokens(now: list[float]) -> LinkTokens:
@@ -25,7 +32,9 @@ def test_round_trip() -> None:
     ("mutate", "reason"),
     [
         (lambda tok: tok[:-2] + ("A" if tok[-2] != "A" else "B") + tok[-1], "bad signature"),
-        (lambda tok: "x" + tok, "bad signature"),
+        (lambda tok: tok.split(".")[0] + "." + _claims(sub="grace") + "." + tok.split(".")[2],
+         "bad signature"),  # another user's claims under Ada's signature
+        (lambda tok: "x" + tok, "malformed"),
         (lambda tok: tok.replace(".", ""), "malformed"),
         (lambda tok: "", "malformed"),
     ],
@@ -100,3 +109,18 @@ def test_renewal_is_for_the_same_purpose_only() -> None:
         t.renew(t.issue("ada", "webpush"), "inbox")
     with pytest.raises(LinkTokenError, match="bad signature"):
         t.renew(t.issue("ada", "inbox")[:-2] + "AA", "inbox")
+
+
+def test_a_link_is_told_from_an_entra_id_token_without_verifying_it() -> None:
+    # The API's middleware sends JWT-shaped bearers to the Entra ID check; Herald's own links
+    # (HS256) must not go there, or a page's link would be refused when Entra ID is configured.
+    link = tokens([1000.0]).issue("u", "inbox")
+    entra_like = _segment({"alg": "RS256", "kid": "k", "typ": "JWT"}) + "." + _claims() + ".sig"
+    assert LinkTokens.looks_like_link(link)
+    assert not LinkTokens.looks_like_link(entra_like)
+    assert not LinkTokens.looks_like_link("hk_an-api-key")
+    assert not LinkTokens.looks_like_link("eyJ.eyJ.x")
+
+
+def _segment(document: dict[str, object]) -> str:
+    return base64.urlsafe_b64encode(json.dumps(document).encode()).rstrip(b"=").decode()

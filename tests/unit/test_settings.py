@@ -54,7 +54,7 @@ def test_secrets_never_show_in_repr() -> None:
     [("PORT", "eighty"), ("PORT", "70000"), ("MicrosoftAppType", "Sometimes"),
      ("HERALD_WORKERS", "0"), ("HERALD_LOG_LEVEL", "LOUD"),
      ("WEBPUSH_ALLOWED_HOSTS", "push.example.com:https"), ("WEBPUSH_ALLOWED_HOSTS", "a/b:443"),
-     ("HERALD_LINK_MAX_HOURS", "0")],
+     ("HERALD_LINK_MAX_HOURS", "0"), ("HERALD_LINK_SECRET", "sixteen-byte-key")],
 )
 def test_bad_values_name_the_setting(name: str, value: str) -> None:
     with pytest.raises(SettingsError) as err:

@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
-from datetime import UTC, datetime, timedelta
-from email.utils import format_datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -18,7 +17,7 @@ from pywebpush import WebPusher
 from api.push import valid_endpoint
 from delivery.payload import ELLIPSIS, fit_json
 from delivery.vapid import VapidKeys
-from delivery.webpush import WebPushChannel, _retry_after, _ttl, push_payload, topic_for
+from delivery.webpush import WebPushChannel, _ttl, push_payload, topic_for
 from errors import SettingsError
 
 LIMIT = WebPushChannel.max_payload_bytes
@@ -101,16 +100,6 @@ def test_topic_is_32_url_safe_characters_per_notification() -> None:
     assert len(topic) == 32
     assert set(topic) <= set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
     assert topic == topic_for("build-77") != topic_for("build-78")
-
-
-def test_retry_after_as_seconds_or_an_http_date() -> None:
-    now = 1_800_000_000.0
-    assert _retry_after("120", now) == 120.0
-    when = datetime.fromtimestamp(now, UTC) + timedelta(seconds=30)
-    assert _retry_after(format_datetime(when, usegmt=True), now) == pytest.approx(30, abs=1)
-    assert _retry_after("soon", now) is None
-    assert _retry_after(None, now) is None
-    assert _retry_after("١٢", now) is None  # digits, but not ASCII ones
 
 
 def test_ttl_counts_down_to_expires_at() -> None:
