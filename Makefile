@@ -8,7 +8,7 @@ NODE_PEERS := tests/peers/node
 # Files Herald's pages serve (the API reference viewer), pinned likewise; optional for make run.
 WEB_VENDOR := web/vendor
 
-.PHONY: run test lint typecheck unit bench bench-fairness bench-webpush bench-fcm bench-apns bench-audience clean
+.PHONY: run test lint typecheck unit bench bench-fairness bench-webpush bench-fcm bench-apns bench-audience bench-reads clean
 
 $(VENV)/.runtime: requirements.txt
 	PYTHON=$(PYTHON) sh tools/prerequisites.sh run
@@ -81,6 +81,10 @@ bench-fcm: $(VENV)/.dev
 ## make bench-apns: pushes/s to the APNs stand-in (5,000 iOS devices) vs a loop of aioapns
 bench-apns: $(VENV)/.dev
 	$(PY) bench/apns.py
+
+## make bench-reads: read storms (10,000 people marking read at once), API p99 on SQLite
+bench-reads: $(VENV)/.dev
+	$(PY) bench/read_storm.py
 
 ## make bench-audience: expansion of a 50,000-member Entra ID group (members/s, peak RSS)
 bench-audience: $(VENV)/.dev

@@ -27,6 +27,7 @@ from botframework.connector.auth import AuthenticationConstants
 from api.auth import ApiKeyAuth, ensure_generated_key, hash_key
 from api.devices import SELF_AUTHENTICATED_PATHS as DEVICE_PATHS
 from api.devices import DevicesApi
+from api.engagement import PUSH_ENGAGEMENT_PATHS, EngagementApi, engagement_link_purpose
 from api.entra import EntraConfig, EntraTokens
 from api.graph import GraphApi
 from api.health import HealthApi
@@ -43,6 +44,7 @@ from api.pages import LivePages
 from api.preferences import PreferencesApi
 from api.push import SELF_AUTHENTICATED_PATHS, PushApi, PushLinks
 from api.push_page import PushPage
+from api.resend import ResendApi
 from api.users import UsersApi
 from bots.endpoint import MessagesEndpoint
 from bots.herald_bot import HeraldBot
@@ -67,11 +69,13 @@ from delivery.worker import Backoff, DeliveryWorker
 from dialogs.calendar import CalendarFlow
 from dialogs.card_actions import CardActions
 from dialogs.consent import ConsentFlow
+from dialogs.engagement_flow import EngagementFlow
 from dialogs.history import HistoryFlow
 from dialogs.main_dialog import MainDialog
 from dialogs.preferences_flow import PreferencesFlow
 from dialogs.prompt_dialog import PromptAnswers
 from dialogs.services import DialogServices
+from engagement import EngagementService
 from errors import SettingsError
 from logs import AccessLog, MalformedRequests, configure_logging
 from preferences.rules import DeliveryPolicy
@@ -339,6 +343,7 @@ class Herald:
     inbox_feed: InboxFeed
     entra: EntraTokens | None
     generated_api_key: str | None
+    engagement: EngagementService | None = None
     tenants: TenantServiceUrls | None = None
     """Each Teams tenant's serviceUrl (learnt from its activities), for chats Herald opens."""
     directory_client: GraphClient | None = None
@@ -450,6 +455,10 @@ def create_app(settings: Settings) -> web.Application:
     channels = ChannelRegistry()
     # Wakes the live inbox pages open on this instance when the router writes to an inbox.
     inbox_feed = InboxFeed()
+    # Read and acknowledged, from every surface; each change rings the person's live pages.
+    engagement = EngagementService(
+        inbox, notifications, outbox, on_changed=inbox_feed.publish
+    )
     services = DialogServices(
         users=users,
         preferences=preferences,
@@ -464,6 +473,7 @@ def create_app(settings: Settings) -> web.Application:
         },
         calendar=graph,
         inbox_link=InboxLinks(links, settings.public_url, settings.link_minutes).link,
+        engagement=engagement,
     )
     # Teams tenants' serviceUrls, learnt from their activities: where Herald opens chats with
     # people who never wrote (delivery/reach.py).
@@ -474,6 +484,7 @@ def create_app(settings: Settings) -> web.Application:
     history = HistoryFlow(services)
     answers = PromptAnswers(services)
     calendar = CalendarFlow(services)
+    engagement_flow = EngagementFlow(services, engagement)
     bot = HeraldBot(
         users=users,
         conversations=conversations,
@@ -487,8 +498,12 @@ def create_app(settings: Settings) -> web.Application:
             answers=answers,
             calendar=calendar,
         ),
-        card_actions=CardActions(consent, preferences_flow, answers, history, calendar=calendar),
+        card_actions=CardActions(
+            consent, preferences_flow, answers, history, calendar=calendar,
+            engagement=engagement_flow,
+        ),
         services=services,
+        engagement=engagement_flow,
         tenants=tenants,
         teams=TeamChannels(conversations, connector_teams),
         storage=bot_storage,
@@ -540,7 +555,12 @@ def create_app(settings: Settings) -> web.Application:
     )
     channels.register(conversation_channel)
     channels.register_creator(conversation_channel)
-    channels.register(WebPushChannel(subscriptions, vapid, allowed_hosts=push_hosts))
+    # Pushes carry the person's unread count as their badge (read anywhere, counted once).
+    channels.register(
+        WebPushChannel(
+            subscriptions, vapid, allowed_hosts=push_hosts, unread_counts=inbox.unread_counts
+        )
+    )
     # Mobile push: FCM with a Firebase service account, APNs with a .p8 key (a bad file stops
     # start-up here); one channel `mobile` either way, each device sent by one of them
     # (delivery/mobile.py). Devices nothing here can reach (all of them while both are off)
@@ -551,7 +571,10 @@ def create_app(settings: Settings) -> web.Application:
     if settings.firebase_credentials is not None:
         from delivery.fcm import FcmChannel  # firebase-admin is imported only when configured
 
-        fcm = FcmChannel(devices, settings.firebase_credentials, settings.fcm_endpoint)
+        fcm = FcmChannel(
+            devices, settings.firebase_credentials, settings.fcm_endpoint,
+            unread_counts=inbox.unread_counts,
+        )
     mobile: Channel | None = (
         MobilePush(devices, fcm, apns, prefer=settings.mobile_prefer)
         if fcm is not None and apns is not None
@@ -611,10 +634,12 @@ def create_app(settings: Settings) -> web.Application:
     entra = EntraTokens(entra_config) if entra_config is not None else None
     api_auth = ApiKeyAuth(
         key_hashes,
-        self_authenticated=SELF_AUTHENTICATED_PATHS | DEVICE_PATHS | INBOX_PATHS,
+        self_authenticated=(
+            SELF_AUTHENTICATED_PATHS | DEVICE_PATHS | INBOX_PATHS | PUSH_ENGAGEMENT_PATHS
+        ),
         entra=entra,
         links=links,
-        link_purpose=link_purpose,
+        link_purpose=lambda request: link_purpose(request) or engagement_link_purpose(request),
     )
     herald = Herald(
         settings=settings,
@@ -641,6 +666,7 @@ def create_app(settings: Settings) -> web.Application:
         inbox_feed=inbox_feed,
         entra=entra,
         generated_api_key=generated,
+        engagement=engagement,
         tenants=tenants,
         directory_client=directory_client,
     )
@@ -684,8 +710,12 @@ def create_app(settings: Settings) -> web.Application:
             auth=None if settings.emulator_mode else auth,
             service_urls=service_urls,
         ).routes(),
-        NotificationsApi(notifications, users, outbox, router, prompts, worker).routes(),
-        UsersApi(users, inbox).routes(),
+        NotificationsApi(
+            notifications, users, outbox, router, prompts, worker, inbox,
+            recalls=worker, on_withdrawn=inbox_feed.publish_all,
+        ).routes(),
+        UsersApi(users, inbox, engagement).routes(),
+        ResendApi(notifications, outbox, inbox, channels, router).routes(),
         PreferencesApi(users, preferences).routes(),
         HealthApi(ready, metrics, about).routes(),
         OpenApi().routes(),
@@ -696,8 +726,9 @@ def create_app(settings: Settings) -> web.Application:
         ).routes(),
         PushPage().routes(),
         DevicesApi(devices, users, preferences, links, api_auth.is_backend).routes(),
-        OperatorApi(notifications, outbox, links, settings.public_url).routes(),
-        InboxApi(inbox, links, inbox_feed).routes(),
+        OperatorApi(notifications, outbox, links, settings.public_url, inbox=inbox).routes(),
+        InboxApi(inbox, links, inbox_feed, engagement=engagement).routes(),
+        EngagementApi(engagement, users, subscriptions, links, api_auth.is_backend).routes(),
         LivePages().routes(),
         LandingPages().routes(),
     ):

@@ -42,6 +42,7 @@ from api.link_tokens import LinkClaims, LinkTokenError, LinkTokens
 from api.notifications import NOTIFICATION_ID
 from api.users import history_item
 from dialogs.channel_links import ChannelLink
+from engagement import EngagementService
 from storage.protocols import InboxStore
 from storage.records import InboxEntry
 
@@ -126,7 +127,9 @@ class InboxApi:
         overlap_seconds: float = 2.0,
         retry_ms: int = 2000,
         clock: Callable[[], float] = time.time,
+        engagement: EngagementService | None = None,
     ) -> None:
+        self._engagement = engagement
         self._inbox = inbox
         self._tokens = tokens
         self._feed = feed
@@ -143,6 +146,7 @@ class InboxApi:
             web.post(INBOX_PATH + "/read-all", self.read_all),
             web.post(INBOX_PATH + "/token", self.renew),
             web.post(INBOX_PATH + "/{id}/read", self.read_one),
+            web.post(INBOX_PATH + "/{id}/acknowledge", self.acknowledge),
         ]
 
     @staticmethod
@@ -186,7 +190,7 @@ class InboxApi:
     async def read_one(self, request: web.Request) -> web.Response:
         user_id = self._claims(request).user_id
         notification_id = path_param(request, "id", NOTIFICATION_ID)
-        read_at = await self._inbox.mark_read(user_id, notification_id)
+        read_at = await self._inbox.mark_read(user_id, notification_id, "inbox")
         if read_at is None:
             raise ApiProblem(404, "not_found", "no such notification in this inbox", "id")
         self._feed.publish([user_id])
@@ -194,10 +198,37 @@ class InboxApi:
 
     async def read_all(self, request: web.Request) -> web.Response:
         user_id = self._claims(request).user_id
-        updated = await self._inbox.mark_all_read(user_id)
+        updated = await self._inbox.mark_all_read(user_id, "inbox")
         if updated:
             self._feed.publish([user_id])
         return json_response({"userId": user_id, "updated": updated})
+
+    async def acknowledge(self, request: web.Request) -> web.Response:
+        """The entry's acknowledge button: recorded once (a repeat answers the first)."""
+        user_id = self._claims(request).user_id
+        notification_id = path_param(request, "id", NOTIFICATION_ID)
+        if self._engagement is None:
+            raise ApiProblem(404, "not_found", "no such notification in this inbox", "id")
+        outcome = await self._engagement.acknowledge(user_id, notification_id, "inbox")
+        ack = outcome.acknowledgement
+        if outcome.status in ("not-in-inbox", "recalled") or (
+            outcome.status != "not-asked" and ack is None
+        ):
+            raise ApiProblem(404, "not_found", "no such notification in this inbox", "id")
+        if ack is None:
+            raise ApiProblem(
+                409, "not_acknowledgeable", "this notification asks for no acknowledgement", "id"
+            )
+        self._feed.publish([user_id])
+        return json_response(
+            {
+                "id": notification_id,
+                "acknowledged": True,
+                "acknowledgedAt": _iso(ack.acknowledged_at),
+                "acknowledgedVia": ack.via,
+                "first": ack.first,
+            }
+        )
 
     async def renew(self, request: web.Request) -> web.Response:
         """A fresh token for the same person: an open page renews its own before it expires,
@@ -240,16 +271,16 @@ class InboxApi:
         expires_at: float,
         doorbell: asyncio.Event,
     ) -> None:
-        sent: dict[str, tuple[int, float | None]] = {}
-        """What this stream sent of each entry (version, read time): an overlap re-read
-        sends only what changed since."""
+        sent: dict[str, tuple[Any, ...]] = {}
+        """What this stream sent of each entry (version, read and acknowledged time,
+        recalled): an overlap re-read sends only what changed since."""
 
         async def snapshot() -> float:
             cursor = self._clock()
             body = await self._snapshot(user_id, 100)
             sent.clear()
             for item in body["items"]:
-                sent[item["id"]] = (item["version"], item["readAt"])
+                sent[item["id"]] = _sent_key(item)
             await _send(response, "snapshot", body, cursor)
             return cursor
 
@@ -266,7 +297,7 @@ class InboxApi:
             else:
                 for change in changes:
                     item = history_item(change.entry)
-                    key = (item["version"], item["readAt"])
+                    key = _sent_key(item)
                     cursor = max(cursor, change.changed_at)
                     if sent.get(item["id"]) == key:
                         continue
@@ -285,6 +316,10 @@ class InboxApi:
             if wait > 0:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(doorbell.wait(), wait)
+
+
+def _sent_key(item: dict[str, Any]) -> tuple[Any, ...]:
+    return (item["version"], item["readAt"], item.get("acknowledgedAt"), item.get("recalled"))
 
 
 async def _send(response: web.StreamResponse, event: str, data: Any, cursor: float) -> None:

@@ -38,6 +38,10 @@ class InboxFeed:
             for event in self._listeners.get(user_id, ()):
                 event.set()
 
+    def publish_all(self) -> None:
+        """Wake every open stream (a recall: rare, and cheaper than finding whose it was)."""
+        self.publish(list(self._listeners))
+
     @contextlib.contextmanager
     def listen(self, user_id: str) -> Iterator[asyncio.Event]:
         """An event set whenever `user_id`'s inbox is written here (or at shutdown)."""

@@ -5,8 +5,9 @@ from __future__ import annotations
 import csv
 import io
 import logging
+import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -19,9 +20,10 @@ from api.schemas import Event, NotificationId, content_hash
 from delivery.audience import Expansion, audience_parts
 from delivery.outbox import DeliveryCounters, Outbox
 from delivery.reach import NOT_INSTALLABLE
-from delivery.router import Router
+from delivery.router import Router, send_at
 from logs import NOTIFICATION_ID as NOTIFICATION_ID_LOG
-from storage.protocols import NotificationStore, PromptStore, UserStore
+from storage.protocols import InboxStore, NotificationStore, PromptStore, UserStore
+from storage.records import Engagement, EngagementCounts
 
 __all__ = ["NOTIFICATION_ID", "REPORT_COLUMNS", "NotificationsApi"]
 
@@ -34,7 +36,13 @@ REPORT_COLUMNS = (
     "attempts",
     "lastError",
     "updatedAt",
+    "readAt",
+    "readVia",
+    "acknowledgedAt",
+    "acknowledgedVia",
 )
+"""The delivery columns, then the person's engagement (the same on each of their rows: read
+and acknowledged are one state per person, wherever they happened)."""
 _REPORT_PAGE = 1000
 
 log = logging.getLogger(__name__)
@@ -47,6 +55,14 @@ class Pacing(Protocol):
     """The delivery worker's view of what waits for budget (delivery/worker.py)."""
 
     def waiting(self, notification_id: str, lanes: Mapping[str, int]) -> dict[str, int]: ...
+
+
+class Recalls(Protocol):
+    """The delivery worker's part in a recall (delivery/worker.py)."""
+
+    async def recall(self, notification_id: str, wait_seconds: float = 60.0) -> None: ...
+
+    def wake(self) -> None: ...
 
 
 def _iso(epoch: float) -> str:
@@ -64,7 +80,13 @@ class NotificationsApi:
         router: Router,
         prompts: PromptStore,
         pacing: Pacing,
+        inbox: InboxStore | None = None,
+        recalls: Recalls | None = None,
+        on_withdrawn: Callable[[], None] = lambda: None,
     ) -> None:
+        self._inbox = inbox
+        self._recalls = recalls
+        self._on_withdrawn = on_withdrawn
         self._pacing = pacing
         self._notifications = notifications
         self._users = users
@@ -76,6 +98,7 @@ class NotificationsApi:
         return [
             web.post("/api/notifications", self.post),
             web.get("/api/notifications/{id}", self.get),
+            web.delete("/api/notifications/{id}", self.recall),
             web.get("/api/notifications/{id}/report.csv", self.report),
         ]
 
@@ -85,6 +108,12 @@ class NotificationsApi:
         notification_id = event.id or uuid.uuid4().hex
         NOTIFICATION_ID_LOG.set(notification_id)
         document["id"] = notification_id
+        existing = await self._notifications.get(notification_id)
+        if existing is not None and existing.recalled:
+            raise ApiProblem(
+                409, "recalled", f"notification {notification_id!r} was recalled; "
+                "send a new one under another id", "id",
+            )
         # What is known now: explicit users, channels, everybody for `all` (overlaps counted
         # twice); groups and teams add their people as they are expanded (GET says how many).
         audience = event.recipients
@@ -101,14 +130,22 @@ class NotificationsApi:
             "notification %s %s (version %d, %d recipients)",
             notification_id, outcome, record.version, record.recipients,
         )
+        answer: dict[str, Any] = {
+            "id": notification_id,
+            "status": "accepted",
+            "recipients": record.recipients,
+            "version": record.version,
+            "outcome": outcome,
+        }
+        due = send_at(document)
+        if due is not None:
+            answer["sendAt"] = document["sendAt"]
+            if due > time.time():
+                answer["status"] = "scheduled"
+            else:
+                answer["note"] = "sendAt is in the past: it is sent now"
         return json_response(
-            {
-                "id": notification_id,
-                "status": "accepted",
-                "recipients": record.recipients,
-                "version": record.version,
-                "outcome": outcome,
-            },
+            answer,
             status=202,
             headers={"Location": f"/api/notifications/{notification_id}"},
         )
@@ -119,7 +156,12 @@ class NotificationsApi:
         if record is None:
             raise ApiProblem(404, "not_found", f"no notification with id {notification_id!r}", "id")
         counters = await self._outbox.counters(notification_id)
-        if record.expansion_pending:
+        due = send_at(record.event)
+        if record.recalled:
+            status = "recalled"
+        elif record.expansion_pending and due is not None and due > time.time():
+            status = "scheduled"
+        elif record.expansion_pending:
             status = "accepted"
         elif counters.outstanding:
             status = "delivering"
@@ -172,7 +214,54 @@ class NotificationsApi:
             "waiting": max(waiting, key=waiting.__getitem__) if waiting else None,
             "waitingFor": waiting,
         }
+        if record.recalled_at is not None:
+            body["recalledAt"] = _iso(record.recalled_at)
+        if due is not None:
+            body["sendAt"] = record.event["sendAt"]
+        if record.event.get("resendOf"):
+            body["resendOf"] = record.event["resendOf"]
+        if self._inbox is not None:
+            body["engagement"] = _funnel(
+                await self._inbox.engagement_counts(notification_id),
+                asks_acknowledgement=isinstance(record.event.get("acknowledge"), dict),
+            )
         return json_response(body)
+
+    async def recall(self, request: web.Request) -> web.Response:
+        """Take a notification back: what is not sent yet never is (jobs already leased by
+        the worker included), sent Teams messages are deleted (queued like sends, within the
+        tenant's budget), and it leaves its recipients' inboxes. Idempotent: a repeat keeps
+        the first `recalledAt` and reports what is left to do."""
+        notification_id = path_param(request, "id", NOTIFICATION_ID)
+        NOTIFICATION_ID_LOG.set(notification_id)
+        record = await self._notifications.recall(notification_id, time.time())
+        if record is None:
+            raise ApiProblem(404, "not_found", f"no notification with id {notification_id!r}", "id")
+        if self._recalls is not None:
+            # Returns once no send of it is under way here: nothing goes out after this answer.
+            await self._recalls.recall(notification_id)
+        cancelled = (await self._outbox.counters(notification_id)).outstanding
+        deleting = await self._outbox.retract(notification_id)
+        withdrawn = await self._inbox.withdraw(notification_id) if self._inbox else 0
+        if withdrawn:
+            self._on_withdrawn()
+        if self._recalls is not None and deleting:
+            self._recalls.wake()
+        assert record.recalled_at is not None
+        log.info(
+            "notification %s recalled: %d unsent cancelled, %d sent messages to delete, "
+            "%d inbox entries withdrawn", notification_id, cancelled, deleting, withdrawn,
+        )
+        return json_response(
+            {
+                "id": notification_id,
+                "status": "recalled",
+                "recalledAt": _iso(record.recalled_at),
+                "cancelled": cancelled,
+                "deleting": deleting,
+                "withdrawn": withdrawn,
+            }
+        )
 
     async def report(self, request: web.Request) -> web.StreamResponse:
         """Per recipient and channel: status, reason, attempts, last error (CSV, streamed)."""
@@ -192,7 +281,12 @@ class NotificationsApi:
         after = 0
         while True:
             rows = await self._outbox.report(notification_id, after=after, limit=_REPORT_PAGE)
+            engaged: dict[str, Engagement] = {}
+            if self._inbox is not None and rows:
+                users = list(dict.fromkeys(row.user_id for row in rows))
+                engaged = await self._inbox.engagement_of(notification_id, users)
             for row in rows:
+                seen = engaged.get(row.user_id)
                 writer.writerow(
                     [
                         _csv_safe(row.user_id),
@@ -203,6 +297,7 @@ class NotificationsApi:
                         row.attempts,
                         _csv_safe(row.last_error or ""),
                         _iso(row.updated_at),
+                        *_engagement_cells(seen),
                     ]
                 )
             await response.write(buffer.getvalue().encode())
@@ -215,6 +310,27 @@ class NotificationsApi:
         return response
 
 
+def _funnel(counts: EngagementCounts, *, asks_acknowledgement: bool) -> dict[str, Any]:
+    """GET's `engagement`: of the people whose inbox has it, how many read and acknowledged it
+    (on any surface; `readVia`/`acknowledgedVia`: where each first did)."""
+    return {
+        "recipients": counts.recipients,
+        "read": counts.read,
+        "acknowledged": counts.acknowledged if asks_acknowledgement else None,
+        "readVia": dict(sorted(counts.read_via.items())),
+        "acknowledgedVia": dict(sorted(counts.acknowledged_via.items())),
+    }
+
+
+def _engagement_cells(seen: Engagement | None) -> list[str]:
+    if seen is None:
+        return ["", "", "", ""]
+    return [
+        "" if seen.read_at is None else _iso(seen.read_at),
+        seen.read_via or "",
+        "" if seen.acknowledged_at is None else _iso(seen.acknowledged_at),
+        seen.acknowledged_via or "",
+    ]
 def _reach(counters: DeliveryCounters) -> dict[str, Any]:
     """How people without a stored conversation were reached, or why not (delivery/reach.py):
     from the reasons of delivered and failed deliveries."""

@@ -18,6 +18,7 @@ from api.devices_openapi import (
     device_paths,
     document_device_schemas,
 )
+from api.engagement_openapi import ENGAGEMENT_MODELS, ENGAGEMENT_REQUESTS, engagement_paths
 from api.graph_openapi import GRAPH_MODELS, GRAPH_REQUESTS, document_graph_schemas, graph_paths
 from api.http import json_response
 from api.notifications import NOTIFICATION_ID
@@ -28,6 +29,7 @@ from api.pages_openapi import (
     pages_paths,
 )
 from api.push_openapi import PUSH_MODELS, PUSH_REQUESTS, document_push_schemas, push_paths
+from api.resend import ResendRequest
 from api.schemas import MAX_CARD_BYTES, ApiError, Event
 from api.users import MAX_LIMIT, USER_KEY
 from preferences.model import ChannelPreferences, UserPreferences
@@ -45,7 +47,10 @@ class _Answer(BaseModel):
 
 class Accepted(_Answer):
     id: str
-    status: Literal["accepted"]
+    status: Literal["accepted", "scheduled"] = Field(
+        description="`scheduled`: its `sendAt` is in the future; nothing is expanded or sent "
+        "before it."
+    )
     recipients: int = Field(
         ge=0,
         description="Recipients known at acceptance: the explicit users, the channels, and "
@@ -54,6 +59,10 @@ class Accepted(_Answer):
     )
     version: int = Field(ge=1)
     outcome: Literal["created", "unchanged", "updated"]
+    sendAt: str | None = Field(None, json_schema_extra={"format": "date-time"})
+    note: str | None = Field(
+        None, description="Said when `sendAt` is already past: it is sent now."
+    )
 
 
 class Counters(_Answer):
@@ -115,6 +124,40 @@ class Reach(_Answer):
         "`no-service-url`, `forbidden (…)`): failed deliveries whose reason starts "
         "`not-installable:`."
     )
+class Funnel(_Answer):
+    """Delivered → read → acknowledged: one state per person, wherever it happened."""
+
+    recipients: int = Field(ge=0, description="People whose inbox has it (it was routed to them).")
+    read: int = Field(ge=0, description="Of them, how many read it (any surface).")
+    acknowledged: int | None = Field(
+        ge=0, description="How many acknowledged it; null when the event asks for no "
+        "acknowledgement.",
+    )
+    readVia: dict[str, Annotated[int, Field(ge=0)]] = Field(
+        description="First reads per surface: inbox, chat, teams, teams-receipt, webpush, "
+        "mobile, api."
+    )
+    acknowledgedVia: dict[str, Annotated[int, Field(ge=0)]]
+
+
+class Resent(_Answer):
+    id: str | None = Field(description="The new notification (null: nobody matched).")
+    resendOf: str
+    filter: Literal["failed", "dead", "unread"]
+    recipients: int = Field(ge=0)
+    outcome: Literal["created", "unchanged", "updated", "nobody"]
+    version: int | None = Field(None, ge=1)
+
+
+class Recall(_Answer):
+    id: str
+    status: Literal["recalled"]
+    recalledAt: str = Field(json_schema_extra={"format": "date-time"})
+    cancelled: int = Field(ge=0, description="Deliveries not sent yet: they never will be.")
+    deleting: int = Field(
+        ge=0, description="Sent Teams messages queued for deletion (Bot Connector DELETE)."
+    )
+    withdrawn: int = Field(ge=0, description="Inbox entries it was taken out of.")
 
 
 class NotificationStatus(_Answer):
@@ -122,7 +165,7 @@ class NotificationStatus(_Answer):
     type: str
     title: str
     version: int = Field(ge=1)
-    status: Literal["accepted", "delivering", "completed"]
+    status: Literal["scheduled", "accepted", "delivering", "completed", "recalled"]
     recipients: int = Field(ge=0)
     createdAt: str
     updatedAt: str
@@ -158,6 +201,22 @@ class NotificationStatus(_Answer):
     reach: Reach = Field(
         description="How people without a stored conversation were reached, or why not."
     )
+    engagement: Funnel | None = None
+    recalledAt: str | None = Field(
+        None, description="When its sender recalled it (DELETE); absent unless recalled."
+    )
+    sendAt: str | None = Field(
+        None, description="The event's sendAt, when it has one (status `scheduled` until then)."
+    )
+    resendOf: str | None = Field(
+        None, description="A resend: the notification it repeats (POST .../resend)."
+    )
+
+
+
+
+class AcknowledgeRequest(_Answer):
+    text: str
 
 
 class HistoryItem(_Answer):
@@ -172,6 +231,21 @@ class HistoryItem(_Answer):
     text: str | None = None
     url: str | None = None
     icon: str | None = None
+    readVia: str | None = Field(
+        None,
+        description="Where it was first read: inbox, chat, teams, teams-receipt, webpush, "
+        "mobile or api.",
+    )
+    acknowledge: AcknowledgeRequest | None = Field(
+        None, description="The acknowledgement the notification asks for (its button's text)."
+    )
+    acknowledged: bool | None = Field(None, description="Present when it asks for one.")
+    acknowledgedAt: str | None = None
+    recalled: Literal[True] | None = Field(
+        None,
+        description="Only in the live feed: its sender recalled it (drop it from the list); "
+        "what it said is left out.",
+    )
 
 
 class History(_Answer):
@@ -210,6 +284,10 @@ _MODELS: list[type[BaseModel]] = [
     Audience,
     Reach,
     NotificationStatus,
+    Funnel,
+    Recall,
+    Resent,
+    ResendRequest,
     HistoryItem,
     History,
     ReadAll,
@@ -219,6 +297,7 @@ _MODELS: list[type[BaseModel]] = [
     *GRAPH_MODELS,
     *DEVICE_MODELS,
     *PAGES_MODELS,
+    *ENGAGEMENT_MODELS,
 ]
 
 
@@ -228,6 +307,8 @@ _REQUESTS: tuple[type[BaseModel], ...] = (
     *PUSH_REQUESTS,
     *GRAPH_REQUESTS,
     *DEVICE_REQUESTS,
+    *ENGAGEMENT_REQUESTS,
+    ResendRequest,
 )
 """Request bodies, published as what their handlers accept (pydantic's validation schema)."""
 
@@ -439,6 +520,7 @@ def build_document(version: str = "0.1.0") -> dict[str, Any]:
                         },
                         "400": _error("Invalid event; nothing was written."),
                         "401": _UNAUTHORIZED,
+                        "409": _error("That id was recalled (code `recalled`); nothing written."),
                         "413": _error("Body too large."),
                         "415": _error("Body is not application/json."),
                     },
@@ -457,6 +539,44 @@ def build_document(version: str = "0.1.0") -> dict[str, Any]:
                         "404": _error("No such notification."),
                     },
                 },
+                "delete": {
+                    "operationId": "recallNotification",
+                    "summary": "Recall: cancel what is not sent, delete sent Teams messages, "
+                    "withdraw it from inboxes.",
+                    "description": "Nothing of it is sent after this answer (jobs already "
+                    "leased included). Sent Teams messages are deleted in the background, "
+                    "within each tenant's rate budget (the status's `reasons` count them as "
+                    "`skipped:deleted`). Idempotent: a repeat keeps the first recalledAt.",
+                    "security": [{"apiKey": []}],
+                    "parameters": [_path_id("The notification id.", NOTIFICATION_ID)],
+                    "responses": {
+                        "200": {"description": "Recalled.", "content": _json("Recall")},
+                        "400": _error("Not a valid notification id."),
+                        "401": _UNAUTHORIZED,
+                        "404": _error("No such notification."),
+                    },
+                },
+            },
+            "/api/notifications/{id}/resend": {
+                "post": {
+                    "operationId": "resendNotification",
+                    "summary": "Send it again, as a linked notification, to the people a filter "
+                    "picks (failed, dead targets with a new one since, unread after N hours).",
+                    "parameters": [_path_id("The notification id.", NOTIFICATION_ID)],
+                    "requestBody": {"required": True, "content": _json("ResendRequest")},
+                    "responses": {
+                        "200": {"description": "Nobody matched; nothing created.",
+                                "content": _json("Resent")},
+                        "202": {"description": "The linked notification was accepted.",
+                                "content": _json("Resent")},
+                        "400": _error("Invalid body or id."),
+                        "401": _UNAUTHORIZED,
+                        "404": _error("No such notification."),
+                        "409": _error("It was recalled, or too many people match."),
+                        "413": _error("Body too large."),
+                        "415": _error("Body is not application/json."),
+                    },
+                },
             },
             "/api/notifications/{id}/report.csv": {
                 "get": {
@@ -467,14 +587,16 @@ def build_document(version: str = "0.1.0") -> dict[str, Any]:
                     "responses": {
                         "200": {
                             "description": "CSV with a header row: userId, channel, target, "
-                            "status, reason, attempts, lastError, updatedAt. Unknown recipients "
+                            "status, reason, attempts, lastError, updatedAt, readAt, readVia, "
+                            "acknowledgedAt, acknowledgedVia. Unknown recipients "
                             "have an empty channel; status uses the counter names. A delivered "
                             "row's reason says how a person without a stored chat was reached "
                             "(`created`, `installed`, `stored`); a failed one why not "
                             "(`not-installable: …`). Channel posts are rows of `team:{teamId}` "
                             "with the channel as target; a part of the audience that could not "
                             "be listed is a skipped row named after it (`group:{id}`, "
-                            "`team:{id}`).",
+                            "`team:{id}`). The last four are the person's (empty until they "
+                            "read / acknowledge).",
                             "content": {"text/csv": {"schema": {"type": "string"}}},
                         },
                         "400": _error("Not a valid notification id."),
@@ -597,6 +719,7 @@ def build_document(version: str = "0.1.0") -> dict[str, Any]:
             **graph_paths(_json, _error, _UNAUTHORIZED),
             **device_paths(_json, _error, _UNAUTHORIZED),
             **pages_paths(_json, _error, _UNAUTHORIZED),
+            **engagement_paths(_json, _error, _UNAUTHORIZED),
             "/api/messages": {
                 "post": {
                     "operationId": "postActivity",

@@ -23,7 +23,8 @@ from api.http import ApiProblem, json_response, path_param, query_param
 from api.link_tokens import LinkTokenError, LinkTokens
 from api.notifications import NOTIFICATION_ID
 from delivery.outbox import Outbox, TimelineBucket
-from storage.protocols import NotificationStore
+from storage.protocols import InboxStore, NotificationStore
+from storage.records import EngagementBucket
 
 __all__ = [
     "MAX_BUCKET_SECONDS",
@@ -87,6 +88,22 @@ def _bucket_json(bucket: TimelineBucket) -> dict[str, object]:
     }
 
 
+def _with_engagement(
+    buckets: list[dict[str, object]], engaged: list[EngagementBucket]
+) -> list[dict[str, object]]:
+    """The delivery buckets with first reads and acknowledgements per bucket (the funnel
+    over time); both are aligned on multiples of the bucket size."""
+    by_start = {str(b["start"]): {**b, "read": 0, "acknowledged": 0} for b in buckets}
+    for e in engaged:
+        row = by_start.setdefault(
+            _iso(e.start),
+            {"start": _iso(e.start), "delivered": 0, "skipped": 0, "failed": 0,
+             "deadTargets": 0, "read": 0, "acknowledged": 0},
+        )
+        row["read"], row["acknowledged"] = e.read, e.acknowledged
+    return [by_start[k] for k in sorted(by_start)]
+
+
 class OperatorApi:
     """`POST /api/notifications/{id}/link` and `GET /api/notifications/{id}/timeline`."""
 
@@ -98,7 +115,9 @@ class OperatorApi:
         public_url: str,
         *,
         clock: Callable[[], float] = time.time,
+        inbox: InboxStore | None = None,
     ) -> None:
+        self._inbox = inbox
         self._notifications = notifications
         self._outbox = outbox
         self._tokens = tokens
@@ -162,10 +181,8 @@ class OperatorApi:
             if finer < size:
                 size = finer
                 buckets = await self._outbox.timeline(notification_id, bucket_seconds=size)
-        return json_response(
-            {
-                "id": notification_id,
-                "bucketSeconds": size,
-                "buckets": [_bucket_json(b) for b in buckets],
-            }
-        )
+        rows = [_bucket_json(b) for b in buckets]
+        if self._inbox is not None:
+            engaged = await self._inbox.engagement_timeline(notification_id, bucket_seconds=size)
+            rows = _with_engagement(rows, engaged)
+        return json_response({"id": notification_id, "bucketSeconds": size, "buckets": rows})

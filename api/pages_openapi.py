@@ -52,6 +52,10 @@ class TimelineBucketInfo(_Answer):
     skipped: int = Field(ge=0)
     failed: int = Field(ge=0)
     deadTargets: int = Field(ge=0)
+    read: int | None = Field(None, ge=0, description="Recipients who first read it then.")
+    acknowledged: int | None = Field(
+        None, ge=0, description="Recipients who acknowledged it then."
+    )
 
 
 class Timeline(_Answer):

@@ -27,6 +27,7 @@ __all__ = [
     "MAX_AUDIENCE_PARTS",
     "MAX_CARD_BYTES",
     "MAX_RECIPIENTS",
+    "Acknowledge",
     "ApiError",
     "BroadcastValue",
     "ChannelAddress",
@@ -180,6 +181,16 @@ class Prompt(_Strict):
     )
 
 
+class Acknowledge(_Strict):
+    """An acknowledgement asked of every recipient: a button with this text on every surface
+    (Teams card, inbox page, push notification); one acknowledgement per person is recorded."""
+
+    text: Annotated[str, StringConstraints(min_length=1, max_length=100, pattern=_RECIPIENT_KEY)]
+
+
+_RFC3339_MESSAGE = "must be an RFC 3339 date-time with an offset, e.g. 2030-01-31T17:00:00Z"
+
+
 class Notice(_Strict):
     """What a notification says: the event without its audience."""
 
@@ -199,16 +210,22 @@ class Notice(_Strict):
         description="RFC 3339 date-time with seconds and an offset (Z or +hh:mm); not :60.",
     )
     urgency: Literal["very-low", "low", "normal", "high"] | None = None
+    send_at: AwareDatetime | None = Field(
+        None,
+        alias="sendAt",
+        description="RFC 3339 date-time with seconds and an offset: nothing is expanded or "
+        "sent before it (it survives restarts), and the notification can be recalled until "
+        "then. A time already past is sent now (the answer says so).",
+    )
+    acknowledge: Acknowledge | None = None
 
-    @field_validator("expires_at", mode="before")
+    @field_validator("expires_at", "send_at", mode="before")
     @classmethod
     def _rfc3339(cls, value: object) -> object:
         # pydantic alone also takes epoch numbers, "2030-01-01 10:00Z" and other ISO 8601 forms;
         # the contract (and the OpenAPI `date-time` format) is an RFC 3339 string.
         if value is not None and not (isinstance(value, str) and _RFC3339.fullmatch(value)):
-            raise ValueError(
-                "must be an RFC 3339 date-time with an offset, e.g. 2030-01-31T17:00:00Z"
-            )
+            raise ValueError(_RFC3339_MESSAGE)
         return value
 
     @field_validator("card")

@@ -11,6 +11,7 @@ from pydantic import TypeAdapter
 
 from api.http import ApiProblem, json_response, path_param, query_param
 from api.schemas import RecipientKey
+from engagement import EngagementService
 from storage.protocols import InboxStore, UserStore
 from storage.records import InboxEntry
 
@@ -51,15 +52,30 @@ def history_item(entry: InboxEntry) -> dict[str, Any]:
     for key in ("text", "url", "icon"):
         if event.get(key) is not None:
             item[key] = event[key]
+    if entry.read_via is not None:
+        item["readVia"] = entry.read_via
+    ask = event.get("acknowledge")
+    if isinstance(ask, dict) and ask.get("text"):
+        item["acknowledge"] = {"text": ask["text"]}
+        item["acknowledged"] = entry.acknowledged_at is not None
+        item["acknowledgedAt"] = _iso(entry.acknowledged_at)
+    if entry.recalled:
+        # Only for the live feed, so open pages drop it: what it said is withdrawn.
+        item.update(recalled=True, title="Recalled by its sender")
+        for key in ("text", "url", "icon", "acknowledge", "acknowledged", "acknowledgedAt"):
+            item.pop(key, None)
     return item
 
 
 class UsersApi:
     """History (the seed of the inbox) for backends holding an API key."""
 
-    def __init__(self, users: UserStore, inbox: InboxStore) -> None:
+    def __init__(
+        self, users: UserStore, inbox: InboxStore, engagement: EngagementService | None = None
+    ) -> None:
         self._users = users
         self._inbox = inbox
+        self._engagement = engagement
 
     def routes(self) -> list[web.RouteDef]:
         return [
@@ -92,5 +108,8 @@ class UsersApi:
 
     async def read_all(self, request: web.Request) -> web.Response:
         user_id = await self._user(request)
-        updated = await self._inbox.mark_all_read(user_id)
+        if self._engagement is not None:
+            updated = await self._engagement.read_all(user_id, "api")
+        else:
+            updated = await self._inbox.mark_all_read(user_id, "api")
         return json_response({"userId": user_id, "updated": updated})

@@ -26,9 +26,10 @@ from pydantic import ValidationError
 from api.schemas import BroadcastValue, first_problem
 from bots.teams import TeamChannels
 from dialogs.card_actions import CardActions, card_action
-from dialogs.cards import notification_activity, prompt_of
+from dialogs.cards import CardState, notification_activity, prompt_of
 from dialogs.choice_prompt import submit_matches, waiting_choice
 from dialogs.consent import WELCOME_TEXT
+from dialogs.engagement_flow import READ_RECEIPT, EngagementFlow
 from dialogs.interruptible import was_cancelled
 from dialogs.main_dialog import MainOptions
 from dialogs.prompt_dialog import PromptDialogOptions
@@ -80,7 +81,9 @@ class HeraldBot(ActivityHandler):
         tenants: TenantServiceUrls | None = None,
         teams: TeamChannels | None = None,
         storage: Storage | None = None,
+        engagement: EngagementFlow | None = None,
     ) -> None:
+        self._engagement = engagement
         self._tenants = tenants
         self._teams = teams
         self._users = users
@@ -350,6 +353,8 @@ class HeraldBot(ActivityHandler):
         if turn_context.activity.name == BROADCAST_EVENT:
             await self._on_broadcast(turn_context)
             await self._queue_prompt(turn_context)
+        elif turn_context.activity.name == READ_RECEIPT and self._engagement is not None:
+            await self._engagement.read_receipt(turn_context)
 
     async def _on_broadcast(self, turn_context: TurnContext) -> None:
         turn: BroadcastTurn | None = turn_context.turn_state.get(BROADCAST_TURN_KEY)
@@ -366,7 +371,9 @@ class HeraldBot(ActivityHandler):
                 return
         activity = self._rendered(value)
         if turn is not None and turn.update_activity_id:
-            activity = clone(activity)
+            # An edit of a card the person has: keep what they did on it (acknowledged, read).
+            state = await self._state_of(turn_context, value)
+            activity = notification_activity(value, state) if state else clone(activity)
             activity.id = turn.update_activity_id
             await turn_context.update_activity(activity)
             turn.activity_id = turn.update_activity_id
@@ -374,6 +381,18 @@ class HeraldBot(ActivityHandler):
         response = await turn_context.send_activity(activity)
         if turn is not None:
             turn.activity_id = response.id if response is not None else None
+
+    async def _state_of(self, turn_context: TurnContext, value: Any) -> CardState | None:
+        """The person's engagement with this notification, when the card shows it."""
+        notification_id = value.get("id") if isinstance(value, dict) else None
+        user_id = user_key(turn_context.activity)
+        custom_card_only = bool(value.get("card")) and not value.get("acknowledge")
+        if not notification_id or user_id is None or custom_card_only:
+            return None
+        entry = await self._services.inbox.entry(user_id, str(notification_id))
+        if entry is None or (entry.read_at is None and entry.acknowledged_at is None):
+            return None
+        return CardState(read=entry.read_at is not None, acknowledged_at=entry.acknowledged_at)
 
     def _rendered(self, value: Any) -> Activity:
         """The card activity of a notification, built once for all its recipients.

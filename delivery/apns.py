@@ -266,6 +266,11 @@ def _expires_at(event: Mapping[str, Any]) -> int | None:
         return None
 
 
+ACKNOWLEDGE_CATEGORY: Final = "HERALD_ACKNOWLEDGE"
+"""The category of a notification that asks for an acknowledgement (the same as FCM's `apns`
+block sets, delivery/fcm.py): the iOS app registers an acknowledge action for it."""
+
+
 def _assemble(
     fitted: Mapping[str, Any],
     event: Mapping[str, Any],
@@ -302,6 +307,12 @@ def _assemble(
         document["herald.url"] = fitted["url"]
     if image:
         document["herald.image"] = image
+    ask = event.get("acknowledge")
+    if isinstance(ask, dict) and ask.get("text"):
+        # The app registers an action for this category; it reports the acknowledgement to
+        # POST /api/notifications/{id}/acknowledge with its link token (as with FCM).
+        aps["category"] = ACKNOWLEDGE_CATEGORY
+        document["herald.acknowledge"] = str(ask["text"])
     return document
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, runtime_checkable
 
 from delivery.outbox import DeliveryJob
 from storage.records import NotificationRecord
@@ -16,6 +16,7 @@ __all__ = [
     "ConversationCreator",
     "DeliveryResult",
     "Pace",
+    "Retracting",
     "Target",
     "UnreachableTargets",
 ]
@@ -102,6 +103,15 @@ class Channel(Protocol):
     async def retire(self, job: DeliveryJob, reason: str) -> None: ...
 
     async def aclose(self) -> None: ...
+
+
+@runtime_checkable
+class Retracting(Protocol):
+    """A channel that can take back what it sent (Teams: delete the message). A recalled
+    notification's delivered jobs that carry a `remote_id` are queued again and the worker
+    calls `retract` instead of `send`, in the same lane and budget as a send."""
+
+    async def retract(self, job: DeliveryJob, target: Any) -> DeliveryResult: ...
 
 
 class UnreachableTargets(Protocol):

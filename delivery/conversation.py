@@ -130,7 +130,10 @@ class ConversationChannel:
         key = (notification.id, notification.version)
         value = self._values.get(key)
         if value is None:
-            value = {k: v for k, v in notification.event.items() if k != "recipients"}
+            # `resendOf` only links a resend to its first notification: not for the card.
+            value = {
+                k: v for k, v in notification.event.items() if k not in ("recipients", "resendOf")
+            }
             self._values[key] = value
             if len(self._values) > self._value_cache_size:
                 self._values.popitem(last=False)
@@ -170,6 +173,22 @@ class ConversationChannel:
         except DeliveryFailed as exc:
             return DeliveryResult.failed(exc.reason)
         return DeliveryResult.delivered(turn.activity_id or job.remote_id, how)
+
+    async def retract(self, job: DeliveryJob, target: Any) -> DeliveryResult:
+        """Delete the message sent as `job.remote_id` (a recall): Bot Connector's DELETE
+        activity, within the tenant's budget like a send. Already gone counts as deleted."""
+        if job.remote_id is None or not isinstance(target, StoredReference):
+            return DeliveryResult.skipped("recalled")  # nothing was sent there to take back
+        try:
+            reference = load(ConversationReference, target.reference)
+            await self._adapter.delete_sent(reference, job.remote_id)
+        except TargetGone:
+            pass  # the message (or the whole chat) is gone already: nothing left to take back
+        except RetryLater as exc:
+            return DeliveryResult.retry(exc.reason, exc.after)
+        except DeliveryFailed as exc:
+            return DeliveryResult.failed(exc.reason)
+        return DeliveryResult.skipped("deleted")
 
     async def retire(self, job: DeliveryJob, reason: str) -> None:
         if not job.target.startswith(NEW_CHAT_PREFIX):  # a new chat's was retired in send()

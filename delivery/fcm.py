@@ -70,6 +70,7 @@ import requests
 from firebase_admin import credentials, exceptions, messaging
 from yarl import URL
 
+from delivery.badges import UnreadCounts, unwrap, with_badges
 from delivery.channel import DeliveryResult, Pace, Target
 from delivery.mobile import APNS_NOT_CONFIGURED, MOBILE
 from delivery.outbox import DeliveryJob
@@ -109,6 +110,12 @@ _ANDROID_NOTIFICATION_PRIORITY: Final = {
     "normal": "default",
     "high": "high",
 }
+_BADGE_ROOM: Final = 64
+"""Bytes kept free in every message for the person's unread badge (`herald.unread`, Android's
+`notification_count`, APNs `badge`), added per device to the shared content."""
+ACKNOWLEDGE_CATEGORY: Final = "HERALD_ACKNOWLEDGE"
+"""The APNs category of a notification that asks for an acknowledgement: an iOS app registers
+an action for it that reports to POST /api/notifications/{id}/acknowledge."""
 _RESERVED_DATA_KEYS: Final = frozenset({"from", "message_type"})
 _RESERVED_DATA_PREFIXES: Final = ("google", "gcm")
 _MAX_REASON: Final = 200
@@ -178,6 +185,11 @@ def _assemble(
     )
     if url:
         data["herald.url"] = url
+    ask = event.get("acknowledge")
+    acknowledge = ask.get("text") if isinstance(ask, dict) else None
+    if acknowledge:
+        # The app shows it as an action and reports the acknowledgement with its link token.
+        data["herald.acknowledge"] = str(acknowledge)
     left = _seconds_left(event, now)
     android = apns = webpush = None
     if platform == "android":
@@ -204,6 +216,7 @@ def _assemble(
                 aps=messaging.Aps(
                     thread_id=str(event.get("type", "")) or None,
                     mutable_content=True if image else None,
+                    category=ACKNOWLEDGE_CATEGORY if acknowledge else None,
                 )
             ),
             fcm_options=messaging.APNSFCMOptions(image=image) if image else None,
@@ -266,6 +279,52 @@ def build_message(
         if budget <= 0:
             break
     raise ValueError(f"the message cannot be fitted into {limit} bytes")
+
+
+def _badged(template: messaging.Message, unread: int | None) -> messaging.Message:
+    """A device's message: the shared content, with the person's unread count as the badge
+    where the platform shows one (Android's notification count, the APNs badge) and in the
+    data for the app (`herald.unread`)."""
+    if unread is None:
+        return messaging.Message(
+            data=template.data,
+            notification=template.notification,
+            android=template.android,
+            apns=template.apns,
+            webpush=template.webpush,
+        )
+    android, apns = template.android, template.apns
+    if android is not None and android.notification is not None:
+        note = android.notification
+        android = messaging.AndroidConfig(
+            collapse_key=android.collapse_key,
+            priority=android.priority,
+            ttl=android.ttl,
+            notification=messaging.AndroidNotification(
+                tag=note.tag, priority=note.priority, notification_count=unread
+            ),
+        )
+    if apns is not None and apns.payload is not None:
+        aps = apns.payload.aps
+        apns = messaging.APNSConfig(
+            headers=apns.headers,
+            payload=messaging.APNSPayload(
+                aps=messaging.Aps(
+                    thread_id=aps.thread_id,
+                    mutable_content=aps.mutable_content,
+                    category=aps.category,
+                    badge=unread,
+                )
+            ),
+            fcm_options=apns.fcm_options,
+        )
+    return messaging.Message(
+        data={**(template.data or {}), "herald.unread": str(unread)},
+        notification=template.notification,
+        android=android,
+        apns=apns,
+        webpush=template.webpush,
+    )
 
 
 def _retry_after(exc: BaseException) -> float | None:
@@ -440,7 +499,9 @@ class FcmChannel:
         timeout_seconds: float = 30.0,
         template_cache_size: int = 64,
         clock: Callable[[], float] = time.time,
+        unread_counts: UnreadCounts | None = None,
     ) -> None:
+        self._unread_counts = unread_counts
         try:
             # Reads and checks the service-account file now: a bad file stops start-up.
             self._certificate = credentials.Certificate(str(credentials_path))
@@ -489,25 +550,20 @@ class FcmChannel:
             device = found.get((job.user_id, job.target))
             if device is not None and device.active:
                 targets[job.id] = device
-        return targets
+        return await with_badges(targets, jobs, self._unread_counts)
 
     async def send(
         self, job: DeliveryJob, target: Any, notification: NotificationRecord
     ) -> DeliveryResult:
-        device: DeviceRecord = target
+        device: DeviceRecord
+        device, unread = unwrap(target)
         token = device.fcm_token
         if token is None:
             return DeliveryResult.skipped(APNS_NOT_CONFIGURED)
         template = self._template(notification, device.platform)
         if isinstance(template, str):
             return DeliveryResult.failed(template)
-        message = messaging.Message(
-            data=template.data,
-            notification=template.notification,
-            android=template.android,
-            apns=template.apns,
-            webpush=template.webpush,
-        )
+        message = _badged(template, unread)
         message.token = token  # see _assemble: `token=` would warn
         result = await self._submit(message)
         if result.status == "dead":
@@ -553,7 +609,7 @@ class FcmChannel:
                     notification.id,
                     notification.version,
                     platform,
-                    limit=self.max_payload_bytes,
+                    limit=self.max_payload_bytes - _BADGE_ROOM,
                     now=self._clock(),
                 )
             except ValueError as exc:

@@ -219,6 +219,18 @@ class Outbox(Protocol):
         page at a time, so it costs the same memory for 50 recipients or 50,000."""
         ...
 
+    async def retract(self, notification_id: str) -> int:
+        """Queue the notification's delivered jobs that carry a `remote_id` (a message the
+        channel can take back) again, at once, for the worker to retract (a recall). Returns
+        how many."""
+        ...
+
+    async def sent_upto(self, user_id: str, target: str, remote_id: str) -> list[str]:
+        """The notifications whose message the user has in `target` up to and including the
+        one the channel knows as `remote_id` (sent before it, or it): what a Teams read
+        receipt ("read up to message X") covers. Empty when no delivery sent `remote_id`."""
+        ...
+
     async def timeline(
         self, notification_id: str, *, bucket_seconds: float
     ) -> list[TimelineBucket]:

@@ -569,6 +569,36 @@ class AzureQueueOutbox:
             for r in rows
         ]
 
+    async def retract(self, notification_id: str) -> int:
+        rows = await self._db.query(
+            "deliveries",
+            "SELECT * FROM c WHERE c.notificationId = @n AND c.status = 'delivered'"
+            " AND IS_STRING(c.remoteId)",
+            {"@n": notification_id},
+        )
+        now = self._clock()
+        requeued = await bounded(
+            self._requeue(row, now, attempts=0, reason=None, error=None, etag=row["_etag"])
+            for row in rows
+        )
+        return sum(requeued)
+
+    async def sent_upto(self, user_id: str, target: str, remote_id: str) -> list[str]:
+        # One person's messages in one conversation: a short list, filtered here.
+        rows = await self._db.query(
+            "deliveries",
+            "SELECT c.notificationId, c.remoteId, c.updatedAt FROM c"
+            " WHERE c.target = @t AND c.userId = @u AND IS_STRING(c.remoteId)",
+            {"@t": target, "@u": user_id},
+        )
+        hits = [float(r["updatedAt"]) for r in rows if r["remoteId"] == remote_id]
+        if not hits:
+            return []
+        upto = max(hits)
+        return list(
+            dict.fromkeys(r["notificationId"] for r in rows if float(r["updatedAt"]) <= upto)
+        )
+
     async def timeline(
         self, notification_id: str, *, bucket_seconds: float
     ) -> list[TimelineBucket]:

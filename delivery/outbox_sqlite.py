@@ -286,6 +286,26 @@ class SqliteOutbox:
             for r in rows
         ]
 
+    async def retract(self, notification_id: str) -> int:
+        now = time.time()
+        return await self._db.write(
+            "UPDATE deliveries SET status = 'queued', due_at = ?, attempts = 0, updated_at = ?,"
+            " reason = NULL WHERE notification_id = ? AND status = 'delivered'"
+            " AND remote_id IS NOT NULL",
+            (now, now, notification_id),
+        )
+
+    async def sent_upto(self, user_id: str, target: str, remote_id: str) -> list[str]:
+        # Both lookups read the deliveries_by_remote index: one conversation's messages.
+        rows = await self._db.fetchall(
+            "SELECT notification_id FROM deliveries"
+            " WHERE target = ? AND user_id = ? AND remote_id IS NOT NULL"
+            " AND updated_at <= (SELECT MAX(updated_at) FROM deliveries"
+            " WHERE target = ? AND remote_id = ? AND user_id = ?)",
+            (target, user_id, target, remote_id, user_id),
+        )
+        return list(dict.fromkeys(str(r["notification_id"]) for r in rows))
+
     async def timeline(
         self, notification_id: str, *, bucket_seconds: float
     ) -> list[TimelineBucket]:

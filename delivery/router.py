@@ -47,7 +47,7 @@ from preferences.rules import DeliveryPolicy, EventFacts, decide
 from storage.protocols import NotificationStore, UserStore
 from storage.records import NotificationRecord
 
-__all__ = ["Router", "event_facts"]
+__all__ = ["Router", "event_facts", "send_at"]
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +78,17 @@ class _Tags:
         base, count = self._lanes.get(lane) or (self._clock.now(lane), 0)
         self._lanes[lane] = (base, count + 1)
         return base + count
+
+
+def send_at(event: dict[str, Any]) -> float | None:
+    """The event's `sendAt` (epoch seconds): nothing is expanded or sent before it."""
+    raw = event.get("sendAt")
+    if not isinstance(raw, str) or not raw:
+        return None
+    try:
+        return datetime.fromisoformat(raw).timestamp()
+    except ValueError:
+        return None
 
 
 def _retry_in(attempt: int) -> float:
@@ -167,6 +178,11 @@ class Router:
             record = await self._notifications.get(notification_id)
             if record is None or not record.expansion_pending:
                 continue
+            due = send_at(record.event)
+            if due is not None and due > self._clock():
+                if notification_id not in self._timers:  # scheduled elsewhere: wait here too
+                    self.submit(notification_id)
+                continue
             mark = (record.version, record.expand_cursor)
             if self._seen.get(notification_id) == mark:
                 log.warning(
@@ -246,6 +262,14 @@ class Router:
         record = await self._notifications.get(notification_id)
         if record is None or not record.expansion_pending:
             return None
+        due = send_at(record.event)
+        if due is not None and due > self._clock():
+            # Scheduled: nothing is expanded (so nothing queued or sent) before `sendAt`; it
+            # waits here like an expansion whose source is throttled, and a restart (start()
+            # resumes pending expansions) or another instance's sweep sets the wait again.
+            log.info("%s v%d is scheduled: expanded at %s", record.id, record.version,
+                     record.event.get("sendAt"))
+            return max(due - self._clock(), 0.05)
         recipients = record.event.get("recipients") or {}
         parts = audience_parts(recipients)
         state = Expansion.loads(record.expand_cursor, len(parts))
@@ -322,7 +346,8 @@ class Router:
 
     async def _current(self, record: NotificationRecord) -> bool:
         latest = await self._notifications.get(record.id)
-        return latest is not None and latest.version == record.version
+        # A recall ends the expansion (the worker sends nothing of it either).
+        return latest is not None and latest.version == record.version and not latest.recalled
 
     async def _plan_page(
         self,

@@ -33,6 +33,7 @@ import aiohttp
 from pywebpush import WebPusher, WebPushException
 
 from delivery.allowed_hosts import AllowedHosts
+from delivery.badges import UnreadCounts, unwrap, with_badges
 from delivery.channel import DeliveryResult, Pace, Target
 from delivery.outbox import DeliveryJob
 from delivery.payload import Shrink, fit_json
@@ -41,7 +42,7 @@ from retry_after import retry_after_seconds
 from storage.records import NotificationRecord
 from storage.subscriptions import PushSubscription, SubscriptionStore
 
-__all__ = ["DEFAULT_TTL_SECONDS", "WebPushChannel", "push_payload", "topic_for"]
+__all__ = ["DEFAULT_TTL_SECONDS", "WebPushChannel", "push_payload", "topic_for", "with_unread"]
 
 log = logging.getLogger(__name__)
 
@@ -70,9 +71,17 @@ def topic_for(notification_id: str) -> str:
     return base64.urlsafe_b64encode(digest).decode()[:32]
 
 
+_BADGE_ROOM: Final = 16
+"""Bytes kept free in every payload for the person's unread count (`,"unread":N`, N at most
+99,999): as much of the text as fits still goes."""
+_MAX_BADGE: Final = 99_999
+
+
 def push_payload(event: Mapping[str, Any], notification_id: str, limit: int) -> bytes:
-    """What the service worker receives: {id, title, text, icon, url, severity, type, data},
-    absent fields left out, shrunk to `limit` bytes (text cut first) when needed."""
+    """What the service worker receives: {id, title, text, icon, url, severity, type, data,
+    acknowledge}, absent fields left out, shrunk to `limit` bytes (text cut first) when
+    needed. `acknowledge` is the text of the acknowledge action the event asks for."""
+    ask = event.get("acknowledge")
     document: dict[str, Any] = {
         "id": notification_id,
         "title": event.get("title"),
@@ -82,8 +91,16 @@ def push_payload(event: Mapping[str, Any], notification_id: str, limit: int) -> 
         "severity": event.get("severity", "info"),
         "type": event.get("type"),
         "data": event.get("data"),
+        "acknowledge": ask.get("text") if isinstance(ask, dict) else None,
     }
     return fit_json({k: v for k, v in document.items() if v is not None}, limit, _SHRINK)
+
+
+def with_unread(payload: bytes, unread: int | None) -> bytes:
+    """The payload with the person's unread count (the badge the service worker sets)."""
+    if unread is None:
+        return payload
+    return payload[:-1] + b',"unread":' + str(min(unread, _MAX_BADGE)).encode() + b"}"
 
 
 def _ttl(event: Mapping[str, Any], now: float, default: int) -> int:
@@ -118,7 +135,9 @@ class WebPushChannel:
         connections: int = 256,
         clock: Callable[[], float] = time.time,
         payload_cache_size: int = 64,
+        unread_counts: UnreadCounts | None = None,
     ) -> None:
+        self._unread_counts = unread_counts
         self._subscriptions = subscriptions
         self._vapid = vapid
         self._allowed_hosts = allowed_hosts
@@ -157,14 +176,16 @@ class WebPushChannel:
             subscription = found.get((job.user_id, job.target))
             if subscription is not None:
                 targets[job.id] = subscription
-        return targets
+        return await with_badges(targets, jobs, self._unread_counts)
 
     def payload(self, notification: NotificationRecord) -> bytes:
         """The plaintext for every recipient of this version (built once, then cached)."""
         key = (notification.id, notification.version)
         payload = self._payloads.get(key)
         if payload is None:
-            payload = push_payload(notification.event, notification.id, self.max_payload_bytes)
+            payload = push_payload(
+                notification.event, notification.id, self.max_payload_bytes - _BADGE_ROOM
+            )
             self._payloads[key] = payload
             if len(self._payloads) > self._payload_cache_size:
                 self._payloads.popitem(last=False)
@@ -189,7 +210,8 @@ class WebPushChannel:
     async def send(
         self, job: DeliveryJob, target: Any, notification: NotificationRecord
     ) -> DeliveryResult:
-        subscription: PushSubscription = target
+        subscription: PushSubscription
+        subscription, unread = unwrap(target)
         refusal = self._allowed_hosts.refusal(subscription.endpoint)
         if refusal is not None:  # allowed when registered, no longer: never sent
             return DeliveryResult.failed(f"not sent: {refusal}")
@@ -202,7 +224,8 @@ class WebPushChannel:
             # pywebpush encrypts (a fresh ephemeral key and salt per push); the request goes
             # out on the shared session directly rather than through WebPusher.send_async,
             # which would decode every answer's body as text and copy the headers again.
-            body = WebPusher(info).encode(self.payload(notification), self.content_encoding)
+            plain = with_unread(self.payload(notification), unread)
+            body = WebPusher(info).encode(plain, self.content_encoding)
         except WebPushException as exc:  # keys pywebpush cannot use: this push never works
             return DeliveryResult.failed(f"bad subscription keys: {exc.message}")
         except ValueError as exc:  # a key that is not a P-256 point fails in the encryption

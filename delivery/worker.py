@@ -22,7 +22,7 @@ from datetime import datetime
 from typing import Any, Literal, Protocol
 
 from delivery.budget import LaneBudget, LocalBudget
-from delivery.channel import ChannelRegistry, DeliveryResult
+from delivery.channel import ChannelRegistry, DeliveryResult, Retracting
 from delivery.fairness import FairClock
 from delivery.metrics import DeliveryMetrics
 from delivery.outbox import DeliveryJob, Outbox, Settlement
@@ -202,6 +202,12 @@ class DeliveryWorker:
         self._settler: asyncio.Task[None] | None = None
         self._stopping = False
         self.results: dict[str, int] = {}
+        self._recalled: set[str] = set()
+        """Notifications recalled through this instance: checked at send time, since a job
+        may have waited in the scheduler with the record it was leased with."""
+        self._sending: dict[str, int] = {}
+        """Sends under way per notification (a recall waits for them to end)."""
+        self._flushing = 0
 
     @property
     def running(self) -> bool:
@@ -211,6 +217,25 @@ class DeliveryWorker:
     def in_flight(self) -> int:
         """Sends under way or whose results are not yet recorded (each holds a slot)."""
         return self._busy
+
+    def is_recalled(self, notification: NotificationRecord | None, notification_id: str) -> bool:
+        return notification_id in self._recalled or (
+            notification is not None and notification.recalled
+        )
+
+    async def recall(self, notification_id: str, wait_seconds: float = 60.0) -> None:
+        """From now on nothing of this notification is sent by this instance (jobs already
+        leased included: `_deliver` checks); returns once the sends under way have ended and
+        their results are recorded, so what they sent can be found and taken back."""
+        self._recalled.add(notification_id)
+        deadline = self._monotonic() + wait_seconds
+        while self._sending.get(notification_id, 0) or self._flushing:
+            if self._monotonic() > deadline:
+                log.warning("recall of %s: sends still under way after %ss",
+                            notification_id, wait_seconds)
+                return
+            await asyncio.sleep(0.005)
+        await self._flush()  # their results, and whatever else waits, recorded now
 
     def wake(self) -> None:
         """New jobs were queued: lease again."""
@@ -416,6 +441,20 @@ class DeliveryWorker:
                     for job_id, hold in holds.items()
                 ])
                 jobs = [job for job in jobs if job.id not in holds]
+        # A recalled notification: what was never sent is never sent (no slot taken); what
+        # was sent to a channel that can take it back goes on, to be retracted.
+        cancelled = [
+            job for job in jobs
+            if self.is_recalled(notifications.get(job.notification_id), job.notification_id)
+            and not (job.remote_id and isinstance(self._channels.get(job.channel), Retracting))
+        ]
+        if cancelled:
+            await self._outbox.settle([
+                Settlement(job.id, "skipped", self._clock(), reason="recalled",
+                           count_attempt=False)
+                for job in cancelled
+            ])
+            jobs = [job for job in jobs if job not in cancelled]
         by_channel: dict[str, list[DeliveryJob]] = {}
         for job in jobs:
             by_channel.setdefault(job.channel, []).append(job)
@@ -488,17 +527,32 @@ class DeliveryWorker:
             result = DeliveryResult.failed("channel-unavailable")
         elif target is None:
             result = DeliveryResult.dead("target-inactive")
-        elif _expired(notification, now):
+        elif self.is_recalled(notification, job.notification_id) and not (
+            job.remote_id and isinstance(channel, Retracting)
+        ):
+            result = DeliveryResult.skipped("recalled")
+        elif _expired(notification, now) and not self.is_recalled(
+            notification, job.notification_id
+        ):
             result = DeliveryResult.skipped("expired")
         else:
+            nid = job.notification_id
+            self._sending[nid] = self._sending.get(nid, 0) + 1
             try:
-                result = await channel.send(job, target, notification)
+                if self.is_recalled(notification, nid) and isinstance(channel, Retracting):
+                    result = await channel.retract(job, target)
+                else:
+                    result = await channel.send(job, target, notification)
             except asyncio.CancelledError:
                 self._busy -= 1
                 raise
             except Exception as exc:  # a channel bug must not kill the worker
                 log.exception("channel %s raised on delivery %d", job.channel, job.id)
                 result = DeliveryResult.retry(f"internal error: {type(exc).__name__}")
+            finally:
+                self._sending[nid] -= 1
+                if not self._sending[nid]:
+                    del self._sending[nid]
         if result.status == "retry" and result.retry_after and entry.pace is not None:
             self._pause(entry, result.retry_after)
         if result.status == "dead" and channel is not None and target is not None:
@@ -574,11 +628,14 @@ class DeliveryWorker:
         batch, self._pending = self._pending, []
         if not batch:
             return
+        self._flushing += 1
         try:
             await self._outbox.settle([settlement for settlement, _ in batch])
         except BaseException:
             self._pending[:0] = batch
             raise
+        finally:
+            self._flushing -= 1
         # Recorded: the slots these sends held are free, and retries and edits may be due
         # sooner than the loop's idle timeout.
         sends = sum(1 for _, holds_slot in batch if holds_slot)

@@ -14,7 +14,9 @@ from typing import Any
 from botbuilder.core import TurnContext
 
 from dialogs.calendar import CalendarFlow
+from dialogs.cards import ACKNOWLEDGE, MARK_READ
 from dialogs.consent import ConsentFlow
+from dialogs.engagement_flow import EngagementFlow
 from dialogs.history import HistoryFlow
 from dialogs.preference_cards import (
     ACTION_CALENDAR_ALLOW,
@@ -52,7 +54,9 @@ class CardActions:
         history: HistoryFlow,
         *,
         calendar: CalendarFlow | None = None,
+        engagement: EngagementFlow | None = None,
     ) -> None:
+        self._engagement = engagement
         self._consent = consent
         self._preferences = preferences
         self._answers = answers
@@ -79,6 +83,14 @@ class CardActions:
             await self._answers.answer(context, notification_id, choice)
         elif action == ACTION_MARK_ALL_READ:
             await self._history.mark_all_read(context)
+        elif action in (MARK_READ, ACKNOWLEDGE) and self._engagement is not None:
+            notification_id = value.get("notificationId")
+            if not isinstance(notification_id, str) or not notification_id:
+                await context.send_activity("Sorry, that button does not say which notification.")
+            elif action == MARK_READ:
+                await self._engagement.mark_read(context, notification_id)
+            else:
+                await self._engagement.acknowledge(context, notification_id)
         elif action in (ACTION_CALENDAR_ALLOW, ACTION_CALENDAR_DENY) and self._calendar:
             await self._calendar.set(context, action == ACTION_CALENDAR_ALLOW)
         elif action == ACTION_SHOW_CALENDAR and self._calendar is not None:

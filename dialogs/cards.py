@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, Final
 
 from botbuilder.schema import (
@@ -15,8 +17,11 @@ from botbuilder.schema import (
 )
 
 __all__ = [
+    "ACKNOWLEDGE",
     "ADAPTIVE_CARD",
+    "MARK_READ",
     "PROMPT_ANSWER",
+    "CardState",
     "card_markdown",
     "notification_activity",
     "notification_card",
@@ -29,6 +34,76 @@ ADAPTIVE_CARD: Final = "application/vnd.microsoft.card.adaptive"
 _CARD_VERSION: Final = "1.4"
 PROMPT_ANSWER: Final = "promptAnswer"
 """The `action` of a prompt's answer buttons (data: notificationId, choice)."""
+ACKNOWLEDGE: Final = "acknowledge"
+"""The `action` of the acknowledge button an event's `acknowledge` asks for (data:
+notificationId)."""
+MARK_READ: Final = "markRead"
+"""The `action` of a default card's *Mark read* button (data: notificationId)."""
+
+
+@dataclass(frozen=True, slots=True)
+class CardState:
+    """One person's state of a notification, shown on the card sent to them: a card updated
+    in place after they acknowledged (or marked it read) shows that instead of the button."""
+
+    read: bool = False
+    acknowledged_at: float | None = None
+
+
+def _acknowledge_text(event: dict[str, Any]) -> str | None:
+    ask = event.get("acknowledge")
+    if isinstance(ask, dict) and isinstance(ask.get("text"), str) and ask["text"]:
+        return str(ask["text"])
+    return None
+
+
+def _engagement(
+    event: dict[str, Any], state: CardState | None, *, mark_read: bool
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """What a card shows of the person's engagement: (body blocks, buttons).
+
+    With an `acknowledge` request: its button until they acknowledge, then "Acknowledged"
+    with the time. Otherwise (on Herald's own card) a *Mark read* button until it is read.
+    Buttons need the notification's id (they name it)."""
+    notification_id = event.get("id")
+    if not notification_id:
+        return [], []
+    text = _acknowledge_text(event)
+    if text is not None:
+        if state is not None and state.acknowledged_at is not None:
+            when = datetime.fromtimestamp(state.acknowledged_at, UTC).strftime("%d %b %H:%M UTC")
+            return [
+                {
+                    "type": "TextBlock",
+                    "text": f"✅ Acknowledged · {when}",
+                    "color": "Good",
+                    "weight": "Bolder",
+                    "wrap": True,
+                    "spacing": "Medium",
+                }
+            ], []
+        return [], [
+            {
+                "type": "Action.Submit",
+                "title": text,
+                "style": "positive",
+                "data": {"action": ACKNOWLEDGE, "notificationId": notification_id},
+            }
+        ]
+    if not mark_read:
+        return [], []
+    if state is not None and state.read:
+        return [
+            {"type": "TextBlock", "text": "✓ Read", "isSubtle": True, "size": "Small",
+             "spacing": "Small", "wrap": True}
+        ], []
+    return [], [
+        {
+            "type": "Action.Submit",
+            "title": "Mark read",
+            "data": {"action": MARK_READ, "notificationId": notification_id},
+        }
+    ]
 
 # Adaptive Card colours and a symbol per severity, so the severity reads without colour too.
 _SEVERITY: Final[dict[str, tuple[str, str, str]]] = {
@@ -113,8 +188,30 @@ def prompt_card(event: dict[str, Any]) -> dict[str, Any] | None:
     return card
 
 
-def notification_card(event: dict[str, Any]) -> dict[str, Any]:
-    """The default card: title (coloured by severity), optional icon, text, and an Open action."""
+def acknowledge_card(
+    event: dict[str, Any], state: CardState | None = None
+) -> dict[str, Any] | None:
+    """The acknowledge button (or "Acknowledged") on a card of its own, sent beside a
+    backend's own card."""
+    blocks, buttons = _engagement(event, state, mark_read=False)
+    if not blocks and not buttons:
+        return None
+    card: dict[str, Any] = {
+        "type": "AdaptiveCard",
+        "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
+        "version": _CARD_VERSION,
+        "fallbackText": str(_acknowledge_text(event)),
+        "body": blocks
+        or [{"type": "TextBlock", "text": "Please confirm:", "isSubtle": True, "wrap": True}],
+    }
+    if buttons:
+        card["actions"] = buttons
+    return card
+
+
+def notification_card(event: dict[str, Any], state: CardState | None = None) -> dict[str, Any]:
+    """The default card: title (coloured by severity), optional icon, text, an Open action,
+    and the person's engagement (acknowledge button, or *Mark read*; see `_engagement`)."""
     color, symbol, label = _SEVERITY.get(str(event.get("severity", "info")), _SEVERITY["info"])
     title_block: dict[str, Any] = {
         "type": "TextBlock",
@@ -174,29 +271,41 @@ def notification_card(event: dict[str, Any]) -> dict[str, Any]:
         if event.get("url")
         else None
     )
+    # A question's card has no *Mark read* (answering is the person's action there).
+    engaged, buttons = _engagement(event, state, mark_read=block is None)
+    acks = [b for b in buttons if b["data"]["action"] == ACKNOWLEDGE]
+    body.extend(engaged)
     if block is not None:
-        if opener is not None:
-            # Under the text, not in the row of answers, where it would read as one more answer.
-            body.append({"type": "ActionSet", "spacing": "Small", "actions": [opener]})
-            opener = None
+        # Under the text, not in the row of answers, where they would read as more answers.
+        apart = acks + ([opener] if opener is not None else [])
+        if apart:
+            body.append({"type": "ActionSet", "spacing": "Small", "actions": apart})
         body.append(block[0])
         actions.extend(block[1])
-    if opener is not None:
-        actions.append(opener)
+    else:
+        actions.extend(acks)
+        if opener is not None:
+            actions.append(opener)
+        actions.extend(b for b in buttons if b["data"]["action"] == MARK_READ)
     if actions:
         card["actions"] = actions
     return card
 
 
-def notification_activity(event: dict[str, Any]) -> Activity:
+def notification_activity(event: dict[str, Any], state: CardState | None = None) -> Activity:
     """A message carrying the notification card (or the event's own card) and a text summary.
 
     An event with a `prompt` asks its question on the card (beside a backend's own card, on a
     second one) with a button per choice, and offers the choices as suggested actions for
-    clients that show no cards.
+    clients that show no cards. An event with `acknowledge` gets its button the same way;
+    `state` is the person's (a card updated in place after they acknowledged).
     """
-    content = event.get("card") or notification_card(event)
+    content = event.get("card") or notification_card(event, state)
     attachments = [Attachment(content_type=ADAPTIVE_CARD, content=content)]
+    if event.get("card"):
+        ack = acknowledge_card(event, state)
+        if ack is not None:
+            attachments.append(Attachment(content_type=ADAPTIVE_CARD, content=ack))
     activity = Activity(
         type=ActivityTypes.message,
         summary=plain_text(event)[:1000],

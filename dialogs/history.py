@@ -98,7 +98,13 @@ class HistoryFlow:
         if user_id is None:
             await context.send_activity("I can't tell who you are in this channel.")
             return
-        count = await self._services.inbox.mark_all_read(user_id)
+        via = "teams" if context.activity.channel_id == "msteams" else "chat"
+        engagement = self._services.engagement
+        count = (
+            await engagement.read_all(user_id, via)
+            if engagement is not None
+            else await self._services.inbox.mark_all_read(user_id, via)
+        )
         if count == 0:
             await context.send_activity("You have no unread notifications.")
         else:

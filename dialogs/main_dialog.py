@@ -220,7 +220,8 @@ class MainDialog(ComponentDialog):
         except NotFound:
             return "I don't know you yet. Say **hi** first."
         references = await self._services.conversations.for_users([user_id])
-        unread = await self._services.inbox.list(user_id, unread_only=True, limit=1000)
+        # The same count the inbox page and every push's badge show (read anywhere counts).
+        unread = (await self._services.inbox.unread_counts([user_id])).get(user_id, 0)
         required = self._services.policy.opt_in_required
         settings = summary_lines(prefs, opt_in_required=required)
         if self._calendar is not None and self._calendar.available:
@@ -229,7 +230,7 @@ class MainDialog(ComponentDialog):
             user_id,
             prefs.opted_in,
             len(references.get(user_id, [])),
-            len(unread),
+            unread,
             opt_in_required=required,
             settings=settings,
         )

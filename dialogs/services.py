@@ -15,6 +15,7 @@ from botbuilder.schema import Activity
 
 from delivery.channel import ChannelRegistry
 from dialogs.channel_links import LinkMaker
+from engagement import EngagementService
 from preferences.rules import DeliveryPolicy
 from preferences.service import PreferencesService
 from proactive.identity import user_key
@@ -50,6 +51,8 @@ class DialogServices:
     """Calendar subscriptions through Microsoft Graph (off unless configured)."""
     inbox_link: LinkMaker | None = None
     """A link to the person's live inbox page (the `inbox` command, the history answer)."""
+    engagement: EngagementService | None = None
+    """Read and acknowledged state, which also rings the person's live inbox pages."""
 
 
 def conversation_key(activity: Activity) -> str | None:

@@ -177,6 +177,10 @@ class HeraldAdapter(CloudAdapter):
             reference.service_url, reference.conversation.id, reference.activity_id
         )
 
+    async def delete_sent(self, reference: ConversationReference, activity_id: str) -> None:
+        """Delete a message the bot sent in a stored conversation (a recalled notification)."""
+        await self._transport.delete(reference.service_url, reference.conversation.id, activity_id)
+
     async def broadcast(
         self,
         reference: ConversationReference,

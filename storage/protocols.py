@@ -12,7 +12,11 @@ from collections.abc import Sequence
 from typing import Any, Protocol
 
 from storage.records import (
+    Acknowledgement,
     ConversationTarget,
+    Engagement,
+    EngagementBucket,
+    EngagementCounts,
     InboxChange,
     InboxEntry,
     NotificationRecord,
@@ -118,23 +122,97 @@ class NotificationStore(Protocol):
         """Notifications whose latest version is not fully expanded (resumed after a crash)."""
         ...
 
+    async def recall(self, notification_id: str, at: float) -> NotificationRecord | None:
+        """Mark the notification recalled at `at` (a repeat keeps the first time) and count it
+        as changed (`updated_at`), so live inbox pages drop it. None if there is no such
+        notification. Expansion of a recalled notification is never resumed."""
+        ...
+
 
 class InboxStore(Protocol):
     """Each user's history of notifications, with read state."""
 
-    async def list(self, user_id: str, *, unread_only: bool, limit: int) -> list[InboxEntry]: ...
-
-    async def mark_all_read(self, user_id: str) -> int: ...
-
-    async def unread_counts(self, user_ids: Sequence[str]) -> dict[str, int]:
-        """How many unread entries each user has (users with none are absent): the badge on
-        an iPhone's app icon. One call for a batch of deliveries, so it stays a query or a few
-        per batch, never one per push."""
+    async def list(self, user_id: str, *, unread_only: bool, limit: int) -> list[InboxEntry]:
+        """The user's entries, newest first; recalled notifications are left out."""
         ...
 
-    async def mark_read(self, user_id: str, notification_id: str) -> float | None:
-        """Mark one entry read (the inbox page's button). Returns when it was read (the earlier
-        time if it already was), or None if the user has no such entry (or it expired)."""
+    async def mark_all_read(self, user_id: str, via: str = "chat") -> int:
+        """Mark every unread entry read (recalled ones aside); returns how many."""
+        ...
+
+    async def mark_read(
+        self, user_id: str, notification_id: str, via: str = "inbox"
+    ) -> float | None:
+        """Mark one entry read, on surface `via` (the inbox page's button, a browser click...).
+        Returns when it was read (the earlier time, and its surface kept, if it already was),
+        or None if the user has no such entry (or it expired)."""
+        ...
+
+    async def mark_all_read_each(
+        self, user_ids: Sequence[str], via: str
+    ) -> dict[str, int]:
+        """`mark_all_read` for many people at once (read-all storms): how many entries each
+        had unread (absent: none)."""
+        ...
+
+    async def mark_read_each(
+        self, reads: Sequence[tuple[str, str, str]]
+    ) -> builtins.list[float | None]:
+        """`mark_read` for many (user id, notification id, via) at once, results in order: a
+        storm of reads from many people costs a statement or a few, not one per read."""
+        ...
+
+    async def mark_read_many(
+        self, user_id: str, notification_ids: Sequence[str], via: str
+    ) -> builtins.list[str]:
+        """Mark these entries of the user read (a Teams read receipt covers every message up
+        to the one it names); returns the ids that were unread until now."""
+        ...
+
+    async def acknowledge(
+        self, user_id: str, notification_id: str, via: str
+    ) -> Acknowledgement | None:
+        """Record the user's acknowledgement once (it marks the entry read too): a repeat, from
+        any surface, keeps the first time and surface. None if the user has no such entry."""
+        ...
+
+    async def entry(self, user_id: str, notification_id: str) -> InboxEntry | None:
+        """One entry with its read and acknowledged state (None: not in the user's inbox)."""
+        ...
+
+    async def unread_counts(self, user_ids: Sequence[str]) -> dict[str, int]:
+        """How many unread, not recalled entries each user has (absent: none), for the badge
+        pushes carry and the `status` answer; one query per batch of users."""
+        ...
+
+    async def engagement_counts(self, notification_id: str) -> EngagementCounts:
+        """The notification's funnel: recipients (entries), read, acknowledged, per surface."""
+        ...
+
+    async def engagement_of(
+        self, notification_id: str, user_ids: Sequence[str]
+    ) -> dict[str, Engagement]:
+        """Read and acknowledged state of these recipients (users without an entry absent),
+        for the per-recipient report, a page at a time."""
+        ...
+
+    async def engagement_timeline(
+        self, notification_id: str, *, bucket_seconds: float
+    ) -> builtins.list[EngagementBucket]:
+        """How many recipients first read / acknowledged it per `bucket_seconds` window,
+        oldest first, windows with none left out (the operator page's funnel over time)."""
+        ...
+
+    async def withdraw(self, notification_id: str) -> int:
+        """Take a recalled notification out of its recipients' inboxes (lists, unread counts,
+        badges; the live feed reports it as recalled). Returns how many entries it had."""
+        ...
+
+    async def unread_recipients(
+        self, notification_id: str, *, created_before: float, limit: int
+    ) -> builtins.list[str]:
+        """Recipients who have not read it and whose entry was written before
+        `created_before` (a reminder "not read after N hours"), at most `limit`."""
         ...
 
     async def changes(

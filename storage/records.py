@@ -6,7 +6,11 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 __all__ = [
+    "Acknowledgement",
     "ConversationTarget",
+    "Engagement",
+    "EngagementBucket",
+    "EngagementCounts",
     "InboxChange",
     "InboxEntry",
     "NotificationRecord",
@@ -78,10 +82,17 @@ class NotificationRecord:
     expand_cursor: str | None
     created_at: float
     updated_at: float
+    recalled_at: float | None = None
+    """When its sender recalled it (DELETE /api/notifications/{id}): nothing more is sent, sent
+    Teams messages are deleted, and it leaves its recipients' inboxes. None: not recalled."""
 
     @property
     def expansion_pending(self) -> bool:
         return self.expanded_version < self.version
+
+    @property
+    def recalled(self) -> bool:
+        return self.recalled_at is not None
 
 
 PutOutcome = Literal["created", "unchanged", "updated"]
@@ -96,6 +107,13 @@ class InboxEntry:
     read_at: float | None
     event: dict[str, Any] = field(default_factory=dict)
     version: int = 1
+    read_via: str | None = None
+    """Where it was first read: `inbox`, `chat`, `teams-receipt`, `webpush`, `mobile`, `api`."""
+    acknowledged_at: float | None = None
+    acknowledged_via: str | None = None
+    recalled: bool = False
+    """Its sender recalled it: lists leave it out; the live feed reports it once, so open
+    pages remove it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,3 +138,46 @@ class PendingPrompt:
     text: str
     choices: tuple[str, ...]
     queued_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class Engagement:
+    """One person's read and acknowledged state of one notification: one state, wherever it
+    was set (chat, card button, Teams read receipt, inbox page, browser, mobile app)."""
+
+    user_id: str
+    read_at: float | None = None
+    read_via: str | None = None
+    acknowledged_at: float | None = None
+    acknowledged_via: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Acknowledgement:
+    """The outcome of acknowledging: when and where it was first recorded (a repeat keeps
+    the first), and whether this call recorded it."""
+
+    acknowledged_at: float
+    via: str
+    first: bool
+
+
+@dataclass(frozen=True, slots=True)
+class EngagementCounts:
+    """A notification's funnel after delivery: of the people whose inbox has it (its
+    recipients), how many read it and acknowledged it, and where."""
+
+    recipients: int = 0
+    read: int = 0
+    acknowledged: int = 0
+    read_via: dict[str, int] = field(default_factory=dict)
+    acknowledged_via: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class EngagementBucket:
+    """How many recipients first read / acknowledged a notification within one time bucket."""
+
+    start: float
+    read: int = 0
+    acknowledged: int = 0

@@ -225,6 +225,19 @@ _MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (notification_id, user_id)
     );
     """,
+    # 7: engagement (issue 14). Read and acknowledged are one state per (person, notification),
+    # kept on the inbox entry with the surface it was first set on; a notification can be
+    # recalled. The funnel counts a notification's entries (inbox_by_notification); a Teams
+    # read receipt names a message by its activity id (deliveries_by_remote).
+    """
+    ALTER TABLE notifications ADD COLUMN recalled_at REAL;
+    ALTER TABLE inbox ADD COLUMN read_via TEXT;
+    ALTER TABLE inbox ADD COLUMN acknowledged_at REAL;
+    ALTER TABLE inbox ADD COLUMN acknowledged_via TEXT;
+    CREATE INDEX inbox_by_notification ON inbox (notification_id, created_at);
+    CREATE INDEX deliveries_by_remote ON deliveries (target, remote_id)
+        WHERE remote_id IS NOT NULL;
+    """,
 )
 
 

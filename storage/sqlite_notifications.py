@@ -8,7 +8,16 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from storage.records import InboxChange, InboxEntry, NotificationRecord, PutOutcome
+from storage.records import (
+    Acknowledgement,
+    Engagement,
+    EngagementBucket,
+    EngagementCounts,
+    InboxChange,
+    InboxEntry,
+    NotificationRecord,
+    PutOutcome,
+)
 from storage.sqlite import SqliteDatabase
 
 __all__ = ["SqliteInboxStore", "SqliteNotificationStore"]
@@ -28,6 +37,27 @@ def _record(row: Any) -> NotificationRecord:
         expand_cursor=row["expand_cursor"],
         created_at=float(row["created_at"]),
         updated_at=float(row["updated_at"]),
+        recalled_at=None if row["recalled_at"] is None else float(row["recalled_at"]),
+    )
+
+
+_ENTRY_COLUMNS = (
+    "i.notification_id, i.created_at, i.read_at, i.read_via, i.acknowledged_at,"
+    " i.acknowledged_via, n.event, n.version, n.recalled_at"
+)
+
+
+def _entry(row: Any) -> InboxEntry:
+    return InboxEntry(
+        notification_id=row["notification_id"],
+        created_at=float(row["created_at"]),
+        read_at=row["read_at"],
+        event=json.loads(row["event"]),
+        version=int(row["version"]),
+        read_via=row["read_via"],
+        acknowledged_at=row["acknowledged_at"],
+        acknowledged_via=row["acknowledged_via"],
+        recalled=row["recalled_at"] is not None,
     )
 
 
@@ -104,6 +134,17 @@ class SqliteNotificationStore:
         )
         return [r["id"] for r in rows]
 
+    async def recall(self, notification_id: str, at: float) -> NotificationRecord | None:
+        # Expansion ends here: the latest version counts as expanded, so it is never resumed.
+        rows = await self._db.write_returning(
+            "UPDATE notifications SET recalled_at = COALESCE(recalled_at, ?),"
+            " updated_at = CASE WHEN recalled_at IS NULL THEN MAX(updated_at, ?)"
+            " ELSE updated_at END,"
+            " expanded_version = version, expand_cursor = NULL WHERE id = ? RETURNING *",
+            (at, at, notification_id),
+        )
+        return _record(rows[0]) if rows else None
+
 
 class SqliteInboxStore:
     """InboxStore on SQLite; entries older than the retention are never returned."""
@@ -117,39 +158,16 @@ class SqliteInboxStore:
             "DELETE FROM inbox WHERE created_at < ?", (time.time() - self._retention,)
         )
 
-    async def unread_counts(self, user_ids: Sequence[str]) -> dict[str, int]:
-        result: dict[str, int] = {}
-        ids = list(dict.fromkeys(user_ids))
-        since = time.time() - self._retention
-        for i in range(0, len(ids), 500):
-            chunk = ids[i : i + 500]
-            rows = await self._db.fetchall(
-                "SELECT user_id, COUNT(*) FROM inbox WHERE read_at IS NULL AND created_at >= ?"
-                f" AND user_id IN ({','.join('?' * len(chunk))}) GROUP BY user_id",
-                (since, *chunk),
-            )
-            result.update((user_id, int(count)) for user_id, count in rows)
-        return result
-
     async def list(self, user_id: str, *, unread_only: bool, limit: int) -> list[InboxEntry]:
         rows = await self._db.fetchall(
-            "SELECT i.notification_id, i.created_at, i.read_at, n.event, n.version"
+            f"SELECT {_ENTRY_COLUMNS}"
             " FROM inbox i JOIN notifications n ON n.id = i.notification_id"
-            " WHERE i.user_id = ? AND i.created_at >= ?"
+            " WHERE i.user_id = ? AND i.created_at >= ? AND n.recalled_at IS NULL"
             + (" AND i.read_at IS NULL" if unread_only else "")
             + " ORDER BY i.created_at DESC, i.notification_id LIMIT ?",
             (user_id, time.time() - self._retention, limit),
         )
-        return [
-            InboxEntry(
-                notification_id=r["notification_id"],
-                created_at=float(r["created_at"]),
-                read_at=r["read_at"],
-                event=json.loads(r["event"]),
-                version=int(r["version"]),
-            )
-            for r in rows
-        ]
+        return [_entry(r) for r in rows]
 
     async def contains(self, user_id: str, notification_id: str) -> bool:
         row = await self._db.fetchone(
@@ -166,48 +184,244 @@ class SqliteInboxStore:
         )
         return [str(r["type"]) for r in rows]
 
-    async def mark_all_read(self, user_id: str) -> int:
-        # Entries past the retention are gone for the user: they are neither marked nor counted.
+    async def mark_all_read(self, user_id: str, via: str = "chat") -> int:
+        # Entries past the retention are gone for the user: they are neither marked nor counted;
+        # recalled ones are no longer in the inbox.
         now = time.time()
         return await self._db.write(
-            "UPDATE inbox SET read_at = ?"
-            " WHERE user_id = ? AND read_at IS NULL AND created_at >= ?",
-            (now, user_id, now - self._retention),
+            "UPDATE inbox SET read_at = ?, read_via = ?"
+            " WHERE user_id = ? AND read_at IS NULL AND created_at >= ?"
+            " AND NOT EXISTS (SELECT 1 FROM notifications n"
+            " WHERE n.id = inbox.notification_id AND n.recalled_at IS NOT NULL)",
+            (now, via, user_id, now - self._retention),
         )
 
-    async def mark_read(self, user_id: str, notification_id: str) -> float | None:
+    async def mark_read(
+        self, user_id: str, notification_id: str, via: str = "inbox"
+    ) -> float | None:
         now = time.time()
+        # The right-hand sides see the row as it was: the first read keeps its time and surface.
         rows = await self._db.write_returning(
-            "UPDATE inbox SET read_at = COALESCE(read_at, ?)"
-            " WHERE user_id = ? AND notification_id = ? AND created_at >= ? RETURNING read_at",
-            (now, user_id, notification_id, now - self._retention),
+            "UPDATE inbox SET read_at = COALESCE(read_at, ?),"
+            " read_via = CASE WHEN read_at IS NULL THEN ? ELSE read_via END"
+            " WHERE user_id = ? AND notification_id = ? AND created_at >= ?"
+            " AND NOT EXISTS (SELECT 1 FROM notifications n"
+            " WHERE n.id = inbox.notification_id AND n.recalled_at IS NOT NULL)"
+            " RETURNING read_at",
+            (now, via, user_id, notification_id, now - self._retention),
         )
         return float(rows[0]["read_at"]) if rows else None
+
+    async def mark_all_read_each(
+        self, user_ids: Sequence[str], via: str
+    ) -> dict[str, int]:
+        now = time.time()
+        counts: dict[str, int] = {}
+        unique = list(dict.fromkeys(user_ids))
+        for i in range(0, len(unique), _CHUNK):
+            chunk = unique[i : i + _CHUNK]
+            rows = await self._db.write_returning(
+                "UPDATE inbox SET read_at = ?, read_via = ?"
+                f" WHERE user_id IN ({','.join('?' * len(chunk))})"
+                " AND read_at IS NULL AND created_at >= ?"
+                " AND NOT EXISTS (SELECT 1 FROM notifications n"
+                " WHERE n.id = inbox.notification_id AND n.recalled_at IS NOT NULL)"
+                " RETURNING user_id",
+                (now, via, *chunk, now - self._retention),
+            )
+            for r in rows:
+                counts[str(r["user_id"])] = counts.get(str(r["user_id"]), 0) + 1
+        return counts
+
+    async def mark_read_each(
+        self, reads: Sequence[tuple[str, str, str]]
+    ) -> builtins.list[float | None]:
+        now = time.time()
+        found: dict[tuple[str, str], float] = {}
+        # Grouped by notification and surface (a storm is many people reading one): then each
+        # statement is a primary-key lookup per person.
+        groups: dict[tuple[str, str], list[str]] = {}
+        for user_id, notification_id, via in reads:
+            groups.setdefault((notification_id, via), []).append(user_id)
+        for (notification_id, via), users in groups.items():
+            unique = list(dict.fromkeys(users))
+            for i in range(0, len(unique), _CHUNK):
+                chunk = unique[i : i + _CHUNK]
+                rows = await self._db.write_returning(
+                    "UPDATE inbox SET read_at = COALESCE(read_at, ?),"
+                    " read_via = CASE WHEN read_at IS NULL THEN ? ELSE read_via END"
+                    f" WHERE user_id IN ({','.join('?' * len(chunk))}) AND notification_id = ?"
+                    " AND created_at >= ? AND NOT EXISTS (SELECT 1 FROM notifications n"
+                    " WHERE n.id = inbox.notification_id AND n.recalled_at IS NOT NULL)"
+                    " RETURNING user_id, read_at",
+                    (now, via, *chunk, notification_id, now - self._retention),
+                )
+                found.update(
+                    ((str(r["user_id"]), notification_id), float(r["read_at"])) for r in rows
+                )
+        return [found.get((user_id, notification_id)) for user_id, notification_id, _ in reads]
+
+    async def mark_read_many(
+        self, user_id: str, notification_ids: Sequence[str], via: str
+    ) -> builtins.list[str]:
+        now = time.time()
+        marked: builtins.list[str] = []
+        unique = list(dict.fromkeys(notification_ids))
+        for i in range(0, len(unique), _CHUNK):
+            chunk = unique[i : i + _CHUNK]
+            rows = await self._db.write_returning(
+                "UPDATE inbox SET read_at = ?, read_via = ?"
+                " WHERE user_id = ? AND read_at IS NULL AND created_at >= ?"
+                f" AND notification_id IN ({','.join('?' * len(chunk))})"
+                " RETURNING notification_id",
+                (now, via, user_id, now - self._retention, *chunk),
+            )
+            marked.extend(str(r["notification_id"]) for r in rows)
+        return marked
+
+    async def acknowledge(
+        self, user_id: str, notification_id: str, via: str
+    ) -> Acknowledgement | None:
+        now = time.time()
+        async with self._db.transaction() as conn:
+            found = list(
+                await conn.execute_fetchall(
+                    "SELECT acknowledged_at, acknowledged_via FROM inbox"
+                    " WHERE user_id = ? AND notification_id = ? AND created_at >= ?",
+                    (user_id, notification_id, now - self._retention),
+                )
+            )
+            if not found:
+                return None
+            if found[0]["acknowledged_at"] is not None:
+                return Acknowledgement(
+                    float(found[0]["acknowledged_at"]), str(found[0]["acknowledged_via"]), False
+                )
+            await conn.execute(
+                "UPDATE inbox SET acknowledged_at = ?, acknowledged_via = ?,"
+                " read_via = CASE WHEN read_at IS NULL THEN ? ELSE read_via END,"
+                " read_at = COALESCE(read_at, ?)"
+                " WHERE user_id = ? AND notification_id = ?",
+                (now, via, via, now, user_id, notification_id),
+            )
+        return Acknowledgement(now, via, True)
+
+    async def entry(self, user_id: str, notification_id: str) -> InboxEntry | None:
+        row = await self._db.fetchone(
+            f"SELECT {_ENTRY_COLUMNS} FROM inbox i JOIN notifications n"
+            " ON n.id = i.notification_id"
+            " WHERE i.user_id = ? AND i.notification_id = ? AND i.created_at >= ?",
+            (user_id, notification_id, time.time() - self._retention),
+        )
+        return _entry(row) if row is not None else None
+
+    async def unread_counts(self, user_ids: Sequence[str]) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        unique = list(dict.fromkeys(user_ids))
+        since = time.time() - self._retention
+        for i in range(0, len(unique), _CHUNK):
+            chunk = unique[i : i + _CHUNK]
+            rows = await self._db.fetchall(
+                "SELECT i.user_id, COUNT(*) AS n FROM inbox i"
+                " JOIN notifications n ON n.id = i.notification_id"
+                f" WHERE i.user_id IN ({','.join('?' * len(chunk))})"
+                " AND i.read_at IS NULL AND i.created_at >= ? AND n.recalled_at IS NULL"
+                " GROUP BY i.user_id",
+                (*chunk, since),
+            )
+            counts.update((str(r["user_id"]), int(r["n"])) for r in rows)
+        return counts
+
+    async def engagement_counts(self, notification_id: str) -> EngagementCounts:
+        rows = await self._db.fetchall(
+            "SELECT read_at IS NOT NULL AS r, read_via, acknowledged_at IS NOT NULL AS a,"
+            " acknowledged_via, COUNT(*) AS n FROM inbox"
+            " WHERE notification_id = ? AND created_at >= ? GROUP BY 1, 2, 3, 4",
+            (notification_id, time.time() - self._retention),
+        )
+        recipients = read = acknowledged = 0
+        read_via: dict[str, int] = {}
+        ack_via: dict[str, int] = {}
+        for r in rows:
+            n = int(r["n"])
+            recipients += n
+            if r["r"]:
+                read += n
+                via = str(r["read_via"] or "unknown")
+                read_via[via] = read_via.get(via, 0) + n
+            if r["a"]:
+                acknowledged += n
+                via = str(r["acknowledged_via"] or "unknown")
+                ack_via[via] = ack_via.get(via, 0) + n
+        return EngagementCounts(recipients, read, acknowledged, read_via, ack_via)
+
+    async def engagement_of(
+        self, notification_id: str, user_ids: Sequence[str]
+    ) -> dict[str, Engagement]:
+        found: dict[str, Engagement] = {}
+        unique = list(dict.fromkeys(user_ids))
+        for i in range(0, len(unique), _CHUNK):
+            chunk = unique[i : i + _CHUNK]
+            rows = await self._db.fetchall(
+                "SELECT user_id, read_at, read_via, acknowledged_at, acknowledged_via FROM inbox"
+                f" WHERE notification_id = ? AND user_id IN ({','.join('?' * len(chunk))})",
+                (notification_id, *chunk),
+            )
+            for r in rows:
+                found[str(r["user_id"])] = Engagement(
+                    str(r["user_id"]), r["read_at"], r["read_via"],
+                    r["acknowledged_at"], r["acknowledged_via"],
+                )
+        return found
+
+    async def engagement_timeline(
+        self, notification_id: str, *, bucket_seconds: float
+    ) -> builtins.list[EngagementBucket]:
+        counts: dict[int, dict[str, int]] = {}
+        for column, name in (("read_at", "read"), ("acknowledged_at", "acknowledged")):
+            rows = await self._db.fetchall(
+                f"SELECT CAST({column} / ? AS INTEGER) AS bucket, COUNT(*) AS n FROM inbox"
+                f" WHERE notification_id = ? AND {column} IS NOT NULL GROUP BY bucket",
+                (bucket_seconds, notification_id),
+            )
+            for r in rows:
+                counts.setdefault(int(r["bucket"]), {})[name] = int(r["n"])
+        return [
+            EngagementBucket(start=bucket * bucket_seconds, **counts[bucket])
+            for bucket in sorted(counts)
+        ]
+
+    async def withdraw(self, notification_id: str) -> int:
+        # Nothing to write: every read joins the notification and leaves recalled ones out.
+        row = await self._db.fetchone(
+            "SELECT COUNT(*) AS n FROM inbox WHERE notification_id = ?", (notification_id,)
+        )
+        return int(row["n"]) if row is not None else 0
+
+    async def unread_recipients(
+        self, notification_id: str, *, created_before: float, limit: int
+    ) -> builtins.list[str]:
+        rows = await self._db.fetchall(
+            "SELECT user_id FROM inbox WHERE notification_id = ? AND read_at IS NULL"
+            " AND created_at < ? AND created_at >= ? ORDER BY user_id LIMIT ?",
+            (notification_id, created_before, time.time() - self._retention, limit),
+        )
+        return [str(r["user_id"]) for r in rows]
 
     async def changes(
         self, user_id: str, since: float, limit: int
     ) -> builtins.list[InboxChange]:
         # One user's entries within the retention (the inbox_recent index); a page holds at
         # most a few hundred, so filtering them by change time costs little.
+        changed = (
+            "MAX(i.created_at, COALESCE(i.read_at, 0), COALESCE(i.acknowledged_at, 0),"
+            " n.updated_at)"
+        )
         rows = await self._db.fetchall(
-            "SELECT i.notification_id, i.created_at, i.read_at, n.event, n.version,"
-            " MAX(i.created_at, COALESCE(i.read_at, 0), n.updated_at) AS changed_at"
+            f"SELECT {_ENTRY_COLUMNS}, {changed} AS changed_at"
             " FROM inbox i JOIN notifications n ON n.id = i.notification_id"
-            " WHERE i.user_id = ? AND i.created_at >= ?"
-            " AND MAX(i.created_at, COALESCE(i.read_at, 0), n.updated_at) > ?"
+            f" WHERE i.user_id = ? AND i.created_at >= ? AND {changed} > ?"
             " ORDER BY changed_at, i.notification_id LIMIT ?",
             (user_id, time.time() - self._retention, since, limit),
         )
-        return [
-            InboxChange(
-                entry=InboxEntry(
-                    notification_id=r["notification_id"],
-                    created_at=float(r["created_at"]),
-                    read_at=r["read_at"],
-                    event=json.loads(r["event"]),
-                    version=int(r["version"]),
-                ),
-                changed_at=float(r["changed_at"]),
-            )
-            for r in rows
-        ]
+        return [InboxChange(entry=_entry(r), changed_at=float(r["changed_at"])) for r in rows]

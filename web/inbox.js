@@ -1,5 +1,7 @@
 // Herald's live inbox: a person's notifications, unread first, marked read one by one or all
-// at once; new ones arrive over server-sent events without a reload. Opened from a link the
+// at once, acknowledged where the sender asks for it; new ones arrive, and reads made anywhere
+// else (chat, Teams, a browser notification, the phone) show, over server-sent events without
+// a reload; a recalled notification disappears. Opened from a link the
 // bot gives one person; its token is the only credential. Plain script, no build step.
 //
 // The stream is read with fetch() rather than EventSource so that the token travels in the
@@ -126,6 +128,18 @@
     li.append(main);
 
     const actions = element('div', 'actions');
+    if (item.acknowledge) {
+      li.dataset.acknowledged = String(Boolean(item.acknowledged));
+      if (item.acknowledged) {
+        const done = `✓ Acknowledged ${when(item.acknowledgedAt)}`;
+        actions.append(element('span', 'acknowledged', done));
+      } else {
+        const button = element('button', 'acknowledge', item.acknowledge.text);
+        button.type = 'button';
+        button.addEventListener('click', () => acknowledge(item.id, button));
+        actions.append(button);
+      }
+    }
     if (!item.read) {
       const button = element('button', 'quiet mark-read', 'Mark read');
       button.type = 'button';
@@ -152,7 +166,32 @@
   }
 
   function upsert(item) {
-    items.set(item.id, item);
+    // Recalled by its sender: it leaves the inbox.
+    if (item.recalled) items.delete(item.id);
+    else items.set(item.id, item);
+  }
+
+  async function acknowledge(id, button) {
+    if (button) button.disabled = true;
+    const response = await api(`/${encodeURIComponent(id)}/acknowledge`, { method: 'POST' });
+    if (response.ok) {
+      const body = await response.json();
+      const item = items.get(id);
+      if (item) {
+        upsert({
+          ...item,
+          acknowledged: true,
+          acknowledgedAt: body.acknowledgedAt,
+          read: true,
+          readAt: item.readAt || body.acknowledgedAt,
+        });
+      }
+      render();
+    } else if (response.status === 401) {
+      expire();
+    } else if (button) {
+      button.disabled = false;
+    }
   }
 
   async function markRead(id, button) {

@@ -134,6 +134,35 @@
     const reasons = Object.entries(status.reasons || {}).map(([reason, n]) => `${reason}: ${n}`);
     $('reasons').textContent = reasons.length ? `Reasons — ${reasons.join(', ')}` : '';
     for (const section of ['progress', 'rate', 'report']) $(section).hidden = false;
+    showFunnel(status);
+  }
+
+  // Delivered → read → acknowledged: of the people whose inbox has it (one state per person,
+  // wherever they read it), with where they first did.
+  function showFunnel(status) {
+    const engagement = status.engagement;
+    if (!engagement) return;
+    const steps = [
+      ['delivered', 'reached', engagement.recipients],
+      ['read', 'read', engagement.read],
+    ];
+    if (engagement.acknowledged !== null && engagement.acknowledged !== undefined) {
+      steps.push(['acknowledged', 'acknowledged', engagement.acknowledged]);
+    }
+    const base = Math.max(engagement.recipients, 1);
+    $('funnel-steps').replaceChildren(...steps.map(([key, label, count]) => {
+      const item = element('li', key);
+      item.dataset.step = key;
+      item.dataset.count = String(count);
+      const bar = element('span', 'bar');
+      bar.style.width = `${(100 * count) / base}%`;
+      item.append(element('span', 'name', label), bar,
+        element('span', 'numbers', `${count} (${Math.round((100 * count) / base)} %)`));
+      return item;
+    }));
+    const via = Object.entries(engagement.readVia || {}).map(([where, n]) => `${where}: ${n}`);
+    $('funnel-via').textContent = via.length ? `First read in — ${via.join(', ')}` : '';
+    $('funnel').hidden = false;
   }
 
   function svg(tag, attributes, text) {
@@ -167,9 +196,11 @@
       rates.push({
         ok: (bucket.delivered || 0) / size,
         bad: ((bucket.failed || 0) + (bucket.deadTargets || 0)) / size,
+        read: (bucket.read || 0) / size,
+        acked: (bucket.acknowledged || 0) / size,
       });
     }
-    const peak = Math.max(...rates.map((r) => r.ok + r.bad), 1e-9);
+    const peak = Math.max(...rates.map((r) => Math.max(r.ok + r.bad, r.read, r.acked)), 1e-9);
     const width = 640;
     const height = 200;
     const left = 48;
@@ -206,6 +237,17 @@
         }));
       }
     });
+    // The funnel over time: first reads and acknowledgements per second, as lines.
+    for (const [key, cls] of [['read', 'read'], ['acked', 'acked']]) {
+      if (!rates.some((r) => r[key] > 0)) continue;
+      const points = rates.map((r, i) => {
+        const x = left + (i + 0.5) * step;
+        return `${x.toFixed(1)},${(8 + plotHeight - (r[key] / peak) * plotHeight).toFixed(1)}`;
+      });
+      const line = svg('polyline', { class: cls, points: points.join(' '), fill: 'none' });
+      line.append(svg('title', {}, key === 'read' ? 'read per second' : 'acknowledged per second'));
+      root.append(line);
+    }
     chart.replaceChildren(root);
   }
 

@@ -1,6 +1,7 @@
 // Herald's service worker: shows pushed notifications (even with every tab closed), opens
-// their link on click, and re-registers with Herald when the push service renews the
-// subscription. Served as /push/sw.js with the scope /push/.
+// their link on click and tells Herald it was read (or acknowledged, with the notification's
+// acknowledge action), keeps the app badge at the unread count, and re-registers with Herald
+// when the push service renews the subscription. Served as /push/sw.js with the scope /push/.
 'use strict';
 
 const STATE_CACHE = 'herald-push';
@@ -20,8 +21,7 @@ self.addEventListener('push', (event) => {
 
 self.addEventListener('notificationclick', (event) => {
   event.notification.close();
-  const data = event.notification.data || {};
-  event.waitUntil(openOrFocus(data.url));
+  event.waitUntil(clicked(event.notification.data || {}, event.action));
 });
 
 self.addEventListener('pushsubscriptionchange', (event) => {
@@ -37,7 +37,8 @@ function parse(data) {
   }
 }
 
-// Payload (Herald's delivery/webpush.py): {id, title, text, icon, url, severity, type, data?}.
+// Payload (Herald's delivery/webpush.py): {id, title, text, icon, url, severity, type, data?,
+// acknowledge?, unread?}.
 async function show(data) {
   const notification = parse(data);
   const options = {
@@ -50,11 +51,66 @@ async function show(data) {
       type: notification.type,
       severity: notification.severity,
       data: notification.data,
+      acknowledge: notification.acknowledge,
     },
-    requireInteraction: notification.severity === 'error',
+    // An error, or a notification waiting for an acknowledgement, stays until dealt with.
+    requireInteraction: notification.severity === 'error' || Boolean(notification.acknowledge),
   };
   if (notification.icon) options.icon = notification.icon;
+  if (notification.acknowledge) {
+    options.actions = [{ action: 'acknowledge', title: notification.acknowledge }];
+  }
+  if (typeof notification.unread === 'number') await badge(notification.unread);
   return self.registration.showNotification(notification.title || 'Herald', options);
+}
+
+// The app badge (Badging API, where the browser has one): the person's unread count.
+async function badge(count) {
+  try {
+    if (count > 0 && self.navigator.setAppBadge) await self.navigator.setAppBadge(count);
+    else if (self.navigator.clearAppBadge) await self.navigator.clearAppBadge();
+  } catch (e) { /* no badge here: nothing to keep in step */ }
+}
+
+// A click on the notification: read (and its link opened); on its acknowledge action:
+// acknowledged. Herald is told either way, so it is read everywhere, not only here.
+async function clicked(data, action) {
+  if (action === 'acknowledge') return report('/api/push/acknowledge', data.id);
+  // The report does not wait on the window, nor fails with it (a browser may refuse to open one).
+  const opened = openOrFocus(data.url).catch(() => undefined);
+  const [status] = await Promise.all([report('/api/push/read', data.id), opened]);
+  return status;
+}
+
+// The subscription proves whose browser this is: its endpoint and auth secret (only this
+// browser and Herald know the secret), as on re-registration.
+async function proof() {
+  const subscription = await self.registration.pushManager.getSubscription();
+  if (subscription) {
+    const json = subscription.toJSON();
+    return { endpoint: json.endpoint, auth: json.keys.auth };
+  }
+  return remembered();
+}
+
+async function report(path, id) {
+  if (!id) return 0;
+  const subscription = await proof();
+  if (!subscription) return 0;
+  try {
+    const response = await fetch(path, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify({ id, endpoint: subscription.endpoint, auth: subscription.auth }),
+    });
+    if (response.ok) {
+      const answer = await response.json();
+      if (typeof answer.unread === 'number') await badge(answer.unread);
+    }
+    return response.status;
+  } catch (e) {
+    return 0; // offline: the click still opened the link
+  }
 }
 
 function target(url) {
@@ -118,4 +174,4 @@ async function resubscribe(oldSubscription, newSubscription) {
 }
 
 // For tests driving the worker through the DevTools protocol.
-self.herald = { show, openOrFocus, resubscribe };
+self.herald = { show, openOrFocus, resubscribe, clicked };

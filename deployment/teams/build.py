@@ -154,6 +154,15 @@ def render(template: Any, values: Mapping[str, str]) -> Any:
     return template
 
 
+def _strings(node: Any) -> list[str]:
+    """Every key and string value in parsed JSON."""
+    if isinstance(node, dict):
+        return [s for k, v in node.items() for s in (str(k), *_strings(v))]
+    if isinstance(node, list):
+        return [s for item in node for s in _strings(item)]
+    return [node] if isinstance(node, str) else []
+
+
 def png_size(data: bytes) -> tuple[int, int]:
     """Width and height from a PNG's IHDR chunk."""
     if data[:8] != b"\x89PNG\r\n\x1a\n" or data[12:16] != b"IHDR":
@@ -164,10 +173,10 @@ def png_size(data: bytes) -> tuple[int, int]:
 
 def check(manifest: Mapping[str, Any], parameters: Parameters, source: Path) -> dict[str, bytes]:
     """Raise PackageError unless `manifest` is complete; the icon files it names, read."""
-    text = json.dumps(manifest)
-    if "{{" in text or "}}" in text:
-        left = sorted(set(re.findall(r"\{\{[^}]*\}\}", text)))
-        raise PackageError(f"placeholders left in the manifest: {', '.join(left) or text}")
+    # Looked for in the strings: the JSON text of nested objects ends in "}}" by itself.
+    left = sorted({m for s in _strings(manifest) for m in re.findall(r"\{\{[^}]*\}\}", s)})
+    if left:
+        raise PackageError(f"placeholders left in the manifest: {', '.join(left)}")
     if manifest.get("id") != parameters.app_id:
         raise PackageError("the manifest's id is not the app id given")
     bots = manifest.get("bots") or [{}]

@@ -130,6 +130,13 @@ class Chat:
             fields["replyToId"] = reply_to
         return await self._post(self.emulator.activity(self.user, "message", **fields))
 
+    async def click_on(self, card_id: str, data: dict[str, Any]) -> list[dict[str, Any]]:
+        """An Action.Submit on the card sent as activity `card_id`: Teams and the Emulator
+        name it in `replyToId`, which lets the bot update that card in place."""
+        return await self._post(
+            self.emulator.activity(self.user, "message", value=data, replyToId=card_id)
+        )
+
     async def wait_new(self, count: int = 1, timeout: float = 10.0) -> list[dict[str, Any]]:
         """Messages sent outside a turn of ours (proactive deliveries)."""
         target = self._seen + count

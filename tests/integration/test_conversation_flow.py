@@ -95,7 +95,12 @@ async def test_posted_event_arrives_as_card_in_the_chat(
     assert "Contoso" in card_text(card)
     actions = card_of(card)["actions"]
     assert actions == [
-        {"type": "Action.OpenUrl", "title": "Open", "url": "https://crm.example.com/cases/4711"}
+        {"type": "Action.OpenUrl", "title": "Open", "url": "https://crm.example.com/cases/4711"},
+        {
+            "type": "Action.Submit",
+            "title": "Mark read",
+            "data": {"action": "markRead", "notificationId": "case-4711"},
+        },
     ]
 
     status = await herald.wait_status("case-4711")

@@ -424,3 +424,37 @@ async def test_a_bad_service_account_file_stops_start_up(
     for path in (broken, tmp_path / "missing.json"):
         with pytest.raises(Exception, match="FIREBASE_CREDENTIALS"):
             await herald_factory(FIREBASE_CREDENTIALS=str(path), FCM_ENDPOINT="http://127.0.0.1:9")
+
+
+async def test_the_badge_is_the_persons_unread_count_wherever_they_read(
+    mobile_herald: RunningHerald, fcm: FcmStandIn
+) -> None:
+    """Android's notification count and `herald.unread` for the app: the unread count in the
+    person's inbox when the push was sent."""
+    user = "emulator:ada"
+    await register(mobile_herald, device_body(user))
+    for count, nid in enumerate(("b-1", "b-2"), start=1):
+        code, _ = await mobile_herald.post_event(event({"users": [user]}, id=nid))
+        assert code == 202
+        pushes = await fcm.wait_for(count)
+        await mobile_herald.wait_status(nid)
+    badges = [
+        (
+            p.message["android"]["notification"]["notification_count"],
+            p.message["data"]["herald.unread"],
+        )
+        for p in pushes
+    ]
+    assert badges == [(1, "1"), (2, "2")]
+
+    # Read in the app (or anywhere): the next push counts only what is still unread.
+    app = {"Authorization": "Bearer " + mobile_herald.herald.links.issue(user, "devices")}
+    for nid in ("b-1", "b-2"):
+        code, body = await mobile_herald.request(
+            "POST", f"/api/notifications/{nid}/read", headers=app, auth=False
+        )
+        assert code == 200, body
+    assert body["unread"] == 0
+    code, _ = await mobile_herald.post_event(event({"users": [user]}, id="b-3"))
+    (*_, latest) = await fcm.wait_for(3)
+    assert latest.message["android"]["notification"]["notification_count"] == 1

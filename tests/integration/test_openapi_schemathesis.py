@@ -155,6 +155,29 @@ CONFIG: dict[str, Any] = {
             "include-operation-id": ["postOperatorLink", "getNotificationTimeline"],
             "checks": {"positive_data_acceptance": {"expected-statuses": [200, 404]}},
         },
+        {
+            # Read / acknowledge for a user: with the API key a body without userId is 400
+            # (the document cannot say "required with an API key"); generated users and ids
+            # name nothing (404); a notification that asks for no acknowledgement is 409.
+            "include-operation-id": ["readNotification", "acknowledgeNotification"],
+            "checks": {"positive_data_acceptance": {"expected-statuses": [200, 400, 404, 409]}},
+        },
+        {
+            # Resend: a generated id names nothing (404); for the seeded notification nobody
+            # matches (200) or a linked notification is made (202), or it was recalled by a
+            # generated DELETE (409); `unread` without `hours` is 400 (the document cannot say
+            # "required with unread").
+            "include-operation-id": "resendNotification",
+            "checks": {
+                "positive_data_acceptance": {"expected-statuses": [200, 202, 400, 404, 409]}
+            },
+        },
+        {
+            # The service worker's reports: a generated subscription proves nothing (401); a
+            # generated auth secret that is not canonical base64url is 400.
+            "include-operation-id": ["readFromBrowser", "acknowledgeFromBrowser"],
+            "checks": {"positive_data_acceptance": {"expected-statuses": [200, 400, 401, 404]}},
+        },
         # The inbox API takes the seeded user's inbox token (added by `_config`), except the
         # event stream: with a valid token it stays open until the token expires, which no
         # generated case may wait for, so the fuzzer calls it with the API key, which is no
@@ -177,6 +200,8 @@ INBOX_OPERATIONS: dict[str, list[int]] = {
     "renewInboxToken": [200, 401],
     # Generated ids are rarely in the seeded user's inbox (404).
     "readInboxEntry": [200, 401, 404],
+    # ... and the seeded notification asks for no acknowledgement (409).
+    "acknowledgeInboxEntry": [200, 401, 404, 409],
 }
 
 

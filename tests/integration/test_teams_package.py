@@ -178,6 +178,16 @@ def test_ids_and_host_are_filled_in(built: Built) -> None:
     assert manifest["version"] == "1.0.0"
 
 
+def test_the_bot_asks_for_read_receipts_of_its_chats(built: Built) -> None:
+    """Teams sends a bot read receipts (event `application/vnd.microsoft.readReceipt`) only
+    with this resource-specific consent, which needs the app's Entra ID id."""
+    manifest = built.manifest
+    assert manifest["webApplicationInfo"] == {"id": BOT_ID}
+    assert manifest["authorization"]["permissions"]["resourceSpecific"] == [
+        {"name": "ChatMessageReadReceipt.Read.Chat", "type": "Application"}
+    ]
+
+
 def test_icons_follow_teams_rules(built: Built) -> None:
     colour = read_png(built.files["color.png"])
     outline = read_png(built.files["outline.png"])

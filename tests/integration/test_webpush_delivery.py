@@ -112,6 +112,7 @@ async def test_a_subscribed_browser_gets_the_decrypted_notification(
         "severity": "warning",
         "type": "case.assigned",
         "data": {"caseId": 4711},
+        "unread": 1,  # the person's unread count: the app badge
     }
     [request] = await push_service.requests(sub)
     assert 3590 <= int(request["ttl"]) <= 3600  # until expiresAt
@@ -132,7 +133,7 @@ async def test_ttl_defaults_and_no_urgency_unless_the_event_has_one(
     await deliver(herald, event(ada))
     [message] = await push_service.wait_notifications(sub, 1)
     payload = json.loads(message)
-    assert set(payload) == {"id", "title", "text", "severity", "type"}  # no nulls sent
+    assert set(payload) == {"id", "title", "text", "severity", "type", "unread"}  # no nulls
     assert payload["severity"] == "info"
     [request] = await push_service.requests(sub)
     assert request["ttl"] == str(DEFAULT_TTL_SECONDS)

@@ -37,6 +37,18 @@ def test_a_short_notification_is_sent_whole() -> None:
     }
 
 
+def test_an_acknowledgement_request_comes_as_the_acknowledge_category() -> None:
+    """The app's action for the category reports to POST /api/notifications/{id}/acknowledge
+    (issue 14), like the FCM message's `apns` block."""
+    payload = json.loads(
+        build_payload(event(acknowledge={"text": "I have read it"}), "n-1", 1, badge=4)
+    )
+    assert payload["aps"]["category"] == "HERALD_ACKNOWLEDGE"
+    assert payload["aps"]["badge"] == 4
+    assert payload["herald.acknowledge"] == "I have read it"
+    assert "category" not in json.loads(build_payload(event(), "n-2", 1))["aps"]
+
+
 @pytest.mark.parametrize("text_length", [3_000, 3_999])
 def test_the_text_is_cut_first_and_nothing_is_refused(text_length: int) -> None:
     text = "ä" * text_length  # two bytes each: far over 4 KB

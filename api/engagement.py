@@ -1,0 +1,226 @@
+"""Read and acknowledged, reported from outside the chat and the inbox page.
+
+- `POST /api/notifications/{id}/read` and `.../acknowledge`: the mobile app (with the link
+  token the bot gave its user, purpose `devices`, the one it registers its installation with)
+  or a backend (API key or Entra ID token, naming `userId`). Surface `mobile` for the app,
+  `api` for a backend.
+- `POST /api/push/read` and `/api/push/acknowledge`: the browser's service worker, when the
+  person clicks a Herald notification (or its acknowledge action). It proves whose browser it
+  is the way it re-registers: with its subscription's endpoint and auth secret, which only
+  that browser and Herald know (RFC 8291). Surface `webpush`.
+
+Each is idempotent: read keeps the first time and surface, an acknowledgement is recorded
+once (`first` says whether this call recorded it).
+"""
+
+from __future__ import annotations
+
+import hmac
+import time
+from collections.abc import Callable
+from typing import Any, Final
+
+from aiohttp import web
+from pydantic import BaseModel, ConfigDict, Field
+
+from api.devices import DEVICES_PURPOSE
+from api.http import ApiProblem, json_response, path_param, read_json
+from api.link_tokens import LinkTokenError, LinkTokens
+from api.notifications import NOTIFICATION_ID
+from api.push import SubscriptionProof
+from api.schemas import NotificationId, RecipientKey
+from engagement import AckOutcome, EngagementService
+from storage.protocols import UserStore
+from storage.subscriptions import SubscriptionStore, subscription_id
+
+__all__ = [
+    "ENGAGEMENT_REQUESTS",
+    "PUSH_ENGAGEMENT_PATHS",
+    "EngagementApi",
+    "PushEngagement",
+    "UserEngagement",
+    "engagement_link_purpose",
+]
+
+PUSH_READ_PATH: Final = "/api/push/read"
+PUSH_ACK_PATH: Final = "/api/push/acknowledge"
+PUSH_ENGAGEMENT_PATHS: Final = frozenset({PUSH_READ_PATH, PUSH_ACK_PATH})
+"""The service worker's reports check their own proof (the subscription's secret)."""
+
+_DEVICE_ROUTES: Final = frozenset(
+    {
+        ("POST", "/api/notifications/{id}/read"),
+        ("POST", "/api/notifications/{id}/acknowledge"),
+    }
+)
+
+
+def engagement_link_purpose(request: web.Request) -> str | None:
+    """For the auth middleware: the mobile app's reports take its `devices` link token."""
+    resource = request.match_info.route.resource
+    if resource is None or (request.method, resource.canonical) not in _DEVICE_ROUTES:
+        return None
+    return DEVICES_PURPOSE
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class UserEngagement(_Strict):
+    """The body of POST /api/notifications/{id}/read and .../acknowledge (may be empty with
+    the app's link token: it names the person)."""
+
+    user_id: RecipientKey | None = Field(
+        None,
+        alias="userId",
+        description="Whose read or acknowledgement this is (id or alias): required with an API "
+        "key; with the app's link token it must be the token's user.",
+    )
+
+
+class PushEngagement(SubscriptionProof):
+    """What the service worker reports: which notification, and its subscription (endpoint
+    and auth secret) as proof of whose browser it is."""
+
+    id: NotificationId = Field(description="The notification's id (the push payload's `id`).")
+
+
+ENGAGEMENT_REQUESTS: Final = (UserEngagement, PushEngagement)
+
+
+def _iso(epoch: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch))
+
+
+async def _body(request: web.Request) -> dict[str, Any]:
+    if not request.can_read_body:
+        return {}
+    body = await read_json(request)
+    if not isinstance(body, dict):
+        raise ApiProblem(400, "invalid_body", "the body is a JSON object")
+    return body
+
+
+class EngagementApi:
+    """Read and acknowledge for the mobile app, backends and the browser's service worker."""
+
+    def __init__(
+        self,
+        engagement: EngagementService,
+        users: UserStore,
+        subscriptions: SubscriptionStore,
+        tokens: LinkTokens,
+        is_backend: Callable[[web.Request], bool],
+    ) -> None:
+        self._engagement = engagement
+        self._users = users
+        self._subscriptions = subscriptions
+        self._tokens = tokens
+        self._is_backend = is_backend
+
+    def routes(self) -> list[web.RouteDef]:
+        return [
+            web.post("/api/notifications/{id}/read", self.read),
+            web.post("/api/notifications/{id}/acknowledge", self.acknowledge),
+            web.post(PUSH_READ_PATH, self.push_read),
+            web.post(PUSH_ACK_PATH, self.push_acknowledge),
+        ]
+
+    async def _person(self, request: web.Request, body: UserEngagement) -> tuple[str, str]:
+        """(user id, surface) of a report by the app or a backend."""
+        if self._is_backend(request):
+            if body.user_id is None:
+                raise ApiProblem(
+                    400, "missing_field", "userId is required with an API key", "userId"
+                )
+            resolved = await self._users.resolve([body.user_id])
+            if body.user_id not in resolved:
+                raise ApiProblem(
+                    404, "not_found", f"no user with id or alias {body.user_id!r}", "userId"
+                )
+            return resolved[body.user_id], "api"
+        # The middleware let the request through with a valid `devices` link token.
+        _, _, credential = request.headers.get("Authorization", "").partition(" ")
+        try:
+            user_id = self._tokens.verify(credential.strip(), DEVICES_PURPOSE)
+        except LinkTokenError as exc:  # checked by the middleware already; kept for safety
+            raise ApiProblem(401, "unauthorized", f"invalid link token ({exc.reason})") from exc
+        if body.user_id is not None and body.user_id != user_id:
+            raise ApiProblem(403, "forbidden", "the link token was issued to another user",
+                             "userId")
+        return user_id, "mobile"
+
+    async def _browser(self, request: web.Request) -> tuple[str, str]:
+        """(user id, notification id) of a service worker's report, proven by the
+        subscription's auth secret."""
+        body = PushEngagement.model_validate(await _body(request))
+        found = await self._subscriptions.get(subscription_id(body.endpoint))
+        if found is None or not hmac.compare_digest(found.auth, body.auth):
+            raise ApiProblem(
+                401, "invalid_proof", "that is no subscription Herald holds (or the wrong secret)"
+            )
+        return found.user_id, body.id
+
+    async def read(self, request: web.Request) -> web.Response:
+        notification_id = path_param(request, "id", NOTIFICATION_ID)
+        body = UserEngagement.model_validate(await _body(request))
+        user_id, via = await self._person(request, body)
+        return await self._read(user_id, notification_id, via)
+
+    async def acknowledge(self, request: web.Request) -> web.Response:
+        notification_id = path_param(request, "id", NOTIFICATION_ID)
+        body = UserEngagement.model_validate(await _body(request))
+        user_id, via = await self._person(request, body)
+        outcome = await self._engagement.acknowledge(user_id, notification_id, via)
+        return await self._acknowledged(user_id, notification_id, outcome)
+
+    async def push_read(self, request: web.Request) -> web.Response:
+        user_id, notification_id = await self._browser(request)
+        return await self._read(user_id, notification_id, "webpush")
+
+    async def push_acknowledge(self, request: web.Request) -> web.Response:
+        user_id, notification_id = await self._browser(request)
+        outcome = await self._engagement.acknowledge(user_id, notification_id, "webpush")
+        return await self._acknowledged(user_id, notification_id, outcome)
+
+    async def _read(self, user_id: str, notification_id: str, via: str) -> web.Response:
+        read_at, unread = await self._engagement.read_counted(user_id, notification_id, via)
+        if read_at is None:
+            raise ApiProblem(
+                404, "not_found", "this person has no such notification (or it expired)", "id"
+            )
+        return json_response(
+            {
+                "id": notification_id,
+                "userId": user_id,
+                "read": True,
+                "readAt": _iso(read_at),
+                "unread": unread,
+            }
+        )
+
+    async def _acknowledged(
+        self, user_id: str, notification_id: str, outcome: AckOutcome
+    ) -> web.Response:
+        ack = outcome.acknowledgement
+        if outcome.status == "not-asked":
+            raise ApiProblem(
+                409, "not_acknowledgeable", "this notification asks for no acknowledgement", "id"
+            )
+        if ack is None:  # not-in-inbox, recalled
+            raise ApiProblem(
+                404, "not_found", "this person has no such notification (or it was recalled)",
+                "id",
+            )
+        return json_response(
+            {
+                "id": notification_id,
+                "userId": user_id,
+                "acknowledged": True,
+                "acknowledgedAt": _iso(ack.acknowledged_at),
+                "acknowledgedVia": ack.via,
+                "first": ack.first,
+                "unread": await self._engagement.unread(user_id),
+            }
+        )
