@@ -367,14 +367,24 @@ class DeliveryWorker:
             self._inflight.add(task)
             task.add_done_callback(self._inflight.discard)
         if stale:
-            log.warning("%d deliveries waited out most of their lease; released", len(stale))
-            task = asyncio.create_task(self._release(stale))
+            log.warning("%d deliveries waited out most of their lease; given back", len(stale))
+            task = asyncio.create_task(self._give_back(stale))
             self._inflight.add(task)
             task.add_done_callback(self._inflight.discard)
 
-    async def _release(self, entries: Sequence[Entry]) -> None:
+    async def _give_back(self, entries: Sequence[Entry]) -> None:
+        """Back to the store while the lease is still ours, due when the lane's budget would
+        reach them, as a deferral: a queue counts a message taken and let go as a failed try
+        (poison after a few), but waiting for budget is nobody's failure."""
+        now = self._clock()
         try:
-            await self._outbox.release([entry.job.id for entry in entries])
+            await self._outbox.settle([
+                _deferral(
+                    entry.job.id,
+                    self._turn(entry.pace.lane, now) if entry.pace is not None else now,
+                )
+                for entry in entries
+            ])
         finally:
             self._held.difference_update(entry.job.id for entry in entries)
 
