@@ -11,7 +11,7 @@ from typing import Any, Literal, get_args
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.engagement import PUSH_ACK_PATH, PUSH_READ_PATH, PushEngagement, UserEngagement
-from api.notifications import NOTIFICATION_ID
+from api.pages_openapi import notification_id_parameter
 from engagement import SURFACES
 
 __all__ = ["ENGAGEMENT_MODELS", "ENGAGEMENT_REQUESTS", "engagement_paths"]
@@ -67,16 +67,6 @@ ENGAGEMENT_MODELS: list[type[BaseModel]] = [
 ENGAGEMENT_REQUESTS: tuple[type[BaseModel], ...] = (UserEngagement, PushEngagement)
 
 
-def _path_id() -> dict[str, Any]:
-    return {
-        "name": "id",
-        "in": "path",
-        "required": True,
-        "description": "The notification id.",
-        "schema": NOTIFICATION_ID.json_schema(),
-    }
-
-
 def engagement_paths(
     json_content: Callable[[str], dict[str, Any]],
     error: Callable[[str], dict[str, Any]],
@@ -104,7 +94,7 @@ def engagement_paths(
                 "description": "Idempotent: the first read's time and surface are kept. Read "
                 "anywhere is read everywhere: inbox pages update live, unread counts and "
                 "badges follow." + who,
-                "parameters": [_path_id()],
+                "parameters": [notification_id_parameter()],
                 "requestBody": user_body,
                 "responses": {
                     "200": {"description": "Read.", "content": json_content("ReadAnswer")},
@@ -126,7 +116,7 @@ def engagement_paths(
                 "button in the mobile app).",
                 "description": "Recorded once, with time and surface; a repeat (from any "
                 "surface) answers the first record with `first: false`. Implies read." + who,
-                "parameters": [_path_id()],
+                "parameters": [notification_id_parameter()],
                 "requestBody": user_body,
                 "responses": {
                     "200": {
@@ -187,7 +177,7 @@ def engagement_paths(
                 "operationId": "acknowledgeInboxEntry",
                 "summary": "The inbox entry's acknowledge button (recorded once; implies read).",
                 "security": [{"inboxLink": []}],
-                "parameters": [_path_id()],
+                "parameters": [notification_id_parameter()],
                 "responses": {
                     "200": {
                         "description": "Acknowledged.",

@@ -20,6 +20,7 @@ __all__ = [
     "PAGES_MODELS",
     "PAGES_SECURITY_SCHEMES",
     "document_pages_schemas",
+    "notification_id_parameter",
     "pages_paths",
 ]
 
@@ -126,7 +127,8 @@ def document_pages_schemas(schemas: dict[str, Any]) -> None:
     schemas["InboxList"]["properties"]["items"]["items"] = {"$ref": REF.format(model="HistoryItem")}
 
 
-def _path_id() -> dict[str, Any]:
+def notification_id_parameter() -> dict[str, Any]:
+    """The `{id}` path parameter of a notification's routes."""
     return {
         "name": "id",
         "in": "path",
@@ -166,7 +168,7 @@ def pages_paths(
                 "one (the page renews its own while it is open), expiring no later than "
                 "HERALD_LINK_MAX_HOURS after the link was first issued.",
                 "security": operator,
-                "parameters": [_path_id()],
+                "parameters": [notification_id_parameter()],
                 "responses": {
                     "200": {
                         "description": "The link.",
@@ -188,7 +190,7 @@ def pages_paths(
                 "page's delivery-rate chart).",
                 "security": operator,
                 "parameters": [
-                    _path_id(),
+                    notification_id_parameter(),
                     {
                         "name": "bucket",
                         "in": "query",
@@ -299,7 +301,7 @@ def pages_paths(
                 "operationId": "readInboxEntry",
                 "summary": "Mark one entry of the inbox read (again: the first time stays).",
                 "security": inbox,
-                "parameters": [_path_id()],
+                "parameters": [notification_id_parameter()],
                 "responses": {
                     "200": {"description": "Read.", "content": json_content("InboxRead")},
                     "400": error("Not a valid notification id."),
