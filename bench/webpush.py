@@ -362,6 +362,8 @@ async def end_to_end(
         HERALD_LOG_LEVEL="WARNING",
         WEBPUSH_VAPID_PRIVATE_KEY=vapid_pem,
         WEBPUSH_VAPID_SUBJECT=SUBJECT,
+        # The push service is on loopback: allowed here, as the channel measurement allows it.
+        WEBPUSH_ALLOWED_HOSTS="127.0.0.1:*",
     )
     log_path = workdir / "herald.log"
     with log_path.open("ab") as log:
