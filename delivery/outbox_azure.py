@@ -78,6 +78,12 @@ _ORPHAN_AFTER: Final = 60.0
 """A message whose row is missing this long after it was sent belongs to a failed insert."""
 _WAIT_FOR_ROW: Final = 1.0
 """How long a message received before its row was written is hidden again."""
+_TOKEN_GRACE: Final = 30.0
+"""A message whose token the row does not hold yet is waited for this long after it was sent:
+a re-queue sends the new message before it writes the new token, and another instance may
+receive the message in between. Older ones are stale (superseded, or their write failed)."""
+_MAX_EARLY_RECEIVES: Final = 60
+"""Without a send time (the queue did not say), a message is waited for this many receives."""
 _MARK_TTL: Final = 7 * 86400
 """Audience marks (who an expansion planned) are needed until it finishes; then they expire."""
 _DUE_SLACK: Final = 0.5
@@ -377,14 +383,13 @@ class AzureQueueOutbox:
         ident, token = parsed
         row = await self._db.read("deliveries", str(ident), str(ident))
         if row is None:
-            age = now - message.inserted_on.timestamp() if message.inserted_on else 0.0
-            if age > _ORPHAN_AFTER:
-                await self._queue.delete(message.id, message.pop_receipt)  # insert failed
-            else:
-                await self._queue.hide(message.id, message.pop_receipt, _WAIT_FOR_ROW)
+            await self._early_or_stale(message, now, _ORPHAN_AFTER)  # stale: its insert failed
             return None
-        if row.get("tok") != token or row["status"] not in _OUTSTANDING:
-            await self._queue.delete(message.id, message.pop_receipt)  # stale
+        if row.get("tok") != token:
+            await self._early_or_stale(message, now, _TOKEN_GRACE)
+            return None
+        if row["status"] not in _OUTSTANDING:
+            await self._queue.delete(message.id, message.pop_receipt)  # settled meanwhile
             return None
         due = float(row["dueAt"])
         if due > now + _DUE_SLACK:
@@ -412,6 +417,19 @@ class AzureQueueOutbox:
             return None
         lease = _Lease(message, until, due, int(row["sentVersion"]), row["notificationId"])
         return _job(row), lease
+
+    async def _early_or_stale(self, message: QueuedMessage, now: float, grace: float) -> None:
+        """A message its row does not (yet) expect: sent just before the row was written, it is
+        hidden until the write lands; past `grace` it is stale and deleted. Deleting it early
+        would lose the job: the row would then wait for a message that no longer exists."""
+        if message.inserted_on is not None:
+            early = now - message.inserted_on.timestamp() <= grace
+        else:
+            early = message.dequeue_count <= _MAX_EARLY_RECEIVES
+        if early:
+            await self._queue.hide(message.id, message.pop_receipt, _WAIT_FOR_ROW)
+        else:
+            await self._queue.delete(message.id, message.pop_receipt)
 
     async def settle(self, settlements: Sequence[Settlement]) -> None:
         if not settlements:
