@@ -23,7 +23,6 @@ from botbuilder.dialogs import Dialog, DialogContext, DialogSet
 from botbuilder.schema import Activity, ChannelAccount
 from pydantic import ValidationError
 
-from api.schemas import BroadcastValue, first_problem
 from bots.teams import TeamChannels
 from dialogs.card_actions import CardActions, card_action
 from dialogs.cards import CardState, notification_activity, prompt_of
@@ -34,6 +33,8 @@ from dialogs.interruptible import was_cancelled
 from dialogs.main_dialog import MainOptions
 from dialogs.prompt_dialog import PromptDialogOptions
 from dialogs.services import DialogServices, conversation_key
+from notifications.event import BroadcastValue
+from notifications.problems import first_problem
 from proactive.adapter import BROADCAST_EVENT, BROADCAST_TURN_KEY, BroadcastTurn
 from proactive.encoding import clone
 from proactive.identity import stored_reference, tenant_of, user_key

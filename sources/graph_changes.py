@@ -19,9 +19,9 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final, Literal
 
-from api.schemas import content_hash
 from errors import NotFound, SourceNotFound
 from logs import NOTIFICATION_ID
+from notifications.event import content_hash
 from preferences.service import PreferencesService
 from sources.calendar import (
     CALENDAR_EVENT_TYPE,
