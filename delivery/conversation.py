@@ -131,9 +131,7 @@ class ConversationChannel:
         value = self._values.get(key)
         if value is None:
             # `resendOf` only links a resend to its first notification: not for the card.
-            value = {
-                k: v for k, v in notification.event.items() if k not in ("recipients", "resendOf")
-            }
+            value = notification.event.content()
             self._values[key] = value
             if len(self._values) > self._value_cache_size:
                 self._values.popitem(last=False)

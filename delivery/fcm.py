@@ -605,7 +605,7 @@ class FcmChannel:
         if template is None:
             try:
                 template = build_message(
-                    notification.event,
+                    notification.event.content(),
                     notification.id,
                     notification.version,
                     platform,

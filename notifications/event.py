@@ -12,7 +12,7 @@ import hashlib
 import json
 import re
 from collections.abc import Mapping
-from typing import Annotated, Any, Final, Literal
+from typing import Annotated, Any, Final, Literal, TypeVar
 
 from pydantic import (
     AwareDatetime,
@@ -49,6 +49,7 @@ __all__ = [
     "Urgency",
     "card_bytes",
     "content_hash",
+    "read_stored",
 ]
 
 MAX_RECIPIENTS = 10_000
@@ -105,6 +106,12 @@ LENIENT: Final = "herald.lenient"
 whose rules may have been looser than today's (see `StoredEvent.from_document`)."""
 
 
+_LOOSER_RULES: Final = frozenset(
+    {"string_too_short", "string_too_long", "string_pattern_mismatch", "too_short", "too_long"}
+)
+"""The rules a stored event read leniently may break: lengths and patterns, never types."""
+
+
 def _lenient(info: ValidationInfo) -> bool:
     return bool(info.context and info.context.get(LENIENT))
 
@@ -122,11 +129,12 @@ class _Strict(BaseModel):
         # rather than lose the notification. Everything else must still fit its type.
         try:
             return handler(value)
-        except ValidationError:
+        except ValidationError as exc:
             texts = isinstance(value, str) or (
                 isinstance(value, list) and all(isinstance(v, str) for v in value)
             )
-            if texts and _lenient(info):
+            looser = all(e["type"] in _LOOSER_RULES for e in exc.errors())
+            if texts and looser and _lenient(info):
                 return value
             raise
 
@@ -310,15 +318,16 @@ class StoredEvent(Event):
 
     @classmethod
     def from_document(cls, document: object) -> StoredEvent:
-        """The one place a stored event is parsed. It was valid when posted, but perhaps
-        under looser rules than today's (a longer title, a larger card, a pattern since
-        tightened): then it is read leniently, keeping such values as they are, so old rows
-        still load. Keys no longer known are dropped; a row that does not fit the event's
-        shape at all still fails."""
-        try:
-            return cls.model_validate(document)
-        except ValidationError:
-            return cls.model_validate(document, context={LENIENT: True})
+        """A stored event's JSON as the model (see `read_stored`)."""
+        return read_stored(cls, document)
+
+    def content(self) -> dict[str, Any]:
+        """What is sent to recipients as JSON (the bot's BroadcastEvent value): the event
+        without its audience, which may be 10,000 people long, and without `resendOf`, a
+        link between notifications that is never shown."""
+        return self.model_dump(
+            mode="json", by_alias=True, exclude_none=True, exclude={"recipients", "resend_of"}
+        )
 
 
 class BroadcastValue(Notice):
@@ -326,6 +335,21 @@ class BroadcastValue(Notice):
     so recipients, if present, are not needed."""
 
     recipients: Recipients | None = None
+
+
+_Read = TypeVar("_Read", bound=_Strict)
+
+
+def read_stored(model: type[_Read], document: object) -> _Read:
+    """The one place an event Herald stored itself is parsed (a store's row, the value the
+    delivery channel hands the bot). It was valid when posted, but perhaps under looser rules
+    than today's (a longer title, a larger card, a pattern since tightened): then it is read
+    leniently, keeping such values as they are, so old rows still load. A document that does
+    not fit the event's shape at all still fails."""
+    try:
+        return model.model_validate(document)
+    except ValidationError:
+        return model.model_validate(document, context={LENIENT: True})
 
 
 def card_bytes(card: dict[str, Any]) -> int:
