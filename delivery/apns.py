@@ -58,7 +58,7 @@ import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from delivery.channel import DeliveryResult, Pace, Target
+from delivery.channel import Channel, DeliveryResult, Pace, Target
 from delivery.http2 import ConnectionLost, Http2Origin, NotProcessed
 from delivery.mobile import MOBILE
 from delivery.outbox import DeliveryJob
@@ -360,7 +360,7 @@ def _short(text: str) -> str:
     return text if len(text) <= _MAX_REASON else text[: _MAX_REASON - 1] + "…"
 
 
-class ApnsChannel:
+class ApnsChannel(Channel[ApnsTarget]):
     """Channel `mobile` for APNs: pushes to each active installation with an APNs token.
 
     Alone (FCM off) it is registered as `mobile`; with FCM on, delivery/mobile.py's
@@ -413,10 +413,10 @@ class ApnsChannel:
         found = await self._devices.apns_targets_for(user_ids)
         return {user: [Target(key) for key in keys] for user, keys in found.items()}
 
-    def pace(self, target: Any) -> Pace | None:
+    def pace(self, target: ApnsTarget) -> Pace | None:
         return None  # APNs has no per-tenant budget; TooManyRequests is per device, retried
 
-    async def load(self, jobs: Sequence[DeliveryJob]) -> dict[int, Any]:
+    async def load(self, jobs: Sequence[DeliveryJob]) -> dict[int, ApnsTarget]:
         found = await self._devices.get_many([(job.user_id, job.target) for job in jobs])
         pairs = [(job, found.get((job.user_id, job.target))) for job in jobs]
         return await self.targets_of(
@@ -439,9 +439,8 @@ class ApnsChannel:
         return {job.id: ApnsTarget(device, counts.get(job.user_id, 0)) for job, device in sendable}
 
     async def send(
-        self, job: DeliveryJob, target: Any, notification: NotificationRecord
+        self, job: DeliveryJob, target: ApnsTarget, notification: NotificationRecord
     ) -> DeliveryResult:
-        assert isinstance(target, ApnsTarget)
         device = target.device
         token = device.apns_token
         if token is None:

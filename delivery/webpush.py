@@ -32,8 +32,8 @@ import aiohttp
 from pywebpush import WebPusher, WebPushException
 
 from delivery.allowed_hosts import AllowedHosts
-from delivery.badges import UnreadCounts, unwrap, with_badges
-from delivery.channel import DeliveryResult, Pace, Target
+from delivery.badges import MaybeBadged, UnreadCounts, unwrap, with_badges
+from delivery.channel import Channel, DeliveryResult, Pace, Target
 from delivery.outbox import DeliveryJob
 from delivery.payload import Shrink, fit_json
 from delivery.vapid import VapidKeys
@@ -105,7 +105,7 @@ def _ttl(event: Notice, now: float, default: int) -> int:
     return max(0, int(event.expires_at.timestamp() - now))
 
 
-class WebPushChannel:
+class WebPushChannel(Channel[MaybeBadged[PushSubscription]]):
     """Channel `webpush`: one push per subscription (a user may have several browsers)."""
 
     name = "webpush"
@@ -157,12 +157,12 @@ class WebPushChannel:
         found = await self._subscriptions.targets_for(user_ids)
         return {user: [Target(key) for key in keys] for user, keys in found.items()}
 
-    def pace(self, target: Any) -> Pace | None:
+    def pace(self, target: MaybeBadged[PushSubscription]) -> Pace | None:
         return None  # push services publish no per-sender rate; their 429s are retried
 
-    async def load(self, jobs: Sequence[DeliveryJob]) -> dict[int, Any]:
+    async def load(self, jobs: Sequence[DeliveryJob]) -> dict[int, MaybeBadged[PushSubscription]]:
         found = await self._subscriptions.get_many([(j.user_id, j.target) for j in jobs])
-        targets: dict[int, Any] = {}
+        targets: dict[int, PushSubscription] = {}
         for job in jobs:
             subscription = found.get((job.user_id, job.target))
             if subscription is not None:
@@ -198,9 +198,11 @@ class WebPushChannel:
         return headers
 
     async def send(
-        self, job: DeliveryJob, target: Any, notification: NotificationRecord
+        self,
+        job: DeliveryJob,
+        target: MaybeBadged[PushSubscription],
+        notification: NotificationRecord,
     ) -> DeliveryResult:
-        subscription: PushSubscription
         subscription, unread = unwrap(target)
         refusal = self._allowed_hosts.refusal(subscription.endpoint)
         if refusal is not None:  # allowed when registered, no longer: never sent
