@@ -29,10 +29,7 @@ from delivery.router import Router
 from notifications.event import LENIENT
 from storage.protocols import InboxStore, NotificationStore
 
-__all__ = ["RESEND_LINK", "ResendApi", "ResendRequest"]
-
-RESEND_LINK: Final = "resendOf"
-"""The stored event field naming the notification a resend repeats (never rendered)."""
+__all__ = ["ResendApi", "ResendRequest"]
 
 _PAGE: Final = 1000
 

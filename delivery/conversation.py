@@ -135,8 +135,7 @@ class ConversationChannel(Channel[ChatTarget], Retracting[ChatTarget]):
         key = (notification.id, notification.version)
         value = self._values.get(key)
         if value is None:
-            # `resendOf` only links a resend to its first notification: not for the card.
-            value = notification.event.content()
+            value = notification.event.content()  # without `resendOf`: not for the card
             self._values[key] = value
             if len(self._values) > self._value_cache_size:
                 self._values.popitem(last=False)
