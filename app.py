@@ -54,7 +54,8 @@ from delivery.allowed_hosts import AllowedHosts
 from delivery.apns import ApnsChannel, ApnsConfig
 from delivery.audience import Audiences
 from delivery.budget import BudgetStore, LaneBudget, LocalBudget, SharedBudget
-from delivery.channel import Channel, ChannelRegistry
+from delivery.channel import AnyChannel as Channel
+from delivery.channel import ChannelRegistry
 from delivery.conversation import ConversationChannel
 from delivery.fairness import FairClock
 from delivery.mobile import MobilePush, UnreachableDevices

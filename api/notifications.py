@@ -22,6 +22,7 @@ from delivery.outbox import DeliveryCounters, Outbox
 from delivery.reach import NOT_INSTALLABLE
 from delivery.router import Router, send_at
 from logs import NOTIFICATION_ID as NOTIFICATION_ID_LOG
+from notifications.event import StoredEvent
 from storage.protocols import InboxStore, NotificationStore, PromptStore, UserStore
 from storage.records import Engagement, EngagementCounts
 
@@ -104,10 +105,10 @@ class NotificationsApi:
 
     async def post(self, request: web.Request) -> web.Response:
         event = Event.model_validate(await read_json(request))
-        document = event.document()
         notification_id = event.id or uuid.uuid4().hex
         NOTIFICATION_ID_LOG.set(notification_id)
-        document["id"] = notification_id
+        stored = StoredEvent.model_validate({**event.document(), "id": notification_id})
+        document = stored.document()
         existing = await self._notifications.get(notification_id)
         if existing is not None and existing.recalled:
             raise ApiProblem(
@@ -122,7 +123,7 @@ class NotificationsApi:
         if audience.all:
             recipients += await self._users.count()
         outcome, record = await self._notifications.put(
-            notification_id, content_hash(document), document, event.type.lower(), recipients
+            notification_id, content_hash(document), stored, event.type.lower(), recipients
         )
         if outcome != "unchanged":
             self._router.submit(notification_id)
@@ -137,7 +138,7 @@ class NotificationsApi:
             "version": record.version,
             "outcome": outcome,
         }
-        due = send_at(document)
+        due = send_at(stored)
         if due is not None:
             answer["sendAt"] = document["sendAt"]
             if due > time.time():
@@ -168,7 +169,7 @@ class NotificationsApi:
         else:
             status = "completed"
         waiting = self._pacing.waiting(notification_id, counters.lanes) if counters.lanes else {}
-        parts = audience_parts(record.event.get("recipients") or {})
+        parts = audience_parts(record.event.recipients)
         cursor = record.expand_cursor
         saved = cursor is not None and cursor.startswith("{")
         expansion = Expansion.loads(cursor, len(parts))
@@ -178,8 +179,8 @@ class NotificationsApi:
             recipients = max(record.recipients, expansion.added)
         body: dict[str, Any] = {
             "id": record.id,
-            "type": record.event.get("type"),
-            "title": record.event.get("title"),
+            "type": record.event.type,
+            "title": record.event.title,
             "version": record.version,
             "status": status,
             "recipients": recipients,
@@ -217,13 +218,13 @@ class NotificationsApi:
         if record.recalled_at is not None:
             body["recalledAt"] = _iso(record.recalled_at)
         if due is not None:
-            body["sendAt"] = record.event["sendAt"]
-        if record.event.get("resendOf"):
-            body["resendOf"] = record.event["resendOf"]
+            body["sendAt"] = record.event.model_dump(mode="json", include={"send_at"})["send_at"]
+        if record.event.resend_of:
+            body["resendOf"] = record.event.resend_of
         if self._inbox is not None:
             body["engagement"] = _funnel(
                 await self._inbox.engagement_counts(notification_id),
-                asks_acknowledgement=isinstance(record.event.get("acknowledge"), dict),
+                asks_acknowledgement=record.event.acknowledge is not None,
             )
         return json_response(body)
 

@@ -22,16 +22,14 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from api.http import ApiProblem, json_response, path_param, read_json
 from api.notifications import NOTIFICATION_ID
-from api.schemas import MAX_RECIPIENTS, NotificationId, content_hash
+from api.schemas import MAX_RECIPIENTS, NotificationId, Recipients, content_hash
 from delivery.channel import ChannelRegistry
 from delivery.outbox import Outbox
 from delivery.router import Router
+from notifications.event import LENIENT
 from storage.protocols import InboxStore, NotificationStore
 
-__all__ = ["RESEND_LINK", "ResendApi", "ResendRequest"]
-
-RESEND_LINK: Final = "resendOf"
-"""The stored event field naming the notification a resend repeats (never rendered)."""
+__all__ = ["ResendApi", "ResendRequest"]
 
 _PAGE: Final = 1000
 
@@ -109,17 +107,18 @@ class ResendApi:
             return json_response({**answer, "id": None, "outcome": "nobody"})
         digest = hashlib.sha256("\n".join(people).encode()).hexdigest()[:12]
         new_id = body.id or f"{notification_id[:160]}.{body.filter}.{digest}"
-        document = {
-            k: v for k, v in record.event.items() if k not in ("recipients", "sendAt", "id")
-        }
-        document.update(id=new_id, recipients={"users": people})
-        document[RESEND_LINK] = notification_id
+        # The people come from Herald's own records, not from a sender: read like a stored
+        # event (leniently), not refused by today's rules for a posted one.
+        audience = Recipients.model_validate({"users": people}, context={LENIENT: True})
+        event = record.event.model_copy(
+            update={"id": new_id, "recipients": audience, "send_at": None,
+                    "resend_of": notification_id}
+        )
         existing = await self._notifications.get(new_id)
         if existing is not None and existing.recalled:
             raise ApiProblem(409, "recalled", f"notification {new_id!r} was recalled", "id")
         outcome, created = await self._notifications.put(
-            new_id, content_hash(document), document, str(document.get("type", "")).lower(),
-            len(people),
+            new_id, content_hash(event.document()), event, event.type.lower(), len(people)
         )
         if outcome != "unchanged":
             self._router.submit(new_id)

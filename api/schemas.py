@@ -1,26 +1,30 @@
-"""Request and response schemas of Herald's HTTP API (DESIGN: Contracts), with pydantic.
+"""Schemas of Herald's HTTP API (DESIGN: Contracts), with pydantic.
 
-The event schema is also the `value` of a BroadcastEvent, so the bot validates with it too.
+The event itself lives in notifications/ (every layer carries it); this module names it for the
+API's handlers and adds what only the HTTP API answers with.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
-import re
-from typing import Annotated, Any, Final, Literal
+from pydantic import BaseModel, ConfigDict
 
-from pydantic import (
-    AwareDatetime,
-    BaseModel,
-    ConfigDict,
-    Field,
-    StringConstraints,
-    ValidationError,
-    field_validator,
-    model_validator,
+from notifications.event import (
+    CARD_CONTENT_TYPE,
+    MAX_AUDIENCE_PARTS,
+    MAX_CARD_BYTES,
+    MAX_RECIPIENTS,
+    Acknowledge,
+    BroadcastValue,
+    ChannelAddress,
+    Event,
+    Notice,
+    NotificationId,
+    RecipientKey,
+    Recipients,
+    card_bytes,
+    content_hash,
 )
-from pydantic_core import PydanticCustomError
+from notifications.problems import ValidationProblem, first_problem
 
 __all__ = [
     "CARD_CONTENT_TYPE",
@@ -42,249 +46,6 @@ __all__ = [
     "first_problem",
 ]
 
-MAX_RECIPIENTS = 10_000
-MAX_AUDIENCE_PARTS: Final = 100
-"""The most groups, teams or channels (each) one event may name."""
-
-MAX_CARD_BYTES: Final = 24 * 1024
-"""The most an event's `card` may take as the attachment the bot sends (see `card_bytes`).
-Teams refuses a message over about 28 KB (the whole activity JSON); 4 KiB of that is left for
-the rest of the activity: the summary, ids and addresses, a prompt's buttons."""
-CARD_CONTENT_TYPE: Final = "application/vnd.microsoft.card.adaptive"
-
-NotificationId = Annotated[
-    str, StringConstraints(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9][A-Za-z0-9._~:@-]*$")
-]
-EventType = Annotated[
-    str, StringConstraints(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
-]
-# Patterns use only explicit character classes with \xHH / \uHHHH escapes, so that pydantic (Rust
-# regex), Python's re and ECMA-262 (JSON Schema: the OpenAPI document, schemathesis, clients) all
-# read them alike. `\s`, `\S` and `.` mean different sets in each: U+0085 is white space to Rust
-# and Python but not to ECMA, U+FEFF only to ECMA, U+001C only to Python; `.` matches \r and
-# U+2028 except in ECMA.
-_CONTROL = r"\x00-\x1f\x7f-\x9f"
-_SPACE = r"\x20\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff"
-_VISIBLE = rf"[^{_CONTROL}{_SPACE}]"
-"""One character that is neither a control character nor white space."""
-_PRINTABLE = rf"[^{_CONTROL}\u2028\u2029]"
-"""One character that is not a control character or line break (spaces are fine)."""
-
-_RECIPIENT_KEY = rf"^{_VISIBLE}({_PRINTABLE}*{_VISIBLE})?$"
-_HTTPS_URL = rf"^https://[^{_CONTROL}{_SPACE}/?#]+{_VISIBLE}*$"
-_PATTERN_MESSAGES = {
-    _RECIPIENT_KEY: "must not start or end with white space or hold control characters",
-    _HTTPS_URL: "must be an https URL with a host, without white space or control characters",
-}
-"""What a pattern means, for error messages: these patterns are not for people to read."""
-
-RecipientKey = Annotated[
-    str, StringConstraints(min_length=1, max_length=256, pattern=_RECIPIENT_KEY)
-]
-"""A user id or alias: printable, no white space at either end."""
-HttpsUrl = Annotated[str, StringConstraints(max_length=2048, pattern=_HTTPS_URL)]
-"""An https URL with a host and no white space or control characters."""
-
-
-_RFC3339 = re.compile(
-    r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?([Zz]|[+-][0-9]{2}:[0-9]{2})"
-)
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True)
-
-
-_GUID = r"[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}"
-_THREAD = r"19:[A-Za-z0-9._~%!$&'()*+,;=:-]+@thread\.[A-Za-z0-9]+"
-_GROUP_ID = rf"^{_GUID}$"
-_THREAD_ID = rf"^{_THREAD}$"
-_TEAM_ID = rf"^(?:{_GUID}|{_THREAD})$"
-_PATTERN_MESSAGES.update(
-    {
-        _GROUP_ID: "must be an Entra ID object id (a GUID)",
-        _THREAD_ID: "must be a Teams id as the Bot Framework gives it (19:…@thread.tacv2)",
-        _TEAM_ID: "must be a team's Bot Framework id (19:…@thread.tacv2) or its group's object "
-        "id (a GUID)",
-    }
-)
-
-GroupId = Annotated[str, StringConstraints(pattern=_GROUP_ID)]
-"""An Entra ID object id (a GUID)."""
-ThreadId = Annotated[str, StringConstraints(max_length=256, pattern=_THREAD_ID)]
-"""A Teams thread id as the Bot Framework gives it: a team's (`channelData.team.id`, which is
-also its General channel's) or a channel's, e.g. `19:…@thread.tacv2`."""
-TeamId = Annotated[str, StringConstraints(max_length=256, pattern=_TEAM_ID)]
-"""A team: its Bot Framework id (`19:…@thread.tacv2`) or its Microsoft 365 group's object id."""
-
-
-class ChannelAddress(_Strict):
-    """One channel of a team the bot was added to: one post in the channel."""
-
-    team_id: ThreadId = Field(alias="teamId")
-    channel_id: ThreadId = Field(alias="channelId")
-
-
-class Recipients(_Strict):
-    """Who gets the notification: any of these parts, combined; each person once however many
-    parts name them."""
-
-    users: list[RecipientKey] | None = Field(None, min_length=1, max_length=MAX_RECIPIENTS)
-    groups: list[GroupId] | None = Field(
-        None,
-        min_length=1,
-        max_length=MAX_AUDIENCE_PARTS,
-        description="Entra ID groups: their transitive members that are users (Microsoft Graph).",
-    )
-    teams: list[TeamId] | None = Field(
-        None,
-        min_length=1,
-        max_length=MAX_AUDIENCE_PARTS,
-        description="Teams whose members each get the notification (the team's roster): the "
-        "Bot Framework team id of a team the bot was added to, or the team's group object id.",
-    )
-    channels: list[ChannelAddress] | None = Field(
-        None,
-        min_length=1,
-        max_length=MAX_AUDIENCE_PARTS,
-        description="Channels of teams the bot was added to: one post in each channel.",
-    )
-    all: Literal[True] | None = None
-
-    @field_validator("all", mode="before")
-    @classmethod
-    def _json_true(cls, value: object) -> object:
-        # Literal[True] alone also takes 1 and 1.0; the contract says the JSON literal true.
-        if value is not None and value is not True:
-            raise ValueError("Input should be true")
-        return value
-
-    @model_validator(mode="after")
-    def _some(self) -> Recipients:
-        if all(
-            part is None
-            for part in (self.users, self.groups, self.teams, self.channels, self.all)
-        ):
-            raise ValueError(
-                'give at least one of "users", "groups", "teams", "channels" (non-empty lists) '
-                'or "all": true'
-            )
-        return self
-
-
-class Prompt(_Strict):
-    """A question to start a proactive dialog with ("want to know more?")."""
-
-    text: Annotated[str, StringConstraints(min_length=1, max_length=1000)]
-    choices: list[Annotated[str, StringConstraints(min_length=1, max_length=100)]] = Field(
-        ..., min_length=1, max_length=10
-    )
-
-
-class Acknowledge(_Strict):
-    """An acknowledgement asked of every recipient: a button with this text on every surface
-    (Teams card, inbox page, push notification); one acknowledgement per person is recorded."""
-
-    text: Annotated[str, StringConstraints(min_length=1, max_length=100, pattern=_RECIPIENT_KEY)]
-
-
-_RFC3339_MESSAGE = "must be an RFC 3339 date-time with an offset, e.g. 2030-01-31T17:00:00Z"
-
-
-class Notice(_Strict):
-    """What a notification says: the event without its audience."""
-
-    id: NotificationId | None = None
-    type: EventType
-    title: Annotated[str, StringConstraints(min_length=1, max_length=200)]
-    text: Annotated[str, StringConstraints(max_length=4000)] | None = None
-    severity: Literal["info", "warning", "error"] = "info"
-    url: HttpsUrl | None = None
-    icon: HttpsUrl | None = None
-    card: dict[str, Any] | None = None
-    prompt: Prompt | None = None
-    data: dict[str, Any] | None = None
-    expires_at: AwareDatetime | None = Field(
-        None,
-        alias="expiresAt",
-        description="RFC 3339 date-time with seconds and an offset (Z or +hh:mm); not :60.",
-    )
-    urgency: Literal["very-low", "low", "normal", "high"] | None = None
-    send_at: AwareDatetime | None = Field(
-        None,
-        alias="sendAt",
-        description="RFC 3339 date-time with seconds and an offset: nothing is expanded or "
-        "sent before it (it survives restarts), and the notification can be recalled until "
-        "then. A time already past is sent now (the answer says so).",
-    )
-    acknowledge: Acknowledge | None = None
-
-    @field_validator("expires_at", "send_at", mode="before")
-    @classmethod
-    def _rfc3339(cls, value: object) -> object:
-        # pydantic alone also takes epoch numbers, "2030-01-01 10:00Z" and other ISO 8601 forms;
-        # the contract (and the OpenAPI `date-time` format) is an RFC 3339 string.
-        if value is not None and not (isinstance(value, str) and _RFC3339.fullmatch(value)):
-            raise ValueError(_RFC3339_MESSAGE)
-        return value
-
-    @field_validator("card")
-    @classmethod
-    def _adaptive_card(cls, card: dict[str, Any] | None) -> dict[str, Any] | None:
-        if card is None:
-            return None
-        if card.get("type") != "AdaptiveCard":
-            raise ValueError('card must be an Adaptive Card ("type": "AdaptiveCard")')
-        size = card_bytes(card)
-        if size > MAX_CARD_BYTES:
-            # Refused here, not by Teams at send time for every recipient.
-            raise PydanticCustomError(
-                "card_too_large",
-                "the card is {size} bytes as Teams would receive it (the Adaptive Card "
-                "attachment, compact UTF-8 JSON); at most {limit} fit in a Teams message",
-                {"size": f"{size:,}", "limit": f"{MAX_CARD_BYTES:,}"},
-            )
-        return card
-
-    def document(self) -> dict[str, Any]:
-        """The event as stored and passed on: JSON types, camelCase names, no nulls."""
-        return self.model_dump(mode="json", by_alias=True, exclude_none=True)
-
-
-class Event(Notice):
-    """The body of POST /api/notifications (DESIGN: Contracts)."""
-
-    recipients: Recipients
-
-
-class BroadcastValue(Notice):
-    """The value of a BroadcastEvent posted to /api/messages: rendered in that conversation,
-    so recipients, if present, are not needed."""
-
-    recipients: Recipients | None = None
-
-
-def card_bytes(card: dict[str, Any]) -> int:
-    """The size of `card` as it goes to Teams: an Adaptive Card attachment, compact UTF-8 JSON
-    (as proactive/encoding.py writes activities)."""
-    attachment = {"contentType": CARD_CONTENT_TYPE, "content": card}
-    return len(json.dumps(attachment, ensure_ascii=False, separators=(",", ":")).encode())
-
-
-def content_hash(document: dict[str, Any]) -> str:
-    """A stable hash of an event's content: a repeat with the same hash is a duplicate."""
-    canonical = json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(canonical.encode()).hexdigest()
-
-
-class ValidationProblem(BaseModel):
-    # Every error names its field, null when the problem is not about one field.
-    model_config = ConfigDict(extra="forbid", json_schema_serialization_defaults_required=True)
-
-    code: str
-    message: str
-    field: str | None = None
-
 
 class ApiError(BaseModel):
     """The body of every 4xx answer: {"error": {"code", "message", "field"}}."""
@@ -293,20 +54,3 @@ class ApiError(BaseModel):
 
     error: ValidationProblem
 
-
-def first_problem(exc: ValidationError) -> ValidationProblem:
-    """The first validation error, in the API's error shape."""
-    err = exc.errors(include_url=False)[0]
-    field = ".".join(str(p) for p in err["loc"]) or None
-    kind = err["type"]
-    code = {
-        "missing": "missing_field",
-        "extra_forbidden": "unknown_field",
-        "card_too_large": "card_too_large",
-    }.get(kind, "invalid_field")
-    message = str(err["msg"])
-    if kind == "string_pattern_mismatch":
-        message = _PATTERN_MESSAGES.get(str(err.get("ctx", {}).get("pattern")), message)
-    if message.startswith("Value error, "):
-        message = message[len("Value error, ") :]
-    return ValidationProblem(code=code, message=message, field=field)

@@ -64,6 +64,7 @@ from bench.broadcast import API_KEY, BenchError, start_herald, start_sink  # noq
 from bench.fcm import Meter, Standin  # noqa: E402
 from delivery.apns import ApnsChannel, ApnsConfig, ApnsTarget, build_payload  # noqa: E402
 from delivery.outbox import DeliveryJob  # noqa: E402
+from notifications.event import StoredEvent  # noqa: E402
 from storage.devices import DeviceRecord, DeviceRegistration  # noqa: E402
 from storage.records import NotificationRecord, UserRecord  # noqa: E402
 from storage.sqlite import SqliteDatabase  # noqa: E402
@@ -152,8 +153,8 @@ async def herald_channel(
     channel = ApnsChannel(store, store, _config(info))  # type: ignore[arg-type]
     now = time.time()
     record = NotificationRecord(
-        "bench-1", 1, "hash", {**EVENT, "id": "bench-1"}, EVENT["type"], len(tokens), 1, None,
-        now, now,
+        "bench-1", 1, "hash", StoredEvent.from_document({**EVENT, "id": "bench-1"}),
+        EVENT["type"], len(tokens), 1, None, now, now,
     )
 
     def job(index: int) -> DeliveryJob:

@@ -72,6 +72,7 @@ from bench.broadcast import (  # noqa: E402
 )
 from delivery.fcm import FcmChannel  # noqa: E402
 from delivery.outbox import DeliveryJob  # noqa: E402
+from notifications.event import StoredEvent  # noqa: E402
 from storage.devices import DeviceRecord, DeviceRegistration  # noqa: E402
 from storage.records import NotificationRecord, UserRecord  # noqa: E402
 from storage.sqlite import SqliteDatabase  # noqa: E402
@@ -193,7 +194,7 @@ async def herald_channel(
         "bench-1",
         1,
         "hash",
-        {**EVENT, "id": "bench-1"},
+        StoredEvent.from_document({**EVENT, "id": "bench-1"}),
         EVENT["type"],
         len(tokens),
         1,

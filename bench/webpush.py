@@ -77,6 +77,7 @@ from delivery.allowed_hosts import AllowedHosts  # noqa: E402
 from delivery.outbox import DeliveryJob  # noqa: E402
 from delivery.vapid import VapidKeys  # noqa: E402
 from delivery.webpush import WebPushChannel  # noqa: E402
+from notifications.event import StoredEvent  # noqa: E402
 from storage.records import NotificationRecord, UserRecord  # noqa: E402
 from storage.sqlite import SqliteDatabase  # noqa: E402
 from storage.sqlite_subscriptions import SqliteSubscriptionStore  # noqa: E402
@@ -292,7 +293,7 @@ async def channel_alone(
         id="bench-channel",
         version=1,
         content_hash="",
-        event=dict(EVENT),
+        event=StoredEvent.from_document({**EVENT, "id": "bench-channel"}),
         type=EVENT["type"],
         recipients=len(subs),
         expanded_version=1,

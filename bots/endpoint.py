@@ -31,8 +31,8 @@ from msrest.exceptions import DeserializationError  # type: ignore[attr-defined]
 from pydantic import ValidationError
 
 from api.http import ApiProblem, error_response, json_response, read_json
-from api.schemas import first_problem
 from bots.inbound import InboundActivity
+from notifications.problems import first_problem
 from proactive.adapter import HeraldAdapter
 from proactive.service_url import ServiceUrlPolicy
 

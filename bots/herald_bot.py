@@ -23,7 +23,6 @@ from botbuilder.dialogs import Dialog, DialogContext, DialogSet
 from botbuilder.schema import Activity, ChannelAccount
 from pydantic import ValidationError
 
-from api.schemas import BroadcastValue, first_problem
 from bots.teams import TeamChannels
 from dialogs.card_actions import CardActions, card_action
 from dialogs.cards import CardState, notification_activity, prompt_of
@@ -34,6 +33,8 @@ from dialogs.interruptible import was_cancelled
 from dialogs.main_dialog import MainOptions
 from dialogs.prompt_dialog import PromptDialogOptions
 from dialogs.services import DialogServices, conversation_key
+from notifications.event import BroadcastValue, read_stored
+from notifications.problems import first_problem
 from proactive.adapter import BROADCAST_EVENT, BROADCAST_TURN_KEY, BroadcastTurn
 from proactive.encoding import clone
 from proactive.identity import stored_reference, tenant_of, user_key
@@ -101,7 +102,7 @@ class HeraldBot(ActivityHandler):
         self._alias_known: set[str] = set()
         self._zone_checked: set[str] = set()
         self._background: set[asyncio.Task[None]] = set()
-        self._cards: OrderedDict[int, tuple[Any, Activity]] = OrderedDict()
+        self._cards: OrderedDict[int, tuple[object, BroadcastValue, Activity]] = OrderedDict()
 
     async def aclose(self) -> None:
         for task in list(self._background):
@@ -358,22 +359,24 @@ class HeraldBot(ActivityHandler):
 
     async def _on_broadcast(self, turn_context: TurnContext) -> None:
         turn: BroadcastTurn | None = turn_context.turn_state.get(BROADCAST_TURN_KEY)
-        value: Any = turn_context.activity.value
+        value: object = turn_context.activity.value
         if turn is None:
             # Posted to /api/messages by a client: validate it like the API would.
             try:
-                value = BroadcastValue.model_validate(value).document()
+                notice = BroadcastValue.model_validate(value)
             except ValidationError as exc:
                 problem = first_problem(exc)
                 await turn_context.send_activity(
                     f"I could not show that notification: {problem.field}: {problem.message}"
                 )
                 return
-        activity = self._rendered(value)
+            activity = notification_activity(notice)
+        else:
+            notice, activity = self._rendered(value)
         if turn is not None and turn.update_activity_id:
             # An edit of a card the person has: keep what they did on it (acknowledged, read).
-            state = await self._state_of(turn_context, value)
-            activity = notification_activity(value, state) if state else clone(activity)
+            state = await self._state_of(turn_context, notice)
+            activity = notification_activity(notice, state) if state else clone(activity)
             activity.id = turn.update_activity_id
             await turn_context.update_activity(activity)
             turn.activity_id = turn.update_activity_id
@@ -382,34 +385,40 @@ class HeraldBot(ActivityHandler):
         if turn is not None:
             turn.activity_id = response.id if response is not None else None
 
-    async def _state_of(self, turn_context: TurnContext, value: Any) -> CardState | None:
+    async def _state_of(
+        self, turn_context: TurnContext, notice: BroadcastValue
+    ) -> CardState | None:
         """The person's engagement with this notification, when the card shows it."""
-        notification_id = value.get("id") if isinstance(value, dict) else None
+        notification_id = notice.id
         user_id = user_key(turn_context.activity)
-        custom_card_only = bool(value.get("card")) and not value.get("acknowledge")
+        custom_card_only = bool(notice.card) and notice.acknowledge is None
         if not notification_id or user_id is None or custom_card_only:
             return None
-        entry = await self._services.inbox.entry(user_id, str(notification_id))
+        entry = await self._services.inbox.entry(user_id, notification_id)
         if entry is None or (entry.read_at is None and entry.acknowledged_at is None):
             return None
         return CardState(read=entry.read_at is not None, acknowledged_at=entry.acknowledged_at)
 
-    def _rendered(self, value: Any) -> Activity:
-        """The card activity of a notification, built once for all its recipients.
+    def _rendered(self, value: object) -> tuple[BroadcastValue, Activity]:
+        """The event and card activity of a notification the delivery channel sends, parsed
+        and built once for all its recipients.
 
         The delivery channel passes the same value object to every recipient's turn, so the
         rendering is cached by identity (holding the value, so an id is never reused while
         cached). Sends copy the activity before addressing it; the template stays untouched.
+        The value is the stored event (read leniently, as stores read it: it was validated
+        when it was posted).
         """
         key = id(value)
         hit = self._cards.get(key)
         if hit is not None and hit[0] is value:
-            return hit[1]
-        activity = notification_activity(value)
-        self._cards[key] = (value, activity)
+            return hit[1], hit[2]
+        notice = read_stored(BroadcastValue, value)
+        activity = notification_activity(notice)
+        self._cards[key] = (value, notice, activity)
         if len(self._cards) > 64:
             self._cards.popitem(last=False)
-        return activity
+        return notice, activity
 
     async def _queue_prompt(self, turn_context: TurnContext) -> None:
         """After the card with the question went out: queue the question for a dialog.
@@ -424,23 +433,25 @@ class HeraldBot(ActivityHandler):
         try:
             if BROADCAST_TURN_KEY not in turn_context.turn_state:
                 try:
-                    value = BroadcastValue.model_validate(value).document()
+                    notice = BroadcastValue.model_validate(value)
                 except ValidationError:
                     return  # _on_broadcast told the sender what is wrong
-            prompt = prompt_of(value)
-            notification_id = value.get("id")
+            else:
+                notice = self._rendered(value)[0]
+            prompt = prompt_of(notice)
+            notification_id = notice.id
             activity = turn_context.activity
             key = conversation_key(activity)
             user_id = user_key(activity)
             if prompt is None or not notification_id or key is None or user_id is None:
                 return
             prompts = self._services.prompts
-            if await prompts.answer_of(str(notification_id), user_id) is not None:
+            if await prompts.answer_of(notification_id, user_id) is not None:
                 return
             await prompts.queue(
                 PendingPrompt(
                     conversation_key=key,
-                    notification_id=str(notification_id),
+                    notification_id=notification_id,
                     user_id=user_id,
                     text=prompt[0],
                     choices=tuple(prompt[1]),

@@ -50,7 +50,6 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import Any, Final
 from urllib.parse import urlsplit
@@ -59,12 +58,13 @@ import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from delivery.channel import DeliveryResult, Pace, Target
+from delivery.channel import Channel, DeliveryResult, Pace, Target
 from delivery.http2 import ConnectionLost, Http2Origin, NotProcessed
 from delivery.mobile import MOBILE
 from delivery.outbox import DeliveryJob
 from delivery.payload import Shrink, collapse_id, encode_json, fit_json
 from errors import SettingsError
+from notifications.event import Notice
 from storage.devices import DeviceRecord, DeviceStore
 from storage.protocols import InboxStore
 from storage.records import NotificationRecord
@@ -256,14 +256,8 @@ def _event_data(data: Mapping[str, Any] | None) -> dict[str, str]:
     }
 
 
-def _expires_at(event: Mapping[str, Any]) -> int | None:
-    expires = event.get("expiresAt")
-    if not expires:
-        return None
-    try:
-        return int(datetime.fromisoformat(str(expires)).timestamp())
-    except ValueError:
-        return None
+def _expires_at(event: Notice) -> int | None:
+    return None if event.expires_at is None else int(event.expires_at.timestamp())
 
 
 ACKNOWLEDGE_CATEGORY: Final = "HERALD_ACKNOWLEDGE"
@@ -273,7 +267,7 @@ block sets, delivery/fcm.py): the iOS app registers an acknowledge action for it
 
 def _assemble(
     fitted: Mapping[str, Any],
-    event: Mapping[str, Any],
+    event: Notice,
     notification_id: str,
     version: int,
     badge: int | None,
@@ -286,7 +280,7 @@ def _assemble(
     aps: dict[str, Any] = {
         "alert": alert,
         "thread-id": collapse_id(notification_id),
-        "interruption-level": _INTERRUPTION.get(str(event.get("urgency") or "normal"), "active"),
+        "interruption-level": _INTERRUPTION.get(event.urgency or "normal", "active"),
     }
     if badge is not None:
         aps["badge"] = badge
@@ -299,25 +293,24 @@ def _assemble(
         {
             "herald.id": notification_id,
             "herald.version": str(version),
-            "herald.type": str(event.get("type", "")),
-            "herald.severity": str(event.get("severity", "info")),
+            "herald.type": event.type,
+            "herald.severity": event.severity,
         }
     )
     if fitted.get("url"):
         document["herald.url"] = fitted["url"]
     if image:
         document["herald.image"] = image
-    ask = event.get("acknowledge")
-    if isinstance(ask, dict) and ask.get("text"):
+    if event.acknowledge is not None and event.acknowledge.text:
         # The app registers an action for this category; it reports the acknowledgement to
         # POST /api/notifications/{id}/acknowledge with its link token (as with FCM).
         aps["category"] = ACKNOWLEDGE_CATEGORY
-        document["herald.acknowledge"] = str(ask["text"])
+        document["herald.acknowledge"] = event.acknowledge.text
     return document
 
 
 def build_payload(
-    event: Mapping[str, Any],
+    event: Notice,
     notification_id: str,
     version: int,
     *,
@@ -326,11 +319,11 @@ def build_payload(
 ) -> bytes:
     """The notification's APNs payload (compact UTF-8 JSON), shrunk to `limit` bytes."""
     flat: dict[str, Any] = {
-        "title": event.get("title"),
-        "body": event.get("text"),
-        "image": event.get("icon"),
-        "url": event.get("url"),
-        "data": _event_data(event.get("data")) or None,
+        "title": event.title,
+        "body": event.text,
+        "image": event.icon,
+        "url": event.url,
+        "data": _event_data(event.data) or None,
     }
     flat = {k: v for k, v in flat.items() if v is not None}
     budget = limit
@@ -367,7 +360,7 @@ def _short(text: str) -> str:
     return text if len(text) <= _MAX_REASON else text[: _MAX_REASON - 1] + "…"
 
 
-class ApnsChannel:
+class ApnsChannel(Channel[ApnsTarget]):
     """Channel `mobile` for APNs: pushes to each active installation with an APNs token.
 
     Alone (FCM off) it is registered as `mobile`; with FCM on, delivery/mobile.py's
@@ -420,10 +413,10 @@ class ApnsChannel:
         found = await self._devices.apns_targets_for(user_ids)
         return {user: [Target(key) for key in keys] for user, keys in found.items()}
 
-    def pace(self, target: Any) -> Pace | None:
+    def pace(self, target: ApnsTarget) -> Pace | None:
         return None  # APNs has no per-tenant budget; TooManyRequests is per device, retried
 
-    async def load(self, jobs: Sequence[DeliveryJob]) -> dict[int, Any]:
+    async def load(self, jobs: Sequence[DeliveryJob]) -> dict[int, ApnsTarget]:
         found = await self._devices.get_many([(job.user_id, job.target) for job in jobs])
         pairs = [(job, found.get((job.user_id, job.target))) for job in jobs]
         return await self.targets_of(
@@ -446,9 +439,8 @@ class ApnsChannel:
         return {job.id: ApnsTarget(device, counts.get(job.user_id, 0)) for job, device in sendable}
 
     async def send(
-        self, job: DeliveryJob, target: Any, notification: NotificationRecord
+        self, job: DeliveryJob, target: ApnsTarget, notification: NotificationRecord
     ) -> DeliveryResult:
-        assert isinstance(target, ApnsTarget)
         device = target.device
         token = device.apns_token
         if token is None:
@@ -457,7 +449,7 @@ class ApnsChannel:
         if isinstance(payload, str):
             return DeliveryResult.failed(payload)
         event = notification.event
-        urgency = str(event.get("urgency") or "normal")
+        urgency = event.urgency or "normal"
         headers = [
             ("apns-topic", self._topic),
             ("apns-push-type", "alert"),

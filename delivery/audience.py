@@ -24,11 +24,12 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Final, Literal, Protocol
+from typing import Final, Literal, Protocol
 
 from errors import AudiencePartFailed, AudienceUnavailable, SourceError, SourceUnavailable
+from notifications.event import Recipients
 from storage.protocols import ConversationStore, UserStore
 from storage.records import StoredReference, target_key
 
@@ -104,25 +105,23 @@ class Part:
         return {"kind": self.kind}
 
 
-def audience_parts(recipients: Mapping[str, Any]) -> list[Part]:
-    """The parts of an event's (validated) `recipients`, in expansion order, without repeats."""
+def audience_parts(recipients: Recipients) -> list[Part]:
+    """The parts of an event's `recipients`, in expansion order, without repeats."""
     parts: list[Part] = []
-    if recipients.get("users"):
+    if recipients.users:
         parts.append(Part("users"))
-    parts.extend(Part("group", g) for g in dict.fromkeys(recipients.get("groups") or ()))
-    parts.extend(Part("team", t) for t in dict.fromkeys(recipients.get("teams") or ()))
-    channels = dict.fromkeys(
-        (str(c["teamId"]), str(c["channelId"])) for c in recipients.get("channels") or ()
-    )
+    parts.extend(Part("group", g) for g in dict.fromkeys(recipients.groups or ()))
+    parts.extend(Part("team", t) for t in dict.fromkeys(recipients.teams or ()))
+    channels = dict.fromkeys((c.team_id, c.channel_id) for c in recipients.channels or ())
     parts.extend(Part("channel", team, channel) for team, channel in channels)
-    if recipients.get("all"):
+    if recipients.all:
         parts.append(Part("all"))
     return parts
 
 
-def recipient_keys(recipients: Mapping[str, Any]) -> list[str]:
+def recipient_keys(recipients: Recipients) -> list[str]:
     """The explicit `users`, each once, in order."""
-    return list(dict.fromkeys(str(u) for u in recipients.get("users") or ()))
+    return list(dict.fromkeys(recipients.users or ()))
 
 
 PartState = Literal["waiting", "expanding", "done", "failed"]
@@ -282,7 +281,7 @@ class Audiences:
     async def page(
         self,
         part: Part,
-        recipients: Mapping[str, Any],
+        recipients: Recipients,
         cursor: str | None,
         limit: int,
         *,

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, TypeVar, runtime_checkable
 
 from delivery.outbox import DeliveryJob
 from storage.records import NotificationRecord
 
 __all__ = [
     "UNPACED",
+    "AnyChannel",
     "Channel",
     "ChannelRegistry",
     "ConversationCreator",
@@ -18,6 +19,7 @@ __all__ = [
     "Pace",
     "Retracting",
     "Target",
+    "TargetT",
     "UnreachableTargets",
 ]
 
@@ -78,8 +80,14 @@ class DeliveryResult:
         return cls("skipped", reason=reason)
 
 
-class Channel(Protocol):
-    """One way of reaching a person (Teams chat, mobile push, Web Push).
+TargetT = TypeVar("TargetT")
+"""What a channel's `load` gives for one delivery and its `pace`, `send` and `retract` take
+back: a stored conversation, a push subscription, a device."""
+
+
+class Channel(Protocol[TargetT]):
+    """One way of reaching a person (Teams chat, mobile push, Web Push), generic in what it
+    loads for a delivery (its target type).
 
     `targets` tells the router where each user can be reached (and in which lane); `load`
     fetches the targets of a leased batch in one go; `pace` says which rate limits a loaded
@@ -92,12 +100,12 @@ class Channel(Protocol):
 
     async def targets(self, user_ids: Sequence[str]) -> dict[str, list[Target]]: ...
 
-    async def load(self, jobs: Sequence[DeliveryJob]) -> dict[int, Any]: ...
+    async def load(self, jobs: Sequence[DeliveryJob]) -> Mapping[int, TargetT]: ...
 
-    def pace(self, target: Any) -> Pace | None: ...
+    def pace(self, target: TargetT) -> Pace | None: ...
 
     async def send(
-        self, job: DeliveryJob, target: Any, notification: NotificationRecord
+        self, job: DeliveryJob, target: TargetT, notification: NotificationRecord
     ) -> DeliveryResult: ...
 
     async def retire(self, job: DeliveryJob, reason: str) -> None: ...
@@ -105,13 +113,22 @@ class Channel(Protocol):
     async def aclose(self) -> None: ...
 
 
+AnyChannel = Channel[Any]
+"""A channel of any target type: what the registry holds, side by side. The worker hands each
+target only to the channel that loaded it (by the job's channel name), which is what keeps
+this one erasure of the target type sound."""
+
+
+_TargetIn = TypeVar("_TargetIn", contravariant=True)
+
+
 @runtime_checkable
-class Retracting(Protocol):
+class Retracting(Protocol[_TargetIn]):
     """A channel that can take back what it sent (Teams: delete the message). A recalled
     notification's delivered jobs that carry a `remote_id` are queued again and the worker
     calls `retract` instead of `send`, in the same lane and budget as a send."""
 
-    async def retract(self, job: DeliveryJob, target: Any) -> DeliveryResult: ...
+    async def retract(self, job: DeliveryJob, target: _TargetIn) -> DeliveryResult: ...
 
 
 class UnreachableTargets(Protocol):
@@ -141,8 +158,8 @@ class ConversationCreator(Protocol):
 class ChannelRegistry:
     """The channels switched on in this instance, built once in app.py."""
 
-    def __init__(self, channels: Sequence[Channel] = ()) -> None:
-        self._channels: dict[str, Channel] = {}
+    def __init__(self, channels: Sequence[AnyChannel] = ()) -> None:
+        self._channels: dict[str, AnyChannel] = {}
         self._unreachable: list[UnreachableTargets] = []
         self._creator: ConversationCreator | None = None
         for channel in channels:
@@ -166,19 +183,19 @@ class ChannelRegistry:
     def creator(self) -> ConversationCreator | None:
         return self._creator
 
-    def register(self, channel: Channel) -> None:
+    def register(self, channel: AnyChannel) -> None:
         if channel.name in self._channels:
             raise ValueError(f"channel {channel.name!r} is registered twice")
         self._channels[channel.name] = channel
 
-    def get(self, name: str) -> Channel | None:
+    def get(self, name: str) -> AnyChannel | None:
         return self._channels.get(name)
 
     @property
     def names(self) -> list[str]:
         return list(self._channels)
 
-    def __iter__(self) -> Iterator[Channel]:
+    def __iter__(self) -> Iterator[AnyChannel]:
         return iter(self._channels.values())
 
     async def aclose(self) -> None:

@@ -16,12 +16,12 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeAlias
 
 from botbuilder.core import TurnContext
 from botbuilder.schema import ConversationReference
 
-from delivery.channel import UNPACED, DeliveryResult, Pace, Target
+from delivery.channel import UNPACED, Channel, DeliveryResult, Pace, Retracting, Target
 from delivery.outbox import DeliveryJob
 from delivery.reach import NEW_CHAT_PREFIX, NewChat, TeamsReach, new_chat_target
 from errors import DeliveryFailed, RetryLater, TargetGone
@@ -30,7 +30,7 @@ from proactive.codec import load
 from storage.protocols import ConversationStore
 from storage.records import NotificationRecord, StoredReference
 
-__all__ = ["ConversationChannel", "lane_of"]
+__all__ = ["ChatTarget", "ConversationChannel", "lane_of"]
 
 Logic = Callable[[TurnContext], Awaitable[Any]]
 
@@ -52,6 +52,11 @@ class _Found:
     ref: StoredReference
 
 
+ChatTarget: TypeAlias = StoredReference | _Found | NewChat
+"""What the conversation channel loads for a delivery: the stored conversation, the chat found
+for a new-chat delivery since it was planned, or the chat to create when it is sent."""
+
+
 def _personal_teams_chat(ref: StoredReference) -> bool:
     conversation = ref.reference.get("conversation") or {}
     return ref.channel_id == "msteams" and conversation.get("conversationType") in (
@@ -59,7 +64,7 @@ def _personal_teams_chat(ref: StoredReference) -> bool:
     )
 
 
-class ConversationChannel:
+class ConversationChannel(Channel[ChatTarget], Retracting[ChatTarget]):
     """Channel `conversation`: Teams, Web Chat, the Emulator, Direct Line."""
 
     name = "conversation"
@@ -100,18 +105,18 @@ class ConversationChannel:
             new_chat_target(tenant_id), lane_of("msteams", tenant_id, "", self._throttled)
         )
 
-    def pace(self, target: Any) -> Pace | None:
+    def pace(self, target: ChatTarget) -> Pace | None:
         if isinstance(target, NewChat):
             lane = lane_of("msteams", target.tenant_id, "", self._throttled)
             return Pace(lane, new_chat_target(target.user_id)) if lane else None
-        ref: StoredReference = target.ref if isinstance(target, _Found) else target
+        ref = target.ref if isinstance(target, _Found) else target
         lane = lane_of(ref.channel_id, ref.tenant_id, ref.service_url, self._throttled)
         return Pace(lane, ref.target) if lane else None
 
-    async def load(self, jobs: Sequence[DeliveryJob]) -> dict[int, Any]:
+    async def load(self, jobs: Sequence[DeliveryJob]) -> dict[int, ChatTarget]:
         stored = [j for j in jobs if not j.target.startswith(NEW_CHAT_PREFIX)]
         found = await self._conversations.get_many([(j.user_id, j.target) for j in stored])
-        targets: dict[int, Any] = {}
+        targets: dict[int, ChatTarget] = {}
         for job in stored:
             ref = found.get((job.user_id, job.target))
             if ref is not None and ref.active:
@@ -130,17 +135,14 @@ class ConversationChannel:
         key = (notification.id, notification.version)
         value = self._values.get(key)
         if value is None:
-            # `resendOf` only links a resend to its first notification: not for the card.
-            value = {
-                k: v for k, v in notification.event.items() if k not in ("recipients", "resendOf")
-            }
+            value = notification.event.content()  # without `resendOf`: not for the card
             self._values[key] = value
             if len(self._values) > self._value_cache_size:
                 self._values.popitem(last=False)
         return value
 
     async def send(
-        self, job: DeliveryJob, target: Any, notification: NotificationRecord
+        self, job: DeliveryJob, target: ChatTarget, notification: NotificationRecord
     ) -> DeliveryResult:
         how: str | None = None
         if isinstance(target, NewChat):
@@ -174,7 +176,7 @@ class ConversationChannel:
             return DeliveryResult.failed(exc.reason)
         return DeliveryResult.delivered(turn.activity_id or job.remote_id, how)
 
-    async def retract(self, job: DeliveryJob, target: Any) -> DeliveryResult:
+    async def retract(self, job: DeliveryJob, target: ChatTarget) -> DeliveryResult:
         """Delete the message sent as `job.remote_id` (a recall): Bot Connector's DELETE
         activity, within the tenant's budget like a send. Already gone counts as deleted."""
         if job.remote_id is None or not isinstance(target, StoredReference):

@@ -70,8 +70,8 @@ import requests
 from firebase_admin import credentials, exceptions, messaging
 from yarl import URL
 
-from delivery.badges import UnreadCounts, unwrap, with_badges
-from delivery.channel import DeliveryResult, Pace, Target
+from delivery.badges import MaybeBadged, UnreadCounts, unwrap, with_badges
+from delivery.channel import Channel, DeliveryResult, Pace, Target
 from delivery.mobile import APNS_NOT_CONFIGURED, MOBILE
 from delivery.outbox import DeliveryJob
 from delivery.payload import Shrink, collapse_id, encode_json, fit_json
@@ -481,7 +481,7 @@ class FcmStats:
 _Pending = tuple[messaging.Message, "asyncio.Future[DeliveryResult]"]
 
 
-class FcmChannel:
+class FcmChannel(Channel[MaybeBadged[DeviceRecord]]):
     """Channel `mobile`: FCM pushes to each active installation with an FCM token."""
 
     name = MOBILE
@@ -540,12 +540,12 @@ class FcmChannel:
         found = await self._devices.targets_for(user_ids)
         return {user: [Target(key) for key in keys] for user, keys in found.items()}
 
-    def pace(self, target: Any) -> Pace | None:
+    def pace(self, target: MaybeBadged[DeviceRecord]) -> Pace | None:
         return None  # FCM's quota answers 429 + Retry-After, which is retried
 
-    async def load(self, jobs: Sequence[DeliveryJob]) -> dict[int, Any]:
+    async def load(self, jobs: Sequence[DeliveryJob]) -> dict[int, MaybeBadged[DeviceRecord]]:
         found = await self._devices.get_many([(job.user_id, job.target) for job in jobs])
-        targets: dict[int, Any] = {}
+        targets: dict[int, DeviceRecord] = {}
         for job in jobs:
             device = found.get((job.user_id, job.target))
             if device is not None and device.active:
@@ -553,9 +553,8 @@ class FcmChannel:
         return await with_badges(targets, jobs, self._unread_counts)
 
     async def send(
-        self, job: DeliveryJob, target: Any, notification: NotificationRecord
+        self, job: DeliveryJob, target: MaybeBadged[DeviceRecord], notification: NotificationRecord
     ) -> DeliveryResult:
-        device: DeviceRecord
         device, unread = unwrap(target)
         token = device.fcm_token
         if token is None:
@@ -605,7 +604,7 @@ class FcmChannel:
         if template is None:
             try:
                 template = build_message(
-                    notification.event,
+                    notification.event.content(),
                     notification.id,
                     notification.version,
                     platform,

@@ -23,15 +23,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Final, Literal
+from typing import TYPE_CHECKING, Final, Literal, TypeAlias
 
-from delivery.channel import DeliveryResult, Pace, Target
+from delivery.channel import Channel, DeliveryResult, Pace, Target
 from delivery.outbox import DeliveryJob
 from storage.devices import DeviceRecord, DeviceStore
 from storage.records import NotificationRecord
 
 if TYPE_CHECKING:  # each SDK is imported only when its service is configured
-    from delivery.apns import ApnsChannel
+    from delivery.apns import ApnsChannel, ApnsTarget
     from delivery.fcm import FcmChannel
 
 __all__ = [
@@ -87,7 +87,12 @@ class _Unroutable:
     reason: str
 
 
-class MobilePush:
+MobileTarget: TypeAlias = "DeviceRecord | ApnsTarget | _Unroutable"
+"""What channel `mobile` loads for a delivery: the device for FCM, the device and its badge
+for APNs, or why neither can take it now."""
+
+
+class MobilePush(Channel[MobileTarget]):
     """Channel `mobile` with FCM and APNs both on: each device goes to exactly one of them."""
 
     name = MOBILE
@@ -115,12 +120,12 @@ class MobilePush:
             result[user_id] = [Target(key) for key in keys]
         return result
 
-    def pace(self, target: Any) -> Pace | None:
+    def pace(self, target: MobileTarget) -> Pace | None:
         return None
 
-    async def load(self, jobs: Sequence[DeliveryJob]) -> dict[int, Any]:
+    async def load(self, jobs: Sequence[DeliveryJob]) -> dict[int, MobileTarget]:
         found = await self._devices.get_many([(job.user_id, job.target) for job in jobs])
-        targets: dict[int, Any] = {}
+        targets: dict[int, MobileTarget] = {}
         to_apns: list[tuple[DeliveryJob, DeviceRecord]] = []
         for job in jobs:
             device = found.get((job.user_id, job.target))
@@ -136,7 +141,7 @@ class MobilePush:
         return targets
 
     async def send(
-        self, job: DeliveryJob, target: Any, notification: NotificationRecord
+        self, job: DeliveryJob, target: MobileTarget, notification: NotificationRecord
     ) -> DeliveryResult:
         if isinstance(target, _Unroutable):
             return DeliveryResult.skipped(target.reason)

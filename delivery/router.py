@@ -26,7 +26,6 @@ import random
 import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any
 
 from delivery.audience import (
     AudiencePage,
@@ -42,6 +41,7 @@ from delivery.outbox import DeliveryJob, NewDelivery, Outbox
 from delivery.worker import Hold
 from errors import AudiencePartFailed, AudienceUnavailable
 from logs import NOTIFICATION_ID
+from notifications.event import Notice
 from preferences.model import UserPreferences
 from preferences.rules import DeliveryPolicy, EventFacts, decide
 from storage.protocols import NotificationStore, UserStore
@@ -57,13 +57,8 @@ _PART_ATTEMPTS = 8
 up (counted as skipped, with the reason): ~15 minutes with the backoff below."""
 
 
-def event_facts(event: dict[str, Any]) -> EventFacts:
-    expires = event.get("expiresAt")
-    return EventFacts(
-        type=str(event.get("type", "")).lower(),
-        urgency=event.get("urgency"),
-        expires_at=datetime.fromisoformat(expires) if expires else None,
-    )
+def event_facts(event: Notice) -> EventFacts:
+    return EventFacts(type=event.type.lower(), urgency=event.urgency, expires_at=event.expires_at)
 
 
 class _Tags:
@@ -80,15 +75,9 @@ class _Tags:
         return base + count
 
 
-def send_at(event: dict[str, Any]) -> float | None:
+def send_at(event: Notice) -> float | None:
     """The event's `sendAt` (epoch seconds): nothing is expanded or sent before it."""
-    raw = event.get("sendAt")
-    if not isinstance(raw, str) or not raw:
-        return None
-    try:
-        return datetime.fromisoformat(raw).timestamp()
-    except ValueError:
-        return None
+    return None if event.send_at is None else event.send_at.timestamp()
 
 
 def _retry_in(attempt: int) -> float:
@@ -268,9 +257,9 @@ class Router:
             # waits here like an expansion whose source is throttled, and a restart (start()
             # resumes pending expansions) or another instance's sweep sets the wait again.
             log.info("%s v%d is scheduled: expanded at %s", record.id, record.version,
-                     record.event.get("sendAt"))
+                     record.event.send_at)
             return max(due - self._clock(), 0.05)
-        recipients = record.event.get("recipients") or {}
+        recipients = record.event.recipients
         parts = audience_parts(recipients)
         state = Expansion.loads(record.expand_cursor, len(parts))
         facts = event_facts(record.event)

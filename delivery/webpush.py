@@ -26,18 +26,18 @@ import logging
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
-from datetime import datetime
 from typing import Any, Final
 
 import aiohttp
 from pywebpush import WebPusher, WebPushException
 
 from delivery.allowed_hosts import AllowedHosts
-from delivery.badges import UnreadCounts, unwrap, with_badges
-from delivery.channel import DeliveryResult, Pace, Target
+from delivery.badges import MaybeBadged, UnreadCounts, unwrap, with_badges
+from delivery.channel import Channel, DeliveryResult, Pace, Target
 from delivery.outbox import DeliveryJob
 from delivery.payload import Shrink, fit_json
 from delivery.vapid import VapidKeys
+from notifications.event import Notice
 from retry_after import retry_after_seconds
 from storage.records import NotificationRecord
 from storage.subscriptions import PushSubscription, SubscriptionStore
@@ -62,9 +62,6 @@ _SHRINK: Final[tuple[Shrink, ...]] = (
 start (280 characters) still fits; otherwise `data` and the icon go first (the service worker
 shows neither) and the text is cut after; the click URL and the title go last."""
 
-_URGENCIES: Final = frozenset({"very-low", "low", "normal", "high"})
-
-
 def topic_for(notification_id: str) -> str:
     """RFC 8030 §5.4 Topic: at most 32 characters of the base64url alphabet, one per id."""
     digest = hashlib.sha256(notification_id.encode()).digest()
@@ -77,21 +74,20 @@ _BADGE_ROOM: Final = 16
 _MAX_BADGE: Final = 99_999
 
 
-def push_payload(event: Mapping[str, Any], notification_id: str, limit: int) -> bytes:
+def push_payload(event: Notice, notification_id: str, limit: int) -> bytes:
     """What the service worker receives: {id, title, text, icon, url, severity, type, data,
     acknowledge}, absent fields left out, shrunk to `limit` bytes (text cut first) when
     needed. `acknowledge` is the text of the acknowledge action the event asks for."""
-    ask = event.get("acknowledge")
     document: dict[str, Any] = {
         "id": notification_id,
-        "title": event.get("title"),
-        "text": event.get("text"),
-        "icon": event.get("icon"),
-        "url": event.get("url"),
-        "severity": event.get("severity", "info"),
-        "type": event.get("type"),
-        "data": event.get("data"),
-        "acknowledge": ask.get("text") if isinstance(ask, dict) else None,
+        "title": event.title,
+        "text": event.text,
+        "icon": event.icon,
+        "url": event.url,
+        "severity": event.severity,
+        "type": event.type,
+        "data": event.data,
+        "acknowledge": event.acknowledge.text if event.acknowledge else None,
     }
     return fit_json({k: v for k, v in document.items() if v is not None}, limit, _SHRINK)
 
@@ -103,18 +99,13 @@ def with_unread(payload: bytes, unread: int | None) -> bytes:
     return payload[:-1] + b',"unread":' + str(min(unread, _MAX_BADGE)).encode() + b"}"
 
 
-def _ttl(event: Mapping[str, Any], now: float, default: int) -> int:
-    expires = event.get("expiresAt")
-    if not expires:
+def _ttl(event: Notice, now: float, default: int) -> int:
+    if event.expires_at is None:
         return default
-    try:
-        remaining = datetime.fromisoformat(str(expires)).timestamp() - now
-    except ValueError:
-        return default
-    return max(0, int(remaining))
+    return max(0, int(event.expires_at.timestamp() - now))
 
 
-class WebPushChannel:
+class WebPushChannel(Channel[MaybeBadged[PushSubscription]]):
     """Channel `webpush`: one push per subscription (a user may have several browsers)."""
 
     name = "webpush"
@@ -166,12 +157,12 @@ class WebPushChannel:
         found = await self._subscriptions.targets_for(user_ids)
         return {user: [Target(key) for key in keys] for user, keys in found.items()}
 
-    def pace(self, target: Any) -> Pace | None:
+    def pace(self, target: MaybeBadged[PushSubscription]) -> Pace | None:
         return None  # push services publish no per-sender rate; their 429s are retried
 
-    async def load(self, jobs: Sequence[DeliveryJob]) -> dict[int, Any]:
+    async def load(self, jobs: Sequence[DeliveryJob]) -> dict[int, MaybeBadged[PushSubscription]]:
         found = await self._subscriptions.get_many([(j.user_id, j.target) for j in jobs])
-        targets: dict[int, Any] = {}
+        targets: dict[int, PushSubscription] = {}
         for job in jobs:
             subscription = found.get((job.user_id, job.target))
             if subscription is not None:
@@ -202,15 +193,16 @@ class WebPushChannel:
             "Content-Encoding": self.content_encoding,
             "Content-Type": "application/octet-stream",
         }
-        urgency = notification.event.get("urgency")
-        if urgency in _URGENCIES:
-            headers["Urgency"] = str(urgency)
+        if notification.event.urgency is not None:
+            headers["Urgency"] = notification.event.urgency
         return headers
 
     async def send(
-        self, job: DeliveryJob, target: Any, notification: NotificationRecord
+        self,
+        job: DeliveryJob,
+        target: MaybeBadged[PushSubscription],
+        notification: NotificationRecord,
     ) -> DeliveryResult:
-        subscription: PushSubscription
         subscription, unread = unwrap(target)
         refusal = self._allowed_hosts.refusal(subscription.endpoint)
         if refusal is not None:  # allowed when registered, no longer: never sent

@@ -18,7 +18,6 @@ import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any, Literal, Protocol
 
 from delivery.budget import LaneBudget, LocalBudget
@@ -84,13 +83,8 @@ def _deferral(job_id: int, until: float) -> Settlement:
 
 
 def _expired(notification: NotificationRecord, now: float) -> bool:
-    expires = notification.event.get("expiresAt")
-    if not expires:
-        return False
-    try:
-        return datetime.fromisoformat(expires).timestamp() <= now
-    except ValueError:
-        return False
+    expires = notification.event.expires_at
+    return expires is not None and expires.timestamp() <= now
 
 
 class _Throughput:

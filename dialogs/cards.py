@@ -16,6 +16,8 @@ from botbuilder.schema import (
     SuggestedActions,
 )
 
+from notifications.event import Notice
+
 __all__ = [
     "ACKNOWLEDGE",
     "ADAPTIVE_CARD",
@@ -50,22 +52,19 @@ class CardState:
     acknowledged_at: float | None = None
 
 
-def _acknowledge_text(event: dict[str, Any]) -> str | None:
-    ask = event.get("acknowledge")
-    if isinstance(ask, dict) and isinstance(ask.get("text"), str) and ask["text"]:
-        return str(ask["text"])
-    return None
+def _acknowledge_text(event: Notice) -> str | None:
+    return event.acknowledge.text if event.acknowledge and event.acknowledge.text else None
 
 
 def _engagement(
-    event: dict[str, Any], state: CardState | None, *, mark_read: bool
+    event: Notice, state: CardState | None, *, mark_read: bool
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """What a card shows of the person's engagement: (body blocks, buttons).
 
     With an `acknowledge` request: its button until they acknowledge, then "Acknowledged"
     with the time. Otherwise (on Herald's own card) a *Mark read* button until it is read.
     Buttons need the notification's id (they name it)."""
-    notification_id = event.get("id")
+    notification_id = event.id
     if not notification_id:
         return [], []
     text = _acknowledge_text(event)
@@ -122,28 +121,28 @@ def card_markdown(text: str) -> str:
     return _LONE_NEWLINE.sub("\n\n", text.replace("\r\n", "\n"))
 
 
-def prompt_of(event: dict[str, Any]) -> tuple[str, list[str]] | None:
+def prompt_of(event: Notice) -> tuple[str, list[str]] | None:
     """The event's question and its choices, if it asks one."""
-    prompt = event.get("prompt")
-    if not isinstance(prompt, dict) or not prompt.get("text") or not prompt.get("choices"):
+    prompt = event.prompt
+    if prompt is None or not prompt.text or not prompt.choices:
         return None
-    return str(prompt["text"]), [str(c) for c in prompt["choices"]]
+    return prompt.text, list(prompt.choices)
 
 
-def plain_text(event: dict[str, Any]) -> str:
+def plain_text(event: Notice) -> str:
     """The notification as one line of text, for clients that render no cards."""
-    parts = [str(event.get("title", ""))]
-    if event.get("text"):
-        parts.append(str(event["text"]))
-    if event.get("url"):
-        parts.append(str(event["url"]))
+    parts = [event.title]
+    if event.text:
+        parts.append(event.text)
+    if event.url:
+        parts.append(event.url)
     prompt = prompt_of(event)
     if prompt is not None:
         parts.append(f"{prompt[0]} ({' / '.join(prompt[1])})")
     return " — ".join(parts)
 
 
-def _prompt_block(event: dict[str, Any]) -> tuple[dict[str, Any], list[dict[str, Any]]] | None:
+def _prompt_block(event: Notice) -> tuple[dict[str, Any], list[dict[str, Any]]] | None:
     """The question as a TextBlock and one Submit button per choice (when it can be answered:
     the answer is recorded against the notification's id)."""
     prompt = prompt_of(event)
@@ -157,20 +156,20 @@ def _prompt_block(event: dict[str, Any]) -> tuple[dict[str, Any], list[dict[str,
         "wrap": True,
         "spacing": "Medium",
     }
-    if not event.get("id"):
+    if not event.id:
         return question, []
     buttons = [
         {
             "type": "Action.Submit",
             "title": choice,
-            "data": {"action": PROMPT_ANSWER, "notificationId": event["id"], "choice": choice},
+            "data": {"action": PROMPT_ANSWER, "notificationId": event.id, "choice": choice},
         }
         for choice in choices
     ]
     return question, buttons
 
 
-def prompt_card(event: dict[str, Any]) -> dict[str, Any] | None:
+def prompt_card(event: Notice) -> dict[str, Any] | None:
     """The question on a card of its own, sent beside a backend's own card."""
     block = _prompt_block(event)
     if block is None:
@@ -188,9 +187,7 @@ def prompt_card(event: dict[str, Any]) -> dict[str, Any] | None:
     return card
 
 
-def acknowledge_card(
-    event: dict[str, Any], state: CardState | None = None
-) -> dict[str, Any] | None:
+def acknowledge_card(event: Notice, state: CardState | None = None) -> dict[str, Any] | None:
     """The acknowledge button (or "Acknowledged") on a card of its own, sent beside a
     backend's own card."""
     blocks, buttons = _engagement(event, state, mark_read=False)
@@ -209,20 +206,20 @@ def acknowledge_card(
     return card
 
 
-def notification_card(event: dict[str, Any], state: CardState | None = None) -> dict[str, Any]:
+def notification_card(event: Notice, state: CardState | None = None) -> dict[str, Any]:
     """The default card: title (coloured by severity), optional icon, text, an Open action,
     and the person's engagement (acknowledge button, or *Mark read*; see `_engagement`)."""
-    color, symbol, label = _SEVERITY.get(str(event.get("severity", "info")), _SEVERITY["info"])
+    color, symbol, label = _SEVERITY.get(event.severity, _SEVERITY["info"])
     title_block: dict[str, Any] = {
         "type": "TextBlock",
-        "text": f"{symbol} {event.get('title', '')}",
+        "text": f"{symbol} {event.title}",
         "weight": "Bolder",
         "size": "Medium",
         "wrap": True,
         "color": color,
     }
     header: dict[str, Any]
-    if event.get("icon"):
+    if event.icon:
         header = {
             "type": "ColumnSet",
             "columns": [
@@ -231,7 +228,7 @@ def notification_card(event: dict[str, Any], state: CardState | None = None) -> 
                     "width": "auto",
                     "verticalContentAlignment": "Center",
                     "items": [
-                        {"type": "Image", "url": event["icon"], "size": "Small", "altText": label}
+                        {"type": "Image", "url": event.icon, "size": "Small", "altText": label}
                     ],
                 },
                 {
@@ -245,12 +242,12 @@ def notification_card(event: dict[str, Any], state: CardState | None = None) -> 
     else:
         header = title_block
     body: list[dict[str, Any]] = [header]
-    if event.get("text"):
-        body.append({"type": "TextBlock", "text": card_markdown(str(event["text"])), "wrap": True})
+    if event.text:
+        body.append({"type": "TextBlock", "text": card_markdown(event.text), "wrap": True})
     body.append(
         {
             "type": "TextBlock",
-            "text": f"{label} · {event.get('type', '')}",
+            "text": f"{label} · {event.type}",
             "isSubtle": True,
             "size": "Small",
             "spacing": "Small",
@@ -267,8 +264,8 @@ def notification_card(event: dict[str, Any], state: CardState | None = None) -> 
     actions: list[dict[str, Any]] = []
     block = _prompt_block(event)
     opener = (
-        {"type": "Action.OpenUrl", "title": "Open", "url": event["url"]}
-        if event.get("url")
+        {"type": "Action.OpenUrl", "title": "Open", "url": event.url}
+        if event.url
         else None
     )
     # A question's card has no *Mark read* (answering is the person's action there).
@@ -292,7 +289,7 @@ def notification_card(event: dict[str, Any], state: CardState | None = None) -> 
     return card
 
 
-def notification_activity(event: dict[str, Any], state: CardState | None = None) -> Activity:
+def notification_activity(event: Notice, state: CardState | None = None) -> Activity:
     """A message carrying the notification card (or the event's own card) and a text summary.
 
     An event with a `prompt` asks its question on the card (beside a backend's own card, on a
@@ -300,9 +297,9 @@ def notification_activity(event: dict[str, Any], state: CardState | None = None)
     clients that show no cards. An event with `acknowledge` gets its button the same way;
     `state` is the person's (a card updated in place after they acknowledged).
     """
-    content = event.get("card") or notification_card(event, state)
+    content = event.card or notification_card(event, state)
     attachments = [Attachment(content_type=ADAPTIVE_CARD, content=content)]
-    if event.get("card"):
+    if event.card:
         ack = acknowledge_card(event, state)
         if ack is not None:
             attachments.append(Attachment(content_type=ADAPTIVE_CARD, content=ack))
@@ -313,10 +310,10 @@ def notification_activity(event: dict[str, Any], state: CardState | None = None)
     )
     prompt = prompt_of(event)
     if prompt is not None:
-        extra = prompt_card(event) if event.get("card") else None
+        extra = prompt_card(event) if event.card else None
         if extra is not None:
             attachments.append(Attachment(content_type=ADAPTIVE_CARD, content=extra))
-        if event.get("id"):
+        if event.id:
             activity.suggested_actions = SuggestedActions(
                 actions=[
                     CardAction(type=ActionTypes.im_back, title=c, value=c) for c in prompt[1]

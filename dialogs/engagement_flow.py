@@ -12,7 +12,7 @@ to a message: every notification sent there until then counts as read.
 from __future__ import annotations
 
 import logging
-from typing import Any, Final
+from typing import Final
 
 from botbuilder.core import TurnContext
 
@@ -20,6 +20,7 @@ from dialogs.cards import CardState, notification_activity
 from dialogs.services import DialogServices, sender_id
 from engagement import EngagementService
 from errors import DeliveryError
+from notifications.event import StoredEvent
 from storage.records import target_key
 
 __all__ = ["READ_RECEIPT", "EngagementFlow", "surface_of"]
@@ -97,7 +98,7 @@ class EngagementFlow:
         self,
         context: TurnContext,
         notification_id: str,
-        event: dict[str, Any] | None,
+        event: StoredEvent | None,
         state: CardState,
     ) -> bool:
         """Re-render the card the button was on (`replyToId`) for this person; False when
@@ -110,9 +111,7 @@ class EngagementFlow:
             if record is None:
                 return False
             event = record.event
-        value = {k: v for k, v in event.items() if k != "recipients"}
-        value["id"] = notification_id
-        activity = notification_activity(value, state)
+        activity = notification_activity(event, state)
         activity.id = card_id
         try:
             await context.update_activity(activity)

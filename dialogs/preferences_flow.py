@@ -17,7 +17,6 @@ from botbuilder.core import MessageFactory, TurnContext
 from botbuilder.schema import Attachment
 from pydantic import ValidationError
 
-from api.schemas import first_problem
 from dialogs.calendar import CalendarFlow
 from dialogs.cards import ADAPTIVE_CARD
 from dialogs.channel_links import link_markdown, links_to_offer
@@ -33,6 +32,7 @@ from dialogs.preference_cards import (
 )
 from dialogs.services import DialogServices, sender_id
 from errors import ConcurrencyConflict, NotFound
+from notifications.problems import first_problem
 from preferences.model import CHANNELS, QuietHours, UserPreferences
 from preferences.service import CHANNEL_LABELS, Snapshot, describe_changes, summary_lines
 from preferences.text import parse_quiet_hours, parse_time_of_day, resolve_time_zone

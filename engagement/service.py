@@ -18,9 +18,10 @@ import asyncio
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Final, Literal
+from typing import Final, Literal
 
 from delivery.outbox import Outbox
+from notifications.event import Notice, StoredEvent
 from storage.protocols import InboxStore, NotificationStore
 from storage.records import Acknowledgement
 
@@ -34,12 +35,9 @@ SURFACES: Final = ("inbox", "chat", "teams", "teams-receipt", "webpush", "mobile
 """Where a notification can be read or acknowledged (the `via` recorded with it)."""
 
 
-def acknowledge_text(event: dict[str, Any]) -> str | None:
+def acknowledge_text(event: Notice) -> str | None:
     """The text of the event's acknowledge button, if it asks for one."""
-    ask = event.get("acknowledge")
-    if isinstance(ask, dict) and isinstance(ask.get("text"), str) and ask["text"]:
-        return str(ask["text"])
-    return None
+    return event.acknowledge.text if event.acknowledge and event.acknowledge.text else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,7 +48,7 @@ class AckOutcome:
 
     status: Literal["recorded", "repeated", "not-in-inbox", "not-asked", "recalled"]
     acknowledgement: Acknowledgement | None = None
-    event: dict[str, Any] | None = None
+    event: StoredEvent | None = None
     """The notification's event (for re-rendering the card), when it was found."""
 
 

@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import ValidationError
 
-from api.schemas import Event
+from notifications.event import Event
 
 __all__ = [
     "CALENDAR_EVENT_TYPE",

@@ -19,9 +19,9 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final, Literal
 
-from api.schemas import content_hash
 from errors import NotFound, SourceNotFound
 from logs import NOTIFICATION_ID
+from notifications.event import StoredEvent, content_hash
 from preferences.service import PreferencesService
 from sources.calendar import (
     CALENDAR_EVENT_TYPE,
@@ -165,7 +165,11 @@ class CalendarNotifier:
         token = NOTIFICATION_ID.set(nid)
         try:
             outcome, record = await self._notifications.put(
-                nid, content_hash(document), document, CALENDAR_EVENT_TYPE, 1
+                nid,
+                content_hash(document),
+                StoredEvent.model_validate(document),
+                CALENDAR_EVENT_TYPE,
+                1,
             )
             if outcome == "unchanged":
                 return "unchanged"

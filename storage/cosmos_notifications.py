@@ -21,6 +21,7 @@ from typing import Any
 from azure.core import MatchConditions
 from azure.cosmos.exceptions import CosmosAccessConditionFailedError
 
+from notifications.event import StoredEvent
 from storage.cosmos import CosmosDatabase, bounded, doc_id
 from storage.records import (
     Acknowledgement,
@@ -49,7 +50,7 @@ def _record(doc: dict[str, Any]) -> NotificationRecord:
         id=doc["notificationId"],
         version=int(doc["version"]),
         content_hash=doc["contentHash"],
-        event=doc["event"],
+        event=StoredEvent.from_document(doc["event"]),
         type=doc["type"],
         recipients=int(doc["recipients"]),
         expanded_version=int(doc["expandedVersion"]),
@@ -65,7 +66,7 @@ def _entry(row: dict[str, Any], record: NotificationRecord) -> InboxEntry:
         notification_id=row["notificationId"],
         created_at=float(row["createdAt"]),
         read_at=row.get("readAt"),
-        event=record.event,
+        event=record.event.document(),
         version=record.version,
         read_via=row.get("readVia"),
         acknowledged_at=row.get("acknowledgedAt"),
@@ -94,12 +95,13 @@ class CosmosNotificationStore:
         self,
         notification_id: str,
         content_hash: str,
-        event: dict[str, Any],
+        event: StoredEvent,
         type_: str,
         recipients: int,
     ) -> tuple[PutOutcome, NotificationRecord]:
         key = notification_doc_id(notification_id)
         container = self._db.container("notifications")
+        document = event.document()
         while True:
             doc = await self._db.read("notifications", key, key)
             now = time.time()
@@ -111,7 +113,7 @@ class CosmosNotificationStore:
                         "notificationId": notification_id,
                         "version": 1,
                         "contentHash": content_hash,
-                        "event": event,
+                        "event": document,
                         "type": type_,
                         "recipients": recipients,
                         "expandedVersion": 0,
@@ -131,7 +133,7 @@ class CosmosNotificationStore:
             body.update(
                 version=int(doc["version"]) + 1,
                 contentHash=content_hash,
-                event=event,
+                event=document,
                 type=type_,
                 recipients=recipients,
                 expandCursor=None,

@@ -11,6 +11,7 @@ import builtins
 from collections.abc import Sequence
 from typing import Any, Protocol
 
+from notifications.event import StoredEvent
 from storage.records import (
     Acknowledgement,
     ConversationTarget,
@@ -107,7 +108,7 @@ class NotificationStore(Protocol):
         self,
         notification_id: str,
         content_hash: str,
-        event: dict[str, Any],
+        event: StoredEvent,
         type_: str,
         recipients: int,
     ) -> tuple[PutOutcome, NotificationRecord]:

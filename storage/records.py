@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from notifications.event import StoredEvent
+
 __all__ = [
     "Acknowledgement",
     "ConversationTarget",
@@ -69,13 +71,14 @@ class ConversationTarget:
 
 @dataclass(frozen=True, slots=True)
 class NotificationRecord:
-    """A posted event as stored: its validated JSON, a content hash for idempotency, a version
-    that grows with each changed re-post, and how far audience expansion has got."""
+    """A posted event as stored: the validated event (parsed once, when read from the
+    store), a content hash for idempotency, a version that grows with each changed re-post,
+    and how far audience expansion has got."""
 
     id: str
     version: int
     content_hash: str
-    event: dict[str, Any]
+    event: StoredEvent
     type: str
     recipients: int
     expanded_version: int

@@ -8,6 +8,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from notifications.event import StoredEvent
 from storage.records import (
     Acknowledgement,
     Engagement,
@@ -30,7 +31,7 @@ def _record(row: Any) -> NotificationRecord:
         id=row["id"],
         version=int(row["version"]),
         content_hash=row["content_hash"],
-        event=json.loads(row["event"]),
+        event=StoredEvent.from_document(json.loads(row["event"])),
         type=row["type"],
         recipients=int(row["recipients"]),
         expanded_version=int(row["expanded_version"]),
@@ -71,12 +72,12 @@ class SqliteNotificationStore:
         self,
         notification_id: str,
         content_hash: str,
-        event: dict[str, Any],
+        event: StoredEvent,
         type_: str,
         recipients: int,
     ) -> tuple[PutOutcome, NotificationRecord]:
         now = time.time()
-        body = json.dumps(event, separators=(",", ":"), ensure_ascii=False)
+        body = json.dumps(event.document(), separators=(",", ":"), ensure_ascii=False)
         outcome: PutOutcome
         async with self._db.transaction() as conn:
             rows = list(

@@ -4,13 +4,15 @@ received (what the preferences card offers to mute)."""
 from __future__ import annotations
 
 import hashlib
-from typing import Any
 
+from notifications.event import StoredEvent
 from tests.contract.conftest import Backend
 
 
 async def _post(backend: Backend, nid: str, type_: str, users: list[str]) -> None:
-    event: dict[str, Any] = {"type": type_, "title": nid, "recipients": {"all": True}}
+    event = StoredEvent.from_document(
+        {"id": nid, "type": type_, "title": nid, "recipients": {"all": True}}
+    )
     digest = hashlib.sha256(nid.encode()).hexdigest()
     _, record = await backend.notifications.put(nid, digest, event, type_, 0)
     await backend.outbox.add_page(nid, record.version, [], users, None)

@@ -8,14 +8,16 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from typing import Any
 
+from notifications.event import StoredEvent
 from tests.contract.conftest import Backend
 
 
 async def _post(backend: Backend, nid: str, users: list[str], title: str | None = None) -> None:
     title = title or f"title of {nid}"
-    event: dict[str, Any] = {"type": "case.assigned", "title": title, "recipients": {"all": True}}
+    event = StoredEvent.from_document(
+        {"id": nid, "type": "case.assigned", "title": title, "recipients": {"all": True}}
+    )
     content_hash = hashlib.sha256(f"{nid}/{title}".encode()).hexdigest()
     _, record = await backend.notifications.put(nid, content_hash, event, "case.assigned", 0)
     await backend.outbox.add_page(nid, record.version, [], users, None)

@@ -7,22 +7,25 @@ import hashlib
 import json
 from typing import Any
 
+from notifications.event import StoredEvent
 from storage.records import NotificationRecord
 from tests.contract.conftest import Backend
 
 
-def _event(title: str = "Training due", **fields: Any) -> dict[str, Any]:
-    return {
-        "id": "n1",
-        "type": "training.due",
-        "title": title,
-        "recipients": {"users": ["u1", "ann@contoso.com"]},
-        **fields,
-    }
+def _event(title: str = "Training due", **fields: Any) -> StoredEvent:
+    return StoredEvent.from_document(
+        {
+            "id": "n1",
+            "type": "training.due",
+            "title": title,
+            "recipients": {"users": ["u1", "ann@contoso.com"]},
+            **fields,
+        }
+    )
 
 
-def _hash(event: dict[str, Any]) -> str:
-    return hashlib.sha256(json.dumps(event, sort_keys=True).encode()).hexdigest()
+def _hash(event: StoredEvent) -> str:
+    return hashlib.sha256(json.dumps(event.document(), sort_keys=True).encode()).hexdigest()
 
 
 async def test_put_creates_version_one_with_expansion_pending(backend: Backend) -> None:

@@ -10,11 +10,11 @@ import asyncio
 import hashlib
 import time
 from collections.abc import Sequence
-from typing import Any
 
 import pytest
 
 from delivery.outbox import COUNTER_NAMES, DeliveryJob, NewDelivery, Settlement
+from notifications.event import StoredEvent
 from storage.records import NotificationRecord
 from tests.contract.conftest import Backend
 
@@ -28,7 +28,9 @@ def _zero() -> dict[str, int]:
 
 
 async def _notify(backend: Backend, nid: str = "n1", title: str = "v1") -> NotificationRecord:
-    event: dict[str, Any] = {"type": "case.assigned", "title": title, "recipients": {"all": True}}
+    event = StoredEvent.from_document(
+        {"id": nid, "type": "case.assigned", "title": title, "recipients": {"all": True}}
+    )
     content_hash = hashlib.sha256(f"{nid}/{title}".encode()).hexdigest()
     _, record = await backend.notifications.put(nid, content_hash, event, "case.assigned", 0)
     return record

@@ -9,16 +9,18 @@ from __future__ import annotations
 import hashlib
 import math
 import time
-from typing import Any
 
 from delivery.outbox import NewDelivery, Settlement, TimelineBucket
+from notifications.event import StoredEvent
 from tests.contract.conftest import Backend
 
 HOUR = 3600.0
 
 
 async def _notify(backend: Backend, nid: str) -> None:
-    event: dict[str, Any] = {"type": "t", "title": nid, "recipients": {"all": True}}
+    event = StoredEvent.from_document(
+        {"id": nid, "type": "t", "title": nid, "recipients": {"all": True}}
+    )
     digest = hashlib.sha256(nid.encode()).hexdigest()
     await backend.notifications.put(nid, digest, event, "t", 0)
 

@@ -13,6 +13,7 @@ import pytest
 
 from delivery.channel import ChannelRegistry
 from delivery.router import Router
+from notifications.event import StoredEvent
 from preferences.rules import DeliveryPolicy
 from storage.records import NotificationRecord
 from tests.contract.conftest import Backend
@@ -36,7 +37,9 @@ async def router(backend: Backend) -> AsyncIterator[Router]:
 
 async def put_elsewhere(backend: Backend, nid: str) -> NotificationRecord:
     """A notification another instance accepted (and never expanded: it died)."""
-    event = {"type": "t", "title": nid, "recipients": {"users": ["a", "b", "c"]}}
+    event = StoredEvent.from_document(
+        {"id": nid, "type": "t", "title": nid, "recipients": {"users": ["a", "b", "c"]}}
+    )
     digest = hashlib.sha256(nid.encode()).hexdigest()
     _, record = await backend.notifications.put(nid, digest, event, "t", 3)
     assert record.expansion_pending

@@ -14,6 +14,7 @@ import pytest
 
 from delivery.apns import ApnsChannel, ApnsConfig, ApnsTarget
 from delivery.outbox import DeliveryJob
+from notifications.event import StoredEvent
 from storage.devices import DeviceRecord, DeviceRegistration
 from storage.records import NotificationRecord
 from storage.sqlite import SqliteDatabase
@@ -72,7 +73,10 @@ async def channel(
 
 def notification(nid: str = "n-1") -> NotificationRecord:
     now = time.time()
-    event = {"type": "case.assigned", "title": "Case 4711", "text": "Assigned to you."}
+    event = StoredEvent.from_document(
+        {"id": nid, "type": "case.assigned", "title": "Case 4711", "text": "Assigned to you.",
+         "recipients": {"all": True}}
+    )
     return NotificationRecord(nid, 1, "hash", event, "case.assigned", 1, 1, None, now, now)
 
 

@@ -14,13 +14,13 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
 
 import pytest
 
 from delivery.outbox import DeliveryJob, NewDelivery, Settlement
 from delivery.outbox_azure import AzureQueueOutbox
 from delivery.queue_azure import AzureDeliveryQueue
+from notifications.event import StoredEvent
 from storage.cosmos import CosmosConfig, CosmosDatabase
 from storage.cosmos_notifications import CosmosNotificationStore
 from tests.peers.azure import COSMOS_KEY, AzuriteQueues, CosmosServer
@@ -81,7 +81,9 @@ async def pair(request: pytest.FixtureRequest) -> AsyncIterator[_Pair]:
 
 
 async def _one_leased_job(pair: _Pair) -> DeliveryJob:
-    event: dict[str, Any] = {"type": "t", "title": "x", "recipients": {"all": True}}
+    event = StoredEvent.from_document(
+        {"id": "n1", "type": "t", "title": "x", "recipients": {"all": True}}
+    )
     await pair.notifications.put("n1", "h" * 64, event, "t", 0)
     due = time.time() - 1.0
     delivery = NewDelivery("u1", "conversation", "msteams|a:u1", "queued", due)

@@ -21,6 +21,7 @@ import pytest
 from azure.cosmos.exceptions import CosmosHttpResponseError
 
 from errors import StoreUnavailable
+from notifications.event import StoredEvent
 from storage.cosmos import CosmosConfig, CosmosDatabase
 from storage.cosmos_notifications import CosmosNotificationStore
 from storage.cosmos_users import CosmosUserStore
@@ -105,9 +106,11 @@ async def test_an_unavailable_service_is_retried_until_the_write_goes_through(
     notifications = CosmosNotificationStore(db)
     fault = proxy.fail("POST", NOTIFICATIONS_DOCS, 503, times=3, query=False)
 
-    outcome, record = await notifications.put(
-        "case-4711", "hash-1", {"id": "case-4711", "title": "Case 4711"}, "case.assigned", 1
+    event = StoredEvent.from_document(
+        {"id": "case-4711", "type": "case.assigned", "title": "Case 4711",
+         "recipients": {"all": True}}
     )
+    outcome, record = await notifications.put("case-4711", "hash-1", event, "case.assigned", 1)
 
     assert outcome == "created" and record.version == 1
     assert len(fault.hits) == 3

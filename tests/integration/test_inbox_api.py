@@ -22,6 +22,7 @@ from api.inbox import InboxApi
 from api.inbox_feed import InboxFeed
 from api.link_tokens import LinkTokens, load_or_create_secret
 from delivery.outbox_sqlite import SqliteOutbox
+from notifications.event import StoredEvent
 from storage.sqlite import SqliteDatabase
 from storage.sqlite_notifications import SqliteInboxStore, SqliteNotificationStore
 from tests.conftest import HeraldFactory
@@ -285,7 +286,9 @@ async def test_a_write_by_another_instance_arrives_by_the_poll(tmp_path: Path) -
             assert (await events.next()).event == "snapshot"
             # Another instance writes (its router rings its own doorbell, not this one's).
             notifications = SqliteNotificationStore(db)
-            event = {"type": "t", "title": "from elsewhere", "recipients": {"all": True}}
+            event = StoredEvent.from_document(
+                {"id": "x1", "type": "t", "title": "from elsewhere", "recipients": {"all": True}}
+            )
             _, record = await notifications.put("x1", hashlib.sha256(b"x1").hexdigest(), event,
                                                 "t", 1)
             await SqliteOutbox(db).add_page("x1", record.version, [], ["u1"], None)

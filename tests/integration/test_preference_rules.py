@@ -16,6 +16,7 @@ from delivery.channel import ChannelRegistry
 from delivery.conversation import ConversationChannel
 from delivery.outbox_sqlite import SqliteOutbox
 from delivery.router import Router
+from notifications.event import StoredEvent
 from preferences.rules import DeliveryPolicy
 from storage.records import StoredReference, UserRecord
 from storage.sqlite import SqliteDatabase
@@ -219,7 +220,9 @@ async def test_router_defers_to_the_real_end_of_the_window_across_dst(
         DeliveryPolicy(),
         clock=now.timestamp,
     )
-    document = {"type": "a", "title": "t", "recipients": {"users": ["u1"]}}
+    document = StoredEvent.from_document(
+        {"id": "n1", "type": "a", "title": "t", "recipients": {"users": ["u1"]}}
+    )
     await notifications.put("n1", "hash", document, "a", 1)
     await router.expand("n1")
     row = await db.fetchone("SELECT status, reason, due_at FROM deliveries")

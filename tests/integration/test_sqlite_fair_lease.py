@@ -13,6 +13,7 @@ import pytest
 
 from delivery.outbox import NewDelivery
 from delivery.outbox_sqlite import SqliteOutbox
+from notifications.event import StoredEvent
 from storage.sqlite import SqliteDatabase
 from storage.sqlite_notifications import SqliteNotificationStore
 
@@ -25,7 +26,9 @@ async def outbox(tmp_path: Path) -> AsyncIterator[SqliteOutbox]:
     await db.open()
     notifications = SqliteNotificationStore(db)
     for nid in ("big", "single"):
-        event = {"type": "t", "title": nid, "recipients": {"all": True}}
+        event = StoredEvent.from_document(
+            {"id": nid, "type": "t", "title": nid, "recipients": {"all": True}}
+        )
         await notifications.put(nid, hashlib.sha256(nid.encode()).hexdigest(), event, "t", 0)
     yield SqliteOutbox(db)
     await db.close()

@@ -21,6 +21,7 @@ from botframework.connector.models import ErrorResponseException
 
 from dialogs.cards import notification_activity
 from errors import RetryLater, TargetGone
+from notifications.event import BroadcastValue
 from proactive.codec import load
 from tests.harness import EmulatedUser, Emulator, RunningHerald
 from tests.peers.connector import ConnectorStandIn, Recorded
@@ -79,7 +80,7 @@ async def test_send_is_byte_for_byte_the_sdks(
     reference = await stored_reference(herald, emulator, connector, user)
 
     async def send_card(context: TurnContext) -> None:
-        await context.send_activity(notification_activity(VALUE))
+        await context.send_activity(notification_activity(BroadcastValue.model_validate(VALUE)))
 
     await via_sdk(reference, send_card)
     turn = await herald.herald.adapter.broadcast(reference, VALUE, herald.herald.bot.on_turn)
@@ -104,7 +105,7 @@ async def test_edit_is_the_sdks_put(
     changed = {**VALUE, "title": "Case 42 closed"}
 
     async def edit(context: TurnContext) -> None:
-        activity = notification_activity(changed)
+        activity = notification_activity(BroadcastValue.model_validate(changed))
         activity.id = first.activity_id
         await context.update_activity(activity)
 
@@ -132,7 +133,7 @@ async def test_failures_mean_the_same(
     reference = await stored_reference(herald, emulator, connector, user)
 
     async def send_card(context: TurnContext) -> None:
-        await context.send_activity(notification_activity(VALUE))
+        await context.send_activity(notification_activity(BroadcastValue.model_validate(VALUE)))
 
     connector.fail(user.conversation_id, status, retry_after=2 if status == 429 else None)
     with pytest.raises(ErrorResponseException) as sdk_error:

@@ -23,6 +23,7 @@ from delivery.channel import ChannelRegistry, DeliveryResult, Pace, Target
 from delivery.outbox import DeliveryJob, NewDelivery
 from delivery.outbox_sqlite import SqliteOutbox
 from delivery.worker import DeliveryWorker
+from notifications.event import StoredEvent
 from storage.records import NotificationRecord
 from storage.sqlite import SqliteDatabase
 from storage.sqlite_notifications import SqliteNotificationStore
@@ -71,7 +72,9 @@ async def stores(tmp_path: Path) -> AsyncIterator[tuple[SqliteOutbox, SqliteNoti
     db = SqliteDatabase(tmp_path / "herald.db")
     await db.open()
     notifications = SqliteNotificationStore(db)
-    event = {"type": "t", "title": "Lease", "recipients": {"all": True}}
+    event = StoredEvent.from_document(
+        {"id": "n", "type": "t", "title": "Lease", "recipients": {"all": True}}
+    )
     await notifications.put("n", hashlib.sha256(b"n").hexdigest(), event, "t", USERS)
     yield SqliteOutbox(db), notifications
     await db.close()

@@ -19,6 +19,7 @@ from delivery.payload import ELLIPSIS, fit_json
 from delivery.vapid import VapidKeys
 from delivery.webpush import WebPushChannel, _ttl, push_payload, topic_for
 from errors import SettingsError
+from notifications.event import Notice
 
 LIMIT = WebPushChannel.max_payload_bytes
 
@@ -56,7 +57,7 @@ def test_the_limit_is_what_aes128gcm_leaves_of_4096_bytes() -> None:
 )
 def test_long_text_is_cut_to_fit_the_encrypted_limit(text: str) -> None:
     event = {"type": "t", "title": "Title", "text": text[:4000], "url": "https://x.example/1"}
-    payload = push_payload(event, "n-1", LIMIT)
+    payload = push_payload(Notice.model_validate(event), "n-1", LIMIT)
     assert len(payload) <= LIMIT
     assert len(payload) > LIMIT - 12  # as much text as fits, not a lot less
     assert encrypted_size(payload) <= 4096
@@ -68,18 +69,18 @@ def test_long_text_is_cut_to_fit_the_encrypted_limit(text: str) -> None:
 
 def test_data_goes_before_the_text_is_cut_short() -> None:
     event = {"type": "t", "title": "Title", "text": "a" * 1000, "data": {"blob": "x" * 5000}}
-    document = json.loads(push_payload(event, "n-1", LIMIT))
+    document = json.loads(push_payload(Notice.model_validate(event), "n-1", LIMIT))
     assert "data" not in document
     assert document["text"] == "a" * 1000  # the text fits once the data is gone
     event = {"type": "t", "title": "T", "text": "a" * 3500, "data": {"blob": "x" * 300}}
-    document = json.loads(push_payload(event, "n-1", LIMIT))
+    document = json.loads(push_payload(Notice.model_validate(event), "n-1", LIMIT))
     assert document["data"] == {"blob": "x" * 300}  # cut text, keep small data
     assert len(document["text"]) >= 280
 
 
 def test_small_payloads_are_untouched_and_never_carry_nulls() -> None:
     event = {"type": "t", "title": "Hi", "severity": "error", "text": None}
-    assert json.loads(push_payload(event, "n-1", LIMIT)) == {
+    assert json.loads(push_payload(Notice.model_validate(event), "n-1", LIMIT)) == {
         "id": "n-1",
         "title": "Hi",
         "severity": "error",
@@ -104,9 +105,12 @@ def test_topic_is_32_url_safe_characters_per_notification() -> None:
 
 def test_ttl_counts_down_to_expires_at() -> None:
     now = datetime(2030, 1, 1, tzinfo=UTC).timestamp()
-    assert _ttl({"expiresAt": "2030-01-01T01:00:00Z"}, now, 86400) == 3600
-    assert _ttl({"expiresAt": "2029-12-31T00:00:00+00:00"}, now, 86400) == 0
-    assert _ttl({}, now, 86400) == 86400
+    def event(**fields: str) -> Notice:
+        return Notice.model_validate({"type": "t", "title": "T", **fields})
+
+    assert _ttl(event(expiresAt="2030-01-01T01:00:00Z"), now, 86400) == 3600
+    assert _ttl(event(expiresAt="2029-12-31T00:00:00+00:00"), now, 86400) == 0
+    assert _ttl(event(), now, 86400) == 86400
 
 
 def test_vapid_key_formats(tmp_path: Path) -> None:
