@@ -20,7 +20,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, Literal
 
-from delivery.outbox import Outbox
+from delivery.outbox import DeliveryLedger
 from storage.protocols import InboxStore, NotificationStore
 from storage.records import Acknowledgement
 
@@ -61,7 +61,7 @@ class EngagementService:
         self,
         inbox: InboxStore,
         notifications: NotificationStore,
-        outbox: Outbox,
+        outbox: DeliveryLedger,
         *,
         on_changed: Callable[[Sequence[str]], None] = lambda user_ids: None,
     ) -> None:
