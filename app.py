@@ -42,13 +42,12 @@ from bots.herald_bot import HeraldBot
 from bots.teams import TeamChannels
 from config import Settings
 from delivery.allowed_hosts import AllowedHosts
-from delivery.apns import ApnsChannel, ApnsConfig
 from delivery.audience import Audiences
 from delivery.budget import LaneBudget, LocalBudget, SharedBudget
-from delivery.channel import Channel, ChannelRegistry
+from delivery.channel import ChannelRegistry
 from delivery.conversation import ConversationChannel
 from delivery.fairness import FairClock
-from delivery.mobile import MobilePush, UnreachableDevices
+from delivery.mobile_channels import mobile_channels
 from delivery.ratelimit import KeyedBuckets, burst_below
 from delivery.reach import TeamsReach
 from delivery.router import Router
@@ -56,14 +55,7 @@ from delivery.vapid import VapidKeys
 from delivery.wakeup import WakeUp
 from delivery.webpush import WebPushChannel
 from delivery.worker import Backoff, DeliveryWorker
-from dialogs.calendar import CalendarFlow
-from dialogs.card_actions import CardActions
-from dialogs.consent import ConsentFlow
-from dialogs.engagement_flow import EngagementFlow
-from dialogs.history import HistoryFlow
-from dialogs.main_dialog import MainDialog
-from dialogs.preferences_flow import PreferencesFlow
-from dialogs.prompt_dialog import PromptAnswers
+from dialogs.assembly import build_dialogs
 from dialogs.services import DialogServices
 from engagement import EngagementService
 from errors import SettingsError
@@ -78,8 +70,7 @@ from proactive.rosters import ConnectorRosters
 from proactive.service_url import ServiceUrlPolicy
 from proactive.tenants import TenantServiceUrls
 from server import announce, listen, listen_problem, serve
-from sources.graph import GraphClient, GraphConfig, MsalGraphTokens
-from sources.graph_directory import GraphAppInstaller, GraphDirectory
+from sources.graph_access import graph_access
 from sources.graph_source import GraphSource
 from storage.backends import stores_for
 from storage.devices import DeviceStore
@@ -141,15 +132,8 @@ def create_app(settings: Settings) -> web.Application:
         opt_in_required=settings.opt_in_required,
         critical_types=frozenset(t.lower() for t in settings.critical_types),
     )
-    # Microsoft Graph (off unless configured): one token cache for calendars, audiences and
-    # app installation; the client is Graph as a directory (groups, users) and app installer.
-    graph_config = GraphConfig.from_settings(settings)
-    graph_tokens = MsalGraphTokens(graph_config) if graph_config is not None else None
-    directory_client = (
-        GraphClient(graph_config, graph_tokens)
-        if graph_config is not None and graph_tokens is not None
-        else None
-    )
+    # Microsoft Graph (off unless configured): calendars, audiences, app installation.
+    graph_parts = graph_access(settings)
 
     # Emulator mode vouches for no serviceUrl: Herald sends only to the allowed (loopback)
     # hosts there; in Bot Framework mode the channel's signed token vouches for it.
@@ -195,18 +179,14 @@ def create_app(settings: Settings) -> web.Application:
         audiences=Audiences(
             users,
             conversations,
-            directory=(
-                GraphDirectory(directory_client, graph_config.tenant_id)
-                if directory_client is not None and graph_config is not None
-                else None
-            ),
+            directory=graph_parts.directory,
             rosters=connector_teams,
         ),
     )
     # Change notifications go the way of posted events: stored, then handed to the router.
     graph = GraphSource(
-        tokens=graph_tokens,
-        config=graph_config,
+        tokens=graph_parts.tokens,
+        config=graph_parts.config,
         subscriptions=stores.graph_subscriptions,
         inbox=stores.graph_changes,
         resources=stores.graph_resources,
@@ -240,31 +220,16 @@ def create_app(settings: Settings) -> web.Application:
     # Teams tenants' serviceUrls, learnt from their activities: where Herald opens chats with
     # people who never wrote (delivery/reach.py).
     tenants = TenantServiceUrls(bot_storage, default=settings.teams_service_url)
-    consent = ConsentFlow(services)
-    preferences_flow = PreferencesFlow(services)
-    history = HistoryFlow(services)
-    answers = PromptAnswers(services)
-    calendar = CalendarFlow(services)
-    engagement_flow = EngagementFlow(services, engagement)
+    dialogs = build_dialogs(services, engagement)
     bot = HeraldBot(
         users=users,
         conversations=conversations,
         conversation_state=ConversationState(bot_storage),
         user_state=UserState(bot_storage),
-        dialog=MainDialog(
-            services,
-            consent=consent,
-            preferences=preferences_flow,
-            history=history,
-            answers=answers,
-            calendar=calendar,
-        ),
-        card_actions=CardActions(
-            consent, preferences_flow, answers, history, calendar=calendar,
-            engagement=engagement_flow,
-        ),
+        dialog=dialogs.main,
+        card_actions=dialogs.card_actions,
         services=services,
-        engagement=engagement_flow,
+        engagement=dialogs.engagement,
         tenants=tenants,
         teams=TeamChannels(conversations, connector_teams),
         storage=bot_storage,
@@ -282,21 +247,13 @@ def create_app(settings: Settings) -> web.Application:
     conversation_buckets = KeyedBuckets(
         settings.conversation_rate, burst_below(settings.conversation_rate)
     )
-    installer = (
-        GraphAppInstaller(
-            directory_client, settings.teams_catalog_app_id, graph_base_url=graph_config.base_url
-        )
-        if directory_client is not None and graph_config is not None
-        and settings.teams_catalog_app_id
-        else None
-    )
     reach = TeamsReach(
         transport,
         conversations,
         users,
         tenants,
         bot_id=f"28:{settings.app_id or 'herald'}",
-        installer=installer,
+        installer=graph_parts.installer,
         budget=budget,  # the create call counts in the tenant's budget too
     )
     conversation_channel = ConversationChannel(
@@ -314,32 +271,9 @@ def create_app(settings: Settings) -> web.Application:
             subscriptions, vapid, allowed_hosts=push_hosts, unread_counts=inbox.unread_counts
         )
     )
-    # Mobile push: FCM with a Firebase service account, APNs with a .p8 key (a bad file stops
-    # start-up here); one channel `mobile` either way, each device sent by one of them
-    # (delivery/mobile.py). Devices nothing here can reach (all of them while both are off)
-    # are counted as skipped with the reason, never dropped.
-    apns_config = ApnsConfig.from_settings(settings)
-    apns = ApnsChannel(devices, inbox, apns_config) if apns_config is not None else None
-    fcm = None
-    if settings.firebase_credentials is not None:
-        from delivery.fcm import FcmChannel  # firebase-admin is imported only when configured
-
-        fcm = FcmChannel(
-            devices, settings.firebase_credentials, settings.fcm_endpoint,
-            unread_counts=inbox.unread_counts,
-        )
-    mobile: Channel | None = (
-        MobilePush(devices, fcm, apns, prefer=settings.mobile_prefer)
-        if fcm is not None and apns is not None
-        else fcm or apns
-    )
-    if mobile is not None:
-        channels.register(mobile)
-    channels.register_unreachable(
-        UnreachableDevices(
-            devices, fcm_configured=fcm is not None, apns_configured=apns is not None
-        )
-    )
+    # Mobile push: FCM and/or APNs as one channel `mobile` (delivery/mobile_channels.py).
+    mobile = mobile_channels(settings, devices, inbox)
+    mobile.register(channels)
     worker = DeliveryWorker(
         stores.queue,
         notifications,
@@ -395,7 +329,7 @@ def create_app(settings: Settings) -> web.Application:
         inbox_feed=inbox_feed,
         generated_api_key=generated,
     )
-    graph_clients = [directory_client] if directory_client is not None else []
+    graph_clients = [graph_parts.client] if graph_parts.client is not None else []
     app.cleanup_ctx.append(
         Lifecycle(
             settings,
@@ -419,8 +353,8 @@ def create_app(settings: Settings) -> web.Application:
         """What /readyz says besides its checks: which mobile push services are on."""
         return {
             "mobile": {
-                "fcm": fcm is not None,
-                "apns": apns is not None,
+                "fcm": mobile.fcm,
+                "apns": mobile.apns,
                 "prefer": settings.mobile_prefer,
             }
         }
