@@ -122,7 +122,9 @@ def create_app(settings: Settings) -> web.Application:
     conversations = stores.conversations
     notifications = stores.notifications
     inbox = stores.inbox
-    outbox = stores.outbox
+    # The queue goes to the router and the worker (stores.queue); everything else only reads
+    # the ledger, or recalls through it.
+    outbox = stores.ledger
     bot_storage = stores.bot_storage
     prompts = stores.prompts
     subscriptions = stores.subscriptions
