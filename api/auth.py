@@ -27,7 +27,14 @@ from api.link_tokens import LinkTokenError, LinkTokens
 from errors import IdentityProviderUnavailable, TokenRejected
 from private_file import read_or_create_private
 
-__all__ = ["PRINCIPAL", "ApiKeyAuth", "Principal", "ensure_generated_key", "hash_key"]
+__all__ = [
+    "PRINCIPAL",
+    "ApiKeyAuth",
+    "Principal",
+    "api_key_hashes",
+    "ensure_generated_key",
+    "hash_key",
+]
 
 log = logging.getLogger(__name__)
 
@@ -98,6 +105,16 @@ def ensure_generated_key(data_dir: Path) -> tuple[list[str], str | None]:
             return hashes, key if created else None
         path.unlink(missing_ok=True)  # an empty file holds no key: make one
     raise OSError(f"{path} stays empty")
+
+
+def api_key_hashes(keys: Iterable[str], data_dir: Path) -> tuple[list[str], str | None]:
+    """Hashes of the configured keys (HERALD_API_KEYS); with none configured, of the key
+    generated under the data dir, and that key itself the one time it is created, so a fresh
+    install can be used at once and the key is never stored in the clear."""
+    configured = [hash_key(key) for key in keys]
+    if configured:
+        return configured, None
+    return ensure_generated_key(data_dir)
 
 
 class ApiKeyAuth:

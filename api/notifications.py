@@ -18,7 +18,7 @@ from api.http import ApiProblem, json_response, path_param, read_json
 from api.prompt_answers import prompt_answer_counts
 from api.schemas import Event, NotificationId, content_hash
 from delivery.audience import Expansion, audience_parts
-from delivery.outbox import DeliveryCounters, Outbox
+from delivery.outbox import DeliveryCounters, DeliveryLedger
 from delivery.reach import NOT_INSTALLABLE
 from delivery.router import Router, send_at
 from logs import NOTIFICATION_ID as NOTIFICATION_ID_LOG
@@ -77,7 +77,7 @@ class NotificationsApi:
         self,
         notifications: NotificationStore,
         users: UserStore,
-        outbox: Outbox,
+        outbox: DeliveryLedger,
         router: Router,
         prompts: PromptStore,
         pacing: Pacing,

@@ -22,7 +22,7 @@ from api.auth import PRINCIPAL
 from api.http import ApiProblem, json_response, path_param, query_param
 from api.link_tokens import LinkTokenError, LinkTokens
 from api.notifications import NOTIFICATION_ID
-from delivery.outbox import Outbox, TimelineBucket
+from delivery.outbox import DeliveryLedger, TimelineBucket
 from storage.protocols import InboxStore, NotificationStore
 from storage.records import EngagementBucket
 
@@ -110,7 +110,7 @@ class OperatorApi:
     def __init__(
         self,
         notifications: NotificationStore,
-        outbox: Outbox,
+        outbox: DeliveryLedger,
         tokens: LinkTokens,
         public_url: str,
         *,

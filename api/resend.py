@@ -24,7 +24,7 @@ from api.http import ApiProblem, json_response, path_param, read_json
 from api.notifications import NOTIFICATION_ID
 from api.schemas import MAX_RECIPIENTS, NotificationId, Recipients, content_hash
 from delivery.channel import ChannelRegistry
-from delivery.outbox import Outbox
+from delivery.outbox import DeliveryLedger
 from delivery.router import Router
 from notifications.event import LENIENT
 from storage.protocols import InboxStore, NotificationStore
@@ -58,7 +58,7 @@ class ResendApi:
     def __init__(
         self,
         notifications: NotificationStore,
-        outbox: Outbox,
+        outbox: DeliveryLedger,
         inbox: InboxStore,
         channels: ChannelRegistry,
         router: Router,

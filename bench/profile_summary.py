@@ -32,9 +32,9 @@ __all__ = ["Profile", "load", "main", "render"]
 HERALD_PACKAGES = frozenset(
     {"api", "bots", "delivery", "dialogs", "preferences", "proactive", "storage", "sources"}
 )
-HERALD_MODULES = frozenset({"app.py", "config.py", "errors.py"})
+HERALD_MODULES = frozenset({"app.py", "server.py", "lifecycle.py", "config.py", "errors.py"})
 # Frames every busy sample passes through; they say nothing about where the cost is.
-SCAFFOLDING = frozenset({"app.py", "threading.py", "selectors.py"})
+SCAFFOLDING = frozenset({"app.py", "server.py", "threading.py", "selectors.py"})
 SCAFFOLDING_PACKAGES = frozenset({"asyncio", "aiohttp/web.py"})
 
 _LINE = re.compile(r"^thread \((?P<tid>[^)]*)\): (?P<stack>.*) (?P<count>\d+)$")

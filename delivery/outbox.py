@@ -1,7 +1,9 @@
 """The durable outbox: one Delivery job per (notification, user, channel, target).
 
-The outbox is both the queue the workers lease from and the ledger the status counters are read
-from, so a delivery is never "sent but not recorded" in a way that loses it: a worker that
+The outbox is both the queue the workers lease from (`DeliveryQueue`: the router writes it, the
+worker leases and settles) and the ledger the status counters are read from (`DeliveryLedger`:
+the API, the operator pages, engagement and /metrics only read it, recalls aside), so a delivery
+is never "sent but not recorded" in a way that loses it: a worker that
 dies mid-send leaves its lease to expire (or be recovered at start-up) and the job is sent again
 (at-least-once). Expansion writes a page of deliveries, the matching history entries and the
 expansion cursor in one step, so a crash mid-expansion resumes where it stopped.
@@ -17,6 +19,8 @@ __all__ = [
     "COUNTER_NAMES",
     "DeliveryCounters",
     "DeliveryJob",
+    "DeliveryLedger",
+    "DeliveryQueue",
     "NewDelivery",
     "Outbox",
     "ReportRow",
@@ -137,8 +141,9 @@ class DeliveryCounters:
         return self.totals["queued"] + self.totals["retrying"]
 
 
-class Outbox(Protocol):
-    """The delivery queue and ledger. Embedded: SQLite; scaled out: Azure Storage Queues."""
+class DeliveryQueue(Protocol):
+    """The jobs to send: written by the router's expansion, leased and settled by the worker.
+    Embedded: SQLite; scaled out: Azure Storage Queues."""
 
     skips_lanes: bool
     """Whether `lease` can leave excluded lanes' backlog in the store. When it cannot, the
@@ -206,6 +211,12 @@ class Outbox(Protocol):
         behind all of it. Empty where the backend does not order by tags."""
         ...
 
+
+class DeliveryLedger(Protocol):
+    """What became of each delivery, for those who read it (status, report, operator pages,
+    read receipts, /metrics) and for a recall, which queues sent messages for retraction.
+    Kept apart from `DeliveryQueue` so readers depend on no lease or settlement."""
+
     async def counters(self, notification_id: str) -> DeliveryCounters:
         """The notification's counters and the due time of its next outstanding delivery."""
         ...
@@ -239,3 +250,8 @@ class Outbox(Protocol):
         windows with none are left out. Feeds the operator page's delivery-rate chart, so it
         is one grouped query, never a scan the size of the audience into memory."""
         ...
+
+
+class Outbox(DeliveryQueue, DeliveryLedger, Protocol):
+    """The queue and its ledger as one backend provides them (SQLite; Cosmos DB with Azure
+    Storage Queues): one object satisfies both, so the wiring passes it as each."""

@@ -37,7 +37,7 @@ from delivery.audience import (
 )
 from delivery.channel import ChannelRegistry
 from delivery.fairness import FairClock, priority_of
-from delivery.outbox import DeliveryJob, NewDelivery, Outbox
+from delivery.outbox import DeliveryJob, DeliveryQueue, NewDelivery
 from delivery.worker import Hold
 from errors import AudiencePartFailed, AudienceUnavailable
 from logs import NOTIFICATION_ID
@@ -92,7 +92,7 @@ class Router:
         self,
         users: UserStore,
         notifications: NotificationStore,
-        outbox: Outbox,
+        outbox: DeliveryQueue,
         channels: ChannelRegistry,
         policy: DeliveryPolicy,
         *,

@@ -24,7 +24,7 @@ from delivery.budget import LaneBudget, LocalBudget
 from delivery.channel import ChannelRegistry, DeliveryResult, Retracting
 from delivery.fairness import FairClock
 from delivery.metrics import DeliveryMetrics
-from delivery.outbox import DeliveryJob, Outbox, Settlement
+from delivery.outbox import DeliveryJob, DeliveryQueue, Settlement
 from delivery.ratelimit import TEAMS_CONVERSATION_RATE, TEAMS_TENANT_RATE, KeyedBuckets
 from delivery.schedule import Entry, Scheduler
 from logs import NOTIFICATION_ID
@@ -124,7 +124,7 @@ class DeliveryWorker:
 
     def __init__(
         self,
-        outbox: Outbox,
+        outbox: DeliveryQueue,
         notifications: NotificationStore,
         channels: ChannelRegistry,
         *,

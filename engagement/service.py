@@ -20,7 +20,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Final, Literal
 
-from delivery.outbox import Outbox
+from delivery.outbox import DeliveryLedger
 from notifications.event import Notice, StoredEvent
 from storage.protocols import InboxStore, NotificationStore
 from storage.records import Acknowledgement
@@ -59,7 +59,7 @@ class EngagementService:
         self,
         inbox: InboxStore,
         notifications: NotificationStore,
-        outbox: Outbox,
+        outbox: DeliveryLedger,
         *,
         on_changed: Callable[[Sequence[str]], None] = lambda user_ids: None,
     ) -> None:

@@ -25,22 +25,9 @@ import pytest
 from botbuilder.core import Storage
 
 from delivery.outbox import Outbox
-from delivery.outbox_azure import AzureQueueOutbox
-from delivery.outbox_sqlite import SqliteOutbox
 from delivery.queue_azure import AzureDeliveryQueue
+from storage.backends import Stores, cosmos_stores, sqlite_stores
 from storage.cosmos import CosmosConfig, CosmosDatabase
-from storage.cosmos_bot_state import CosmosBotStorage
-from storage.cosmos_conversations import CosmosConversationStore
-from storage.cosmos_devices import CosmosDeviceStore
-from storage.cosmos_graph import (
-    CosmosGraphChangeInbox,
-    CosmosGraphResourceStore,
-    CosmosGraphSubscriptionStore,
-)
-from storage.cosmos_notifications import CosmosInboxStore, CosmosNotificationStore
-from storage.cosmos_prompts import CosmosPromptStore
-from storage.cosmos_subscriptions import CosmosSubscriptionStore
-from storage.cosmos_users import CosmosUserStore
 from storage.devices import DeviceStore
 from storage.graph_subscriptions import (
     GraphChangeInbox,
@@ -55,18 +42,6 @@ from storage.protocols import (
     UserStore,
 )
 from storage.sqlite import SqliteDatabase
-from storage.sqlite_bot_state import SqliteBotStorage
-from storage.sqlite_conversations import SqliteConversationStore
-from storage.sqlite_devices import SqliteDeviceStore
-from storage.sqlite_graph import (
-    SqliteGraphChangeInbox,
-    SqliteGraphResourceStore,
-    SqliteGraphSubscriptionStore,
-)
-from storage.sqlite_notifications import SqliteInboxStore, SqliteNotificationStore
-from storage.sqlite_prompts import SqlitePromptStore
-from storage.sqlite_subscriptions import SqliteSubscriptionStore
-from storage.sqlite_users import SqliteUserStore
 from storage.subscriptions import SubscriptionStore
 from tests.peers.azure import COSMOS_KEY, AzuriteQueues, CosmosServer
 
@@ -78,7 +53,8 @@ DEFAULT_RETENTION_SECONDS = 30 * 86400.0
 
 @dataclass(frozen=True, slots=True)
 class Backend:
-    """One backend's stores, sharing one database (as `create_app` wires them)."""
+    """One backend's stores, sharing one database (built by storage/backends.py, as
+    `create_app` wires them)."""
 
     name: str
     users: UserStore
@@ -107,28 +83,15 @@ async def sqlite_backend(request: pytest.FixtureRequest, tmp_path: Path) -> Asyn
     """The embedded default: one SQLite file in WAL mode, as `create_app` opens it, except
     that commits skip the fsync (synchronous=NORMAL): power-loss durability is not what these
     tests check, and a fsync per commit would make the thousand-row tests several times slower."""
-    db = SqliteDatabase(tmp_path / "herald.db", synchronous="NORMAL")
-    await db.open()
+    stores = sqlite_stores(
+        SqliteDatabase(tmp_path / "herald.db", synchronous="NORMAL"),
+        retention_seconds=DEFAULT_RETENTION_SECONDS,
+    )
+    await stores.open()
     try:
-        yield Backend(
-            name="sqlite",
-            users=SqliteUserStore(db),
-            conversations=SqliteConversationStore(db),
-            notifications=SqliteNotificationStore(db),
-            inbox=SqliteInboxStore(db, retention_seconds=DEFAULT_RETENTION_SECONDS),
-            outbox=SqliteOutbox(db),
-            bot_storage=SqliteBotStorage(db),
-            prompts=SqlitePromptStore(db),
-            subscriptions=SqliteSubscriptionStore(db),
-            devices=SqliteDeviceStore(db),
-            graph_subscriptions=SqliteGraphSubscriptionStore(db),
-            graph_changes=SqliteGraphChangeInbox(db),
-            graph_resources=SqliteGraphResourceStore(db),
-            inbox_with_retention=lambda seconds: SqliteInboxStore(db, retention_seconds=seconds),
-            time_unit=0.1,
-        )
+        yield _backend("sqlite", stores, time_unit=0.1)
     finally:
-        await db.close()
+        await stores.close()
 
 
 @asynccontextmanager
@@ -142,39 +105,39 @@ async def cosmos_backend(request: pytest.FixtureRequest, tmp_path: Path) -> Asyn
     db = CosmosDatabase(
         CosmosConfig(endpoint=server.endpoint, key=COSMOS_KEY, database=name, verify_tls=False)
     )
-    await db.open()
-    queue = AzureDeliveryQueue(queues.connection_string, name)
-    notifications = CosmosNotificationStore(db)
-    outbox = AzureQueueOutbox(
-        db, queue, notifications, history_seconds=DEFAULT_RETENTION_SECONDS
+    stores = cosmos_stores(
+        db,
+        AzureDeliveryQueue(queues.connection_string, name),
+        retention_seconds=DEFAULT_RETENTION_SECONDS,
     )
-    await outbox.open()
+    await stores.open()
     try:
-        yield Backend(
-            name="cosmos",
-            users=CosmosUserStore(db),
-            conversations=CosmosConversationStore(db),
-            notifications=notifications,
-            inbox=CosmosInboxStore(db, notifications, retention_seconds=DEFAULT_RETENTION_SECONDS),
-            outbox=outbox,
-            bot_storage=CosmosBotStorage(db),
-            prompts=CosmosPromptStore(db),
-            subscriptions=CosmosSubscriptionStore(db),
-            devices=CosmosDeviceStore(db),
-            graph_subscriptions=CosmosGraphSubscriptionStore(db),
-            graph_changes=CosmosGraphChangeInbox(db),
-            graph_resources=CosmosGraphResourceStore(db),
-            inbox_with_retention=lambda seconds: CosmosInboxStore(
-                db, notifications, retention_seconds=seconds
-            ),
-            # Visibility timeouts are whole seconds.
-            time_unit=1.0,
-        )
+        # Visibility timeouts are whole seconds.
+        yield _backend("cosmos", stores, time_unit=1.0)
     finally:
-        await outbox.close()
         await db.drop()
-        await db.close()
+        await stores.close()
         await _delete_queues(queues.connection_string, name)
+
+
+def _backend(name: str, stores: Stores, *, time_unit: float) -> Backend:
+    return Backend(
+        name=name,
+        users=stores.users,
+        conversations=stores.conversations,
+        notifications=stores.notifications,
+        inbox=stores.inbox,
+        outbox=stores.outbox,
+        bot_storage=stores.bot_storage,
+        prompts=stores.prompts,
+        subscriptions=stores.subscriptions,
+        devices=stores.devices,
+        graph_subscriptions=stores.graph_subscriptions,
+        graph_changes=stores.graph_changes,
+        graph_resources=stores.graph_resources,
+        inbox_with_retention=stores.inbox_with_retention,
+        time_unit=time_unit,
+    )
 
 
 async def _delete_queues(connection_string: str, name: str) -> None:

@@ -2,9 +2,9 @@
 
 The stand-in (`@vercel/cosmosdb-server`) does not enforce TTL or partition scoping, so what
 those depend on is checked in the requests themselves: every Cosmos store is built as
-`create_app` builds it (app.py, from Settings) and talks to the stand-in through the recording
-proxy of tests/peers/cosmos_proxy.py, and the tests read the JSON bodies and headers of the
-create-container, create-document and query requests.
+`create_app` builds it (storage/backends.py, from Settings) and talks to the stand-in through
+the recording proxy of tests/peers/cosmos_proxy.py, and the tests read the JSON bodies and
+headers of the create-container, create-document and query requests.
 
 - containers: partition key paths as DESIGN and issue 6 require (`/userId` for users and their
   preferences, conversation references, devices, push subscriptions and history; `/id` for
@@ -27,10 +27,10 @@ from typing import Any
 
 import pytest
 
-from app import Stores, _cosmos_stores
 from config import Settings
 from delivery.outbox import NewDelivery
 from notifications.event import StoredEvent
+from storage.backends import Stores, stores_for
 from storage.records import StoredReference, UserRecord
 from tests.peers.azure import COSMOS_KEY, AzuriteQueues, CosmosServer
 from tests.peers.cosmos_proxy import CosmosProxy, Seen
@@ -57,7 +57,8 @@ HOSTILE = "emulator:o'brien\" OR 1=1 --"
 async def wire(
     cosmos_server: CosmosServer, azurite: AzuriteQueues, tmp_path: Path
 ) -> AsyncIterator[tuple[CosmosProxy, Stores, str]]:
-    """Every store as app.py builds them for HERALD_STORE=cosmos, opened through the proxy."""
+    """Every store as storage/backends.py builds them for HERALD_STORE=cosmos, opened through
+    the proxy."""
     name = f"w{uuid.uuid4().hex[:20]}"
     async with CosmosProxy(cosmos_server.endpoint, tmp_path) as proxy:
         settings = Settings.from_env(
@@ -75,7 +76,7 @@ async def wire(
             },
             env_file=None,
         )
-        stores = _cosmos_stores(settings)
+        stores = stores_for(settings)
         await stores.open()
         try:
             yield proxy, stores, name
