@@ -341,8 +341,13 @@ class FcmRefused(Exception):
 
 _FCM_ERROR_TYPE: Final = "type.googleapis.com/google.firebase.fcm.v1.FcmError"
 _FCM_ERROR_CODES: Final = frozenset(
-    {"UNREGISTERED", "SENDER_ID_MISMATCH", "QUOTA_EXCEEDED", "THIRD_PARTY_AUTH_ERROR",
-     "APNS_AUTH_ERROR"}
+    {
+        "UNREGISTERED",
+        "SENDER_ID_MISMATCH",
+        "QUOTA_EXCEEDED",
+        "THIRD_PARTY_AUTH_ERROR",
+        "APNS_AUTH_ERROR",
+    }
 )
 """FCM's `errorCode`s that say more than the google.rpc status beside them (FCM's reference,
 "ErrorCode"); the others (UNSPECIFIED_ERROR, INVALID_ARGUMENT, UNAVAILABLE, INTERNAL) are
