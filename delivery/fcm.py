@@ -4,7 +4,7 @@ documented FCM HTTP v1 API (`POST /v1/projects/{project}/messages:send`, one mes
 Sends go out in micro-batches: the worker runs one task per delivery, and sends that arrive
 within a couple of milliseconds (or 500 of them, whichever comes first) share one OAuth token
 check and go out together as concurrent requests over Herald's pooled keep-alive HTTP/1.1
-client (proactive/http.py, ~130 µs of CPU a request); each caller gets the answer for its own
+client (outbound/http.py, ~130 µs of CPU a request); each caller gets the answer for its own
 token. One bad token never fails the rest of a batch: FCM answers per message, and the content
 shared by a batch is validated once, when it is built.
 
@@ -57,7 +57,6 @@ from typing import Any, Final
 
 import google.auth.exceptions
 import google.auth.transport.requests
-import httptools
 import requests
 from firebase_admin import exceptions, messaging
 from google.oauth2 import service_account
@@ -69,7 +68,8 @@ from delivery.mobile import APNS_NOT_CONFIGURED, MOBILE
 from delivery.outbox import DeliveryJob
 from delivery.payload import Shrink, collapse_id, encode_json, fit_json
 from errors import DeliveryError, DeliveryFailed, RetryLater, SettingsError, TargetGone
-from proactive.http import LeanHttpClient
+from outbound.errors import TimedOut, TransportError
+from outbound.http import LeanHttpClient
 from retry_after import retry_after_seconds
 from storage.devices import DeviceRecord, DeviceStore
 from storage.records import NotificationRecord
@@ -445,10 +445,11 @@ def map_fcm_error(exc: BaseException) -> DeliveryError:
         return RetryLater(_fcm_code(exc), _retry_after(exc))
     if isinstance(exc, google.auth.exceptions.GoogleAuthError):
         return RetryLater(_short(f"oauth-token: {exc}"))
-    if isinstance(exc, TimeoutError):
-        return RetryLater("DEADLINE_EXCEEDED")
-    if isinstance(exc, OSError | httptools.HttpParserError):
-        return RetryLater("UNAVAILABLE")  # refused, reset, closed or garbled mid-answer
+    if isinstance(exc, TransportError):
+        if not exc.retryable:
+            return DeliveryFailed(_short(f"invalid-request: {exc.reason}"))
+        # Refused, reset, closed or garbled mid-answer: FCM's own words for them.
+        return RetryLater("DEADLINE_EXCEEDED" if isinstance(exc, TimedOut) else "UNAVAILABLE")
     if isinstance(exc, ValueError):
         return DeliveryFailed(_short(f"invalid-message: {exc}"))
     return RetryLater(type(exc).__name__)
