@@ -12,6 +12,7 @@ from firebase_admin import exceptions, messaging
 
 from delivery.fcm import build_message, collapse_id, fcm_refusal, map_fcm_error
 from errors import DeliveryFailed, RetryLater, TargetGone
+from outbound.errors import ConnectFailed, InvalidRequest, TimedOut
 
 NOW = datetime(2030, 1, 15, 12, 0, tzinfo=UTC)
 
@@ -311,3 +312,13 @@ def test_fcm_error_answers_map_to_what_the_outbox_does(
     assert type(mapped) is kind
     assert mapped.reason == reason
     assert getattr(mapped, "after", None) == after
+
+
+def test_transport_errors_map_to_fcm_words() -> None:
+    timed_out = map_fcm_error(TimedOut("timed out (TimeoutError)"))
+    assert type(timed_out) is RetryLater and timed_out.reason == "DEADLINE_EXCEEDED"
+    refused = map_fcm_error(ConnectFailed("connect failed (ConnectionRefusedError)"))
+    assert type(refused) is RetryLater and refused.reason == "UNAVAILABLE"
+    invalid = map_fcm_error(InvalidRequest("header 'x' contains a line break"))
+    assert type(invalid) is DeliveryFailed
+    assert invalid.reason == "invalid-request: header 'x' contains a line break"
