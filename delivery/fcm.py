@@ -47,6 +47,7 @@ import asyncio
 import hashlib
 import json
 import logging
+import secrets
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
@@ -505,7 +506,8 @@ class FcmStats:
     largest_batch: int = 0
 
 
-_Pending = tuple[messaging.Message, "asyncio.Future[DeliveryResult]"]
+_Pending = tuple[bytes, "asyncio.Future[DeliveryResult]"]
+"""One send waiting for its batch: the request body (`{"message": ...}`) and its caller."""
 
 
 class FcmChannel:
@@ -552,6 +554,9 @@ class FcmChannel:
         self._closed = False
         self._templates: OrderedDict[tuple[str, int, str], messaging.Message | str] = OrderedDict()
         self._template_cache_size = template_cache_size
+        self._contents: OrderedDict[tuple[str, int, str, int | None], tuple[bytes, bytes]] = (
+            OrderedDict()
+        )
         self._queue: list[_Pending] = []
         self._timer: asyncio.TimerHandle | None = None
         self._batches: set[asyncio.Task[None]] = set()
@@ -588,12 +593,18 @@ class FcmChannel:
         token = device.fcm_token
         if token is None:
             return DeliveryResult.skipped(APNS_NOT_CONFIGURED)
+        if not token:
+            return DeliveryResult.failed("invalid-message: the FCM token is empty")
         template = self._template(notification, device.platform)
         if isinstance(template, str):
             return DeliveryResult.failed(template)
-        message = _badged(template, unread)
-        message.token = token  # see _assemble: `token=` would warn
-        result = await self._submit(message)
+        key = (notification.id, notification.version, device.platform, unread)
+        try:
+            before, after = self._content(key, template, unread)
+        except ValueError as exc:  # the badge made it invalid (never seen; the SDK decides)
+            return _as_result(map_fcm_error(exc))
+        # The device's token goes into the shared content: one JSON string per device.
+        result = await self._submit(before + json.dumps(token).encode() + after)
         if result.status == "dead":
             self._dead_tokens[job.id] = token
         return result
@@ -644,9 +655,32 @@ class FcmChannel:
                 self._templates.popitem(last=False)
         return template
 
-    def _submit(self, message: messaging.Message) -> asyncio.Future[DeliveryResult]:
+    def _content(
+        self,
+        key: tuple[str, int, str, int | None],
+        template: messaging.Message,
+        unread: int | None,
+    ) -> tuple[bytes, bytes]:
+        """The request body (`{"message": ...}`, as FCM v1 takes it) around the token's JSON
+        string, encoded once per notification version, platform and unread count."""
+        content = self._contents.get(key)
+        if content is None:
+            # str() is the SDK's public encoder (the message's JSON, null fields left out); it
+            # validates too. It costs ~150 µs a message; splicing a token in costs ~1 µs. The
+            # placeholder token is random, so no content can contain it.
+            message = _badged(template, unread)
+            placeholder = f"herald-{secrets.token_hex(16)}"
+            message.token = placeholder  # see _assemble: `token=` would warn
+            before, after = str(message).split(json.dumps(placeholder))
+            content = (f'{{"message":{before}'.encode(), f"{after}}}".encode())
+            self._contents[key] = content
+            if len(self._contents) > 8 * self._template_cache_size:
+                self._contents.popitem(last=False)
+        return content
+
+    def _submit(self, body: bytes) -> asyncio.Future[DeliveryResult]:
         future: asyncio.Future[DeliveryResult] = asyncio.get_running_loop().create_future()
-        self._queue.append((message, future))
+        self._queue.append((body, future))
         if len(self._queue) >= MAX_BATCH:
             self._flush()
         elif self._timer is None:
@@ -685,13 +719,9 @@ class FcmChannel:
                 log.warning("no OAuth token for FCM: %s", exc)
             _resolve_all(batch, _as_result(map_fcm_error(exc)))
 
-    async def _send_one(
-        self, message: messaging.Message, future: asyncio.Future[DeliveryResult]
-    ) -> None:
+    async def _send_one(self, body: bytes, future: asyncio.Future[DeliveryResult]) -> None:
         """POST one message to FCM's `messages:send` and settle its caller's future."""
         try:
-            # str() is the SDK's public encoder (JSON of the message as FCM v1 takes it).
-            body = b'{"message":' + str(message).encode() + b"}"
             headers = {
                 "Authorization": self._token.header,
                 "Content-Type": "application/json; charset=UTF-8",
