@@ -21,7 +21,7 @@ Each message is the same notification (title, text, link, data) to a distinct to
    with the SDK's own httpx transport, to show what the channel's transport choice is about.
 3. **Herald's channel**: ``delivery.fcm.FcmChannel.send`` for all N tokens at once, as the
    delivery worker calls it (one task per delivery); the channel micro-batches them into
-   ``send_each_async`` calls of at most 500 over Herald's HTTP client.
+   batches of at most 500 concurrent FCM v1 requests over Herald's HTTP client.
 4. **Herald end to end** (unless ``--skip-e2e``): N users with one Android device each are
    written into a fresh SQLite file through Herald's stores, ``python app.py`` starts with
    FIREBASE_CREDENTIALS/FCM_ENDPOINT pointing at the stand-in, and one ``{"all": true}`` event

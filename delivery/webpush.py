@@ -1,11 +1,12 @@
 """The Web Push channel: a browser notification through the browser's push service.
 
 Each push is encrypted for one subscription with pywebpush (RFC 8291 `aes128gcm`), signed with
-Herald's VAPID key (RFC 8292) and posted to the subscription's endpoint (RFC 8030) over one
-shared aiohttp session. Headers: `TTL` always (seconds until the event's `expiresAt`, else a
-default), `Urgency` when the event has one, and `Topic` derived from the notification id, so a
-progress update (same id, new version) replaces a push still waiting at the push service; the
-service worker shows it under the same tag, replacing what is on screen.
+Herald's VAPID key (RFC 8292) and posted to the subscription's endpoint (RFC 8030) over Herald's
+outbound HTTP client (outbound/http.py: pooled keep-alive connections per push service).
+Headers: `TTL` always (seconds until the event's `expiresAt`, else a default), `Urgency` when
+the event has one, and `Topic` derived from the notification id, so a progress update (same id,
+new version) replaces a push still waiting at the push service; the service worker shows it
+under the same tag, replacing what is on screen.
 
 Push services answer 201; 404/410 mean the subscription is gone (it is deleted and counted in
 `deadTargets`); 429 and 5xx are retried after `Retry-After` (or the worker's backoff); any
@@ -28,8 +29,8 @@ from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Final
 
-import aiohttp
 from pywebpush import WebPusher, WebPushException
+from yarl import URL
 
 from delivery.allowed_hosts import AllowedHosts
 from delivery.badges import MaybeBadged, UnreadCounts, unwrap, with_badges
@@ -38,6 +39,8 @@ from delivery.outbox import DeliveryJob
 from delivery.payload import Shrink, fit_json
 from delivery.vapid import VapidKeys
 from notifications.event import Notice
+from outbound.errors import TransportError
+from outbound.http import LeanHttpClient
 from retry_after import retry_after_seconds
 from storage.records import NotificationRecord
 from storage.subscriptions import PushSubscription, SubscriptionStore
@@ -133,25 +136,25 @@ class WebPushChannel(Channel[MaybeBadged[PushSubscription]]):
         self._vapid = vapid
         self._allowed_hosts = allowed_hosts
         self._default_ttl = default_ttl
-        self._timeout = aiohttp.ClientTimeout(total=timeout_seconds)
-        self._connections = connections
+        self._timeout = timeout_seconds
         self._clock = clock
         self._payloads: OrderedDict[tuple[str, int], bytes] = OrderedDict()
         self._payload_cache_size = payload_cache_size
-        self._session: aiohttp.ClientSession | None = None
+        self._connections = connections
+        self._client: LeanHttpClient | None = None
 
     @property
     def public_key(self) -> str:
         return self._vapid.public_key
 
-    def _http(self) -> aiohttp.ClientSession:
-        # Opened on the first send, inside the running loop; closed by aclose() at shutdown.
-        if self._session is None or self._session.closed:
-            self._session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=self._connections),
-                timeout=self._timeout,
+    def _http(self) -> LeanHttpClient:
+        # Opened on the first send; closed by aclose() at shutdown (and opened again if the
+        # channel is used after that, as the aiohttp session it replaces was).
+        if self._client is None:
+            self._client = LeanHttpClient(
+                max_connections_per_origin=self._connections, user_agent="Herald"
             )
-        return self._session
+        return self._client
 
     async def targets(self, user_ids: Sequence[str]) -> dict[str, list[Target]]:
         found = await self._subscriptions.targets_for(user_ids)
@@ -214,8 +217,8 @@ class WebPushChannel(Channel[MaybeBadged[PushSubscription]]):
         }
         try:
             # pywebpush encrypts (a fresh ephemeral key and salt per push); the request goes
-            # out on the shared session directly rather than through WebPusher.send_async,
-            # which would decode every answer's body as text and copy the headers again.
+            # out on Herald's client rather than through WebPusher.send_async (aiohttp, which
+            # would decode every answer's body as text and copy the headers again).
             plain = with_unread(self.payload(notification), unread)
             body = WebPusher(info).encode(plain, self.content_encoding)
         except WebPushException as exc:  # keys pywebpush cannot use: this push never works
@@ -223,21 +226,25 @@ class WebPushChannel(Channel[MaybeBadged[PushSubscription]]):
         except ValueError as exc:  # a key that is not a P-256 point fails in the encryption
             return DeliveryResult.failed(f"bad subscription keys: {type(exc).__name__}")
         try:
-            async with self._http().post(
-                subscription.endpoint,
-                data=body["body"],
-                headers=self.headers(subscription, notification, now),
-                allow_redirects=False,
-            ) as response:
-                await response.read()  # small; reading it frees the connection for reuse
-                return self._result(response.status, response.headers, now)
-        except (TimeoutError, aiohttp.ClientError) as exc:
-            return DeliveryResult.retry(f"push service unreachable: {type(exc).__name__}")
+            # The client follows no redirects (see _result).
+            answer = await self._http().request(
+                "POST",
+                URL(subscription.endpoint),
+                self.headers(subscription, notification, now),
+                body["body"],
+                timeout=self._timeout,
+            )
+        except TransportError as exc:
+            if not exc.retryable:  # an endpoint or header the client cannot send
+                return DeliveryResult.failed(f"not sent: {exc.reason}")
+            return DeliveryResult.retry(f"push service unreachable: {exc.reason}")
+        return self._result(answer.status, answer.headers, now)
 
     @staticmethod
     def _result(status: int, headers: Mapping[str, str], now: float) -> DeliveryResult:
+        """What a push service's answer means; `headers` with lower-cased names."""
         if 200 <= status < 300:
-            return DeliveryResult.delivered(headers.get("Location"))
+            return DeliveryResult.delivered(headers.get("location"))
         if 300 <= status < 400:
             return DeliveryResult.failed(
                 f"push service answered {status} (a redirect): Herald follows no redirects"
@@ -247,7 +254,7 @@ class WebPushChannel(Channel[MaybeBadged[PushSubscription]]):
         if status == 429 or status >= 500:
             return DeliveryResult.retry(
                 f"push service answered {status}",
-                retry_after_seconds(headers.get("Retry-After"), now),
+                retry_after_seconds(headers.get("retry-after"), now),
             )
         if status in (401, 403):
             return DeliveryResult.failed(f"push service refused our VAPID credentials ({status})")
@@ -262,6 +269,6 @@ class WebPushChannel(Channel[MaybeBadged[PushSubscription]]):
             )
 
     async def aclose(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        client, self._client = self._client, None
+        if client is not None:
+            await client.aclose()

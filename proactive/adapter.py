@@ -10,7 +10,6 @@ building connector and token clients per message, which is what makes the SDK's
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
@@ -48,6 +47,8 @@ BROADCAST_EVENT: Final = "BroadcastEvent"
 BROADCAST_TURN_KEY: Final = "herald.BroadcastTurn"
 
 Logic = Callable[[TurnContext], Awaitable[Any]]
+SendHandler = Callable[[TurnContext, list[Activity], Callable[[], Awaitable[None]]], Awaitable[Any]]
+"""What `TurnContext.on_send_activities` registers: (context, activities, next)."""
 
 
 @dataclass(slots=True)
@@ -69,7 +70,33 @@ class BroadcastTurnContext(TurnContext):
     more than the rest of the turn. Addressing only replaces top-level fields (conversation,
     from, recipient, replyToId...), so a shallow copy protects the caller's activity just the
     same; the on-send handlers, the expect-replies buffer and `responded` behave as in the SDK.
+
+    Only public TurnContext API is used: handlers registered with `on_send_activities` are
+    kept here too (and still registered with the SDK's context, so a copy of this context has
+    them), and run in order with the documented `(context, activities, next)` contract before
+    the activities go to the adapter, as `TurnContext.send_activities` runs them.
     """
+
+    def __init__(self, adapter: Any, request: Activity) -> None:
+        super().__init__(adapter, request)
+        self._send_handlers: list[SendHandler] = []
+
+    def on_send_activities(self, handler: SendHandler) -> TurnContext:
+        self._send_handlers.append(handler)
+        return super().on_send_activities(handler)
+
+    async def _run_send_handlers(self, activities: list[Activity]) -> None:
+        handlers = list(self._send_handlers)
+
+        async def run(index: int) -> None:
+            if index < len(handlers):
+
+                async def next_handler() -> None:
+                    await run(index + 1)
+
+                await handlers[index](self, activities, next_handler)
+
+        await run(0)
 
     async def send_activities(self, activities: list[Activity]) -> list[ResourceResponse]:
         reference = TurnContext.get_conversation_reference(self.activity)
@@ -92,14 +119,25 @@ class BroadcastTurnContext(TurnContext):
                 self.responded = True
             return responses
 
-        result: list[ResourceResponse] = await self._emit(
-            self._on_send_activities, output, deliver()
-        )
-        return result
+        # As in the SDK: the handlers run first, then the send (whether or not they called
+        # next: botbuilder-python does not let a handler cancel it).
+        await self._run_send_handlers(output)
+        return await deliver()
+
+
+def _goes_to_the_connector(activity: Activity) -> bool:
+    """Whether CloudAdapterBase.send_activities would post this activity to the connector."""
+    if activity.type in ("delay", ActivityTypes.invoke_response):
+        return False
+    return bool(activity.type != ActivityTypes.trace or activity.channel_id == Channels.emulator)
 
 
 class HeraldAdapter(CloudAdapter):
-    """CloudAdapter whose outgoing calls use a ConnectorTransport."""
+    """CloudAdapter whose outgoing calls use a ConnectorTransport.
+
+    It overrides the adapter's public extension points (`BotAdapter.send_activities`,
+    `update_activity`, `delete_activity`); what the SDK does without a connector call (delays,
+    invoke responses, traces outside the Emulator) is left to CloudAdapterBase itself."""
 
     def __init__(
         self,
@@ -142,23 +180,19 @@ class HeraldAdapter(CloudAdapter):
             raise TypeError("Expecting one or more activities, but the list was empty.")
         responses: list[ResourceResponse] = []
         for activity in activities:
+            if not _goes_to_the_connector(activity):
+                # Delays, invoke responses (kept for the HTTP answer) and traces outside the
+                # Emulator: CloudAdapterBase's own handling, which calls no connector for them.
+                responses.extend(await super().send_activities(context, [activity]))
+                continue
             activity.id = None
-            response: ResourceResponse | None = None
-            if activity.type == "delay":
-                await asyncio.sleep(int((activity.value or 1000) / 1000))
-            elif activity.type == ActivityTypes.invoke_response:
-                context.turn_state[self._INVOKE_RESPONSE_KEY] = activity
-            elif activity.type == ActivityTypes.trace and activity.channel_id != Channels.emulator:
-                pass
-            else:
-                sent_id = await self._transport.send(
-                    activity.service_url,
-                    activity.conversation.id,
-                    self._encoder.encode(activity),
-                    activity.reply_to_id or None,
-                )
-                response = ResourceResponse(id=sent_id or "")
-            responses.append(response or ResourceResponse(id=activity.id or ""))
+            sent_id = await self._transport.send(
+                activity.service_url,
+                activity.conversation.id,
+                self._encoder.encode(activity),
+                activity.reply_to_id or None,
+            )
+            responses.append(ResourceResponse(id=sent_id or ""))
         return responses
 
     async def update_activity(

@@ -38,6 +38,7 @@ import datetime as dt
 import decimal
 import functools
 import re
+import sys
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -46,11 +47,11 @@ from typing import Any, Final, TypeVar
 
 import isodate
 from azure.core.exceptions import DeserializationError, SerializationError
+from msrest.exceptions import ValidationError
 from msrest.serialization import (
     Deserializer,
     Model,
     Serializer,
-    _recursive_validate,
     attribute_key_case_insensitive_extractor,
     last_rest_key_case_insensitive_extractor,
     rest_key_case_insensitive_extractor,
@@ -103,6 +104,35 @@ def _wire_non_models() -> frozenset[type]:
 @functools.cache
 def _plain_deserializer() -> Any:
     return Deserializer()
+
+
+def _class_models(cls: type) -> dict[str, type]:
+    """The namespace `cls.deserialize` resolves type names in: every class of the package
+    that holds the model's module (`botbuilder.schema.teams` for a Teams model), or just the
+    model when that package does not export it. What msrest's Model does, rebuilt from public
+    facts so the codec calls no private msrest method."""
+    package = sys.modules.get(cls.__module__.rsplit(".", 1)[0])
+    models = {k: v for k, v in vars(package).items() if isinstance(v, type)} if package else {}
+    return models if cls.__name__ in models else {cls.__name__: cls}
+
+
+def _validate_container(name: str, data_type: str, value: Any) -> None:
+    """What body()'s validation does with a value in a `[..]` or `{..}` field: a list is
+    iterated, a dict must have `.values()`, a model inside is validated (`Model.validate()`,
+    msrest's public API); the first problem is raised as msrest's ValidationError. msrest's
+    own walk is private (`_recursive_validate`), so this is the same walk, done here."""
+    if data_type.startswith("[") and value is not None:
+        for item in value:
+            _validate_container(name + " content", data_type[1:-1], item)
+    elif data_type.startswith("{") and value is not None:
+        if not hasattr(value, "values"):
+            raise ValidationError("type", name, data_type)
+        for item in value.values():
+            _validate_container(name + " content", data_type[1:-1], item)
+    elif isinstance(value, Model):
+        errors = value.validate()
+        if errors:
+            raise errors[0]
 
 
 def _check_supported(cls: type) -> None:
@@ -390,9 +420,7 @@ def _enum_for_container(value: Any, validate: str) -> Any:
     """`serialize_data` sends an enum member's value even where a list or dict is declared;
     body()'s validation may object first (it iterates lists and wants `.values()` of dicts)."""
     if validate:
-        errors = _recursive_validate(validate, validate, value)
-        if errors:
-            raise errors[0]
+        _validate_container(validate, validate, value)
     return Serializer.serialize_enum(value, enum_obj=type(value))
 
 
@@ -557,7 +585,7 @@ def load(cls: type[M], data: Mapping[str, Any]) -> M:
     """
     context = _LOAD_CONTEXTS.get(cls)
     if context is None:
-        models = cls._infer_class_models()
+        models = _class_models(cls)
         context = _LOAD_CONTEXTS[cls] = _LoadContext(Deserializer(models), models, _loadable(cls))
     if not context.fast or (type(data) is not dict and not isinstance(data, Mapping)):
         result: M = context.deserializer(cls.__name__, data)

@@ -15,11 +15,11 @@ from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 from urllib.parse import quote, urljoin
 
-import httptools
 from yarl import URL
 
 from errors import DeliveryFailed, RetryLater, TargetGone
-from proactive.http import LeanHttpClient
+from outbound.errors import TransportError
+from outbound.http import LeanHttpClient
 from proactive.service_url import ServiceUrlPolicy, UnsafeServiceUrl
 from retry_after import retry_after_seconds
 
@@ -267,10 +267,10 @@ class HttpConnectorTransport:
             response = await self._client.request(
                 method, url, headers, body, timeout=self._timeout
             )
-        except (OSError, TimeoutError, httptools.HttpParserError) as exc:
-            raise RetryLater(f"connector unreachable: {type(exc).__name__}") from exc
-        except ValueError as exc:  # a header value that would break the request
-            raise DeliveryFailed(str(exc)) from exc
+        except TransportError as exc:
+            if not exc.retryable:  # a header value that would break the request
+                raise DeliveryFailed(exc.reason) from exc
+            raise RetryLater(f"connector unreachable: {exc.reason}") from exc
         status, payload = response.status, response.body
         retry_after = retry_after_seconds(response.headers.get("retry-after"))
         if 200 <= status < 300:

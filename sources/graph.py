@@ -25,6 +25,7 @@ from urllib.parse import quote
 import httpx
 
 from errors import SourceError, SourceNotFound, SourceUnavailable
+from outbound.errors import map_transport_error
 from retry_after import retry_after_seconds
 
 if TYPE_CHECKING:
@@ -241,8 +242,9 @@ class GraphClient:
                     headers={"Authorization": f"Bearer {token}", **(headers or {})},
                 )
             except httpx.TransportError as exc:
-                if attempt == self._max_attempts:
-                    raise SourceUnavailable(f"{label}: {exc!r}") from exc
+                error = map_transport_error(exc)  # Herald's one reading of transport failures
+                if attempt == self._max_attempts or not error.retryable:
+                    raise SourceUnavailable(f"{label}: {error.reason}") from exc
                 await self._sleep(self._backoff(attempt))
                 continue
             status = response.status_code

@@ -10,8 +10,9 @@ import httpx
 import pytest
 from firebase_admin import exceptions, messaging
 
-from delivery.fcm import build_message, collapse_id, map_fcm_error
+from delivery.fcm import build_message, collapse_id, fcm_refusal, map_fcm_error
 from errors import DeliveryFailed, RetryLater, TargetGone
+from outbound.errors import ConnectFailed, InvalidRequest, TimedOut
 
 NOW = datetime(2030, 1, 15, 12, 0, tzinfo=UTC)
 
@@ -233,3 +234,91 @@ def test_retry_after_as_an_http_date() -> None:
     mapped = map_fcm_error(error)
     assert isinstance(mapped, RetryLater)
     assert mapped.after is not None and 100 < mapped.after <= 120
+
+
+def _fcm_body(status: str, message: str, error_code: str | None = None) -> bytes:
+    details = (
+        [{"@type": "type.googleapis.com/google.firebase.fcm.v1.FcmError", "errorCode": error_code}]
+        if error_code
+        else []
+    )
+    return json.dumps(
+        {"error": {"message": message, "status": status, "details": details}}
+    ).encode()
+
+
+@pytest.mark.parametrize(
+    ("status", "headers", "body", "kind", "reason", "after"),
+    [
+        (404, {}, _fcm_body("NOT_FOUND", "gone", "UNREGISTERED"), TargetGone, "UNREGISTERED", None),
+        (
+            403,
+            {},
+            _fcm_body("PERMISSION_DENIED", "no", "SENDER_ID_MISMATCH"),
+            TargetGone,
+            "SENDER_ID_MISMATCH",
+            None,
+        ),
+        (
+            400,
+            {},
+            _fcm_body("INVALID_ARGUMENT", "bad token", "INVALID_ARGUMENT"),
+            DeliveryFailed,
+            "INVALID_ARGUMENT: bad token",
+            None,
+        ),
+        (
+            400,
+            {},
+            _fcm_body("INVALID_ARGUMENT", "who knows", "UNSPECIFIED_ERROR"),
+            DeliveryFailed,
+            "INVALID_ARGUMENT: who knows",
+            None,
+        ),
+        (
+            401,
+            {},
+            _fcm_body("UNAUTHENTICATED", "apns cert", "THIRD_PARTY_AUTH_ERROR"),
+            DeliveryFailed,
+            "THIRD_PARTY_AUTH_ERROR: apns cert",
+            None,
+        ),
+        (
+            429,
+            {"retry-after": "30"},
+            _fcm_body("RESOURCE_EXHAUSTED", "slow down", "QUOTA_EXCEEDED"),
+            RetryLater,
+            "QUOTA_EXCEEDED",
+            30.0,
+        ),
+        (
+            503,
+            {"retry-after": "5"},
+            _fcm_body("UNAVAILABLE", "down"),
+            RetryLater,
+            "UNAVAILABLE",
+            5.0,
+        ),
+        (500, {}, _fcm_body("INTERNAL", "oops", "INTERNAL"), RetryLater, "INTERNAL", None),
+        (401, {}, _fcm_body("UNAUTHENTICATED", "token"), RetryLater, "UNAUTHENTICATED", None),
+        (502, {}, b"<html>Bad Gateway</html>", RetryLater, "INTERNAL", None),
+        (400, {}, b"", DeliveryFailed, "INVALID_ARGUMENT: FCM answered HTTP 400", None),
+    ],
+)
+def test_fcm_error_answers_map_to_what_the_outbox_does(
+    status: int, headers: dict[str, str], body: bytes, kind: type, reason: str, after: float | None
+) -> None:
+    mapped = map_fcm_error(fcm_refusal(status, headers, body))
+    assert type(mapped) is kind
+    assert mapped.reason == reason
+    assert getattr(mapped, "after", None) == after
+
+
+def test_transport_errors_map_to_fcm_words() -> None:
+    timed_out = map_fcm_error(TimedOut("timed out (TimeoutError)"))
+    assert type(timed_out) is RetryLater and timed_out.reason == "DEADLINE_EXCEEDED"
+    refused = map_fcm_error(ConnectFailed("connect failed (ConnectionRefusedError)"))
+    assert type(refused) is RetryLater and refused.reason == "UNAVAILABLE"
+    invalid = map_fcm_error(InvalidRequest("header 'x' contains a line break"))
+    assert type(invalid) is DeliveryFailed
+    assert invalid.reason == "invalid-request: header 'x' contains a line break"

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 from yarl import URL
 
-from proactive.http import LeanHttpClient
+from outbound.http import LeanHttpClient
 from proactive.service_url import LOOPBACK_HOSTS, ServiceUrlPolicy, UnsafeServiceUrl
 
 ANY = ServiceUrlPolicy()
