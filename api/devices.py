@@ -13,7 +13,7 @@ short-lived link token the bot gave one person (purpose "devices"), sent as
 devices only (403 otherwise): an installation registered to another user, or a push token
 another user's installation holds, is refused with 403 and nothing is written. Moving an
 installation or a token between users takes a backend. The endpoints check credentials
-themselves, so the API-key middleware lets them through (`SELF_AUTHENTICATED_PATHS`).
+themselves, so their routes declare `SELF_AUTHENTICATED`: the middleware lets them through.
 
 A device may register before its user ever talked to the bot: the user record is created then
 (with a stable id only: an Entra object id or `{channelId}:{id}`, never an alias), so pushes
@@ -26,7 +26,6 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import Annotated, Any, Final, Literal
 from urllib.parse import quote
 
@@ -41,8 +40,9 @@ from pydantic import (
     field_validator,
 )
 
-from api.http import ApiProblem, json_response, path_param, read_json
+from api.http import ApiProblem, iso, json_response, path_param, read_json
 from api.link_tokens import LinkTokenError, LinkTokens
+from api.routing import SELF_AUTHENTICATED, Route
 from api.schemas import first_problem
 from errors import NotOwner
 from preferences.service import PreferencesService
@@ -57,7 +57,6 @@ __all__ = [
     "FCM_TOKEN_PATTERN",
     "INSTALLATION_ID",
     "INSTALLATION_ID_PATTERN",
-    "SELF_AUTHENTICATED_PATHS",
     "STABLE_USER_ID_PATTERN",
     "DeviceRegistrationBody",
     "DevicesApi",
@@ -69,8 +68,7 @@ log = logging.getLogger(__name__)
 DEVICES_PURPOSE: Final = "devices"
 """The link-token purpose for device registration: such a token registers devices, nothing else."""
 DEVICES_PATH: Final = "/api/devices"
-SELF_AUTHENTICATED_PATHS: Final = frozenset({DEVICES_PATH, DEVICES_PATH + "/"})
-"""`/api/devices` and everything under `/api/devices/` check their own credentials."""
+DEVICE_PATH: Final = DEVICES_PATH + "/{installationId}"
 
 # Patterns use explicit character classes only (see api/schemas.py): pydantic, Python's re and
 # ECMA-262 (the OpenAPI document, clients) read them alike.
@@ -258,10 +256,6 @@ class _UserQuery(BaseModel):
         return _stable_user_id(value)
 
 
-def _iso(epoch: float) -> str:
-    return datetime.fromtimestamp(epoch, UTC).isoformat().replace("+00:00", "Z")
-
-
 def device_answer(device: DeviceRecord) -> dict[str, Any]:
     """A registration as the API shows it: the body it was registered with, plus its state."""
     answer: dict[str, Any] = {
@@ -277,10 +271,10 @@ def device_answer(device: DeviceRecord) -> dict[str, Any]:
         {
             "active": device.active,
             "tokenRemoved": (
-                None if removed is None else {"reason": removed.reason, "at": _iso(removed.at)}
+                None if removed is None else {"reason": removed.reason, "at": iso(removed.at)}
             ),
-            "createdAt": _iso(device.created_at),
-            "updatedAt": _iso(device.updated_at),
+            "createdAt": iso(device.created_at),
+            "updatedAt": iso(device.updated_at),
         }
     )
     return answer
@@ -314,12 +308,12 @@ class DevicesApi:
         # An API key or an Entra ID token (checked by the middleware): acts for any user.
         self._is_backend = is_backend
 
-    def routes(self) -> list[web.RouteDef]:
+    def routes(self) -> list[Route]:
         return [
-            web.post(DEVICES_PATH, self.register),
-            web.get(DEVICES_PATH, self.list_devices),
-            web.get(DEVICES_PATH + "/{installationId}", self.get_device),
-            web.delete(DEVICES_PATH + "/{installationId}", self.delete_device),
+            Route("POST", DEVICES_PATH, self.register, SELF_AUTHENTICATED),
+            Route("GET", DEVICES_PATH, self.list_devices, SELF_AUTHENTICATED),
+            Route("GET", DEVICE_PATH, self.get_device, SELF_AUTHENTICATED),
+            Route("DELETE", DEVICE_PATH, self.delete_device, SELF_AUTHENTICATED),
         ]
 
     def _caller(self, request: web.Request) -> str | None:

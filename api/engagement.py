@@ -16,7 +16,6 @@ once (`first` says whether this call recorded it).
 from __future__ import annotations
 
 import hmac
-import time
 from collections.abc import Callable
 from typing import Any, Final
 
@@ -24,43 +23,29 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.devices import DEVICES_PURPOSE
-from api.http import ApiProblem, json_response, path_param, read_json
+from api.http import ApiProblem, iso, json_response, path_param, read_json
 from api.link_tokens import LinkTokenError, LinkTokens
 from api.notifications import NOTIFICATION_ID
 from api.push import SubscriptionProof
+from api.routing import SELF_AUTHENTICATED, Route, backend_or_link
 from api.schemas import NotificationId, RecipientKey
 from engagement import AckOutcome, EngagementService
 from storage.protocols import UserStore
 from storage.subscriptions import SubscriptionStore, subscription_id
 
 __all__ = [
+    "DEVICE_LINK",
     "ENGAGEMENT_REQUESTS",
-    "PUSH_ENGAGEMENT_PATHS",
     "EngagementApi",
     "PushEngagement",
     "UserEngagement",
-    "engagement_link_purpose",
 ]
 
 PUSH_READ_PATH: Final = "/api/push/read"
 PUSH_ACK_PATH: Final = "/api/push/acknowledge"
-PUSH_ENGAGEMENT_PATHS: Final = frozenset({PUSH_READ_PATH, PUSH_ACK_PATH})
-"""The service worker's reports check their own proof (the subscription's secret)."""
-
-_DEVICE_ROUTES: Final = frozenset(
-    {
-        ("POST", "/api/notifications/{id}/read"),
-        ("POST", "/api/notifications/{id}/acknowledge"),
-    }
-)
-
-
-def engagement_link_purpose(request: web.Request) -> str | None:
-    """For the auth middleware: the mobile app's reports take its `devices` link token."""
-    resource = request.match_info.route.resource
-    if resource is None or (request.method, resource.canonical) not in _DEVICE_ROUTES:
-        return None
-    return DEVICES_PURPOSE
+DEVICE_LINK: Final = backend_or_link(lambda request: DEVICES_PURPOSE)
+"""The mobile app's reports: a backend, or the app's `devices` link token. (The service
+worker's reports are self-authenticated: they check the subscription's secret.)"""
 
 
 class _Strict(BaseModel):
@@ -89,10 +74,6 @@ class PushEngagement(SubscriptionProof):
 ENGAGEMENT_REQUESTS: Final = (UserEngagement, PushEngagement)
 
 
-def _iso(epoch: float) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch))
-
-
 async def _body(request: web.Request) -> dict[str, Any]:
     if not request.can_read_body:
         return {}
@@ -119,12 +100,12 @@ class EngagementApi:
         self._tokens = tokens
         self._is_backend = is_backend
 
-    def routes(self) -> list[web.RouteDef]:
+    def routes(self) -> list[Route]:
         return [
-            web.post("/api/notifications/{id}/read", self.read),
-            web.post("/api/notifications/{id}/acknowledge", self.acknowledge),
-            web.post(PUSH_READ_PATH, self.push_read),
-            web.post(PUSH_ACK_PATH, self.push_acknowledge),
+            Route("POST", "/api/notifications/{id}/read", self.read, DEVICE_LINK),
+            Route("POST", "/api/notifications/{id}/acknowledge", self.acknowledge, DEVICE_LINK),
+            Route("POST", PUSH_READ_PATH, self.push_read, SELF_AUTHENTICATED),
+            Route("POST", PUSH_ACK_PATH, self.push_acknowledge, SELF_AUTHENTICATED),
         ]
 
     async def _person(self, request: web.Request, body: UserEngagement) -> tuple[str, str]:
@@ -195,7 +176,7 @@ class EngagementApi:
                 "id": notification_id,
                 "userId": user_id,
                 "read": True,
-                "readAt": _iso(read_at),
+                "readAt": iso(read_at, seconds=True),
                 "unread": unread,
             }
         )
@@ -218,7 +199,7 @@ class EngagementApi:
                 "id": notification_id,
                 "userId": user_id,
                 "acknowledged": True,
-                "acknowledgedAt": _iso(ack.acknowledged_at),
+                "acknowledgedAt": iso(ack.acknowledged_at, seconds=True),
                 "acknowledgedVia": ack.via,
                 "first": ack.first,
                 "unread": await self._engagement.unread(user_id),

@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import json
 import logging
-from datetime import UTC, datetime
 from typing import Any, Final
 
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, StrictBool
 
-from api.http import ApiProblem, json_response, path_param, query_param, read_json
+from api.http import ApiProblem, iso, json_response, path_param, query_param, read_json
+from api.routing import BACKEND, PUBLIC, Route
 from api.users import USER_KEY
 from sources.graph_source import (
     LIFECYCLE_PATH,
@@ -58,12 +58,6 @@ class CalendarRequest(BaseModel):
     allowed: StrictBool
 
 
-def _iso(epoch: float | None) -> str | None:
-    if epoch is None:
-        return None
-    return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
-
-
 def calendar_state_json(state: CalendarState) -> dict[str, Any]:
     return {
         "userId": state.user_id,
@@ -72,7 +66,7 @@ def calendar_state_json(state: CalendarState) -> dict[str, Any]:
         "eligible": state.eligible,
         "allowed": state.allowed,
         "status": state.status,
-        "expiresAt": _iso(state.expires_at),
+        "expiresAt": iso(state.expires_at, seconds=True),
         "lastError": state.last_error,
     }
 
@@ -115,12 +109,12 @@ class GraphApi:
         self._source = source
         self._users = users
 
-    def routes(self) -> list[web.RouteDef]:
+    def routes(self) -> list[Route]:
         return [
-            web.post(NOTIFICATIONS_PATH, self.notifications),
-            web.post(LIFECYCLE_PATH, self.lifecycle),
-            web.get("/api/users/{id}/subscriptions/calendar", self.get_calendar),
-            web.put("/api/users/{id}/subscriptions/calendar", self.put_calendar),
+            Route("POST", NOTIFICATIONS_PATH, self.notifications, PUBLIC),
+            Route("POST", LIFECYCLE_PATH, self.lifecycle, PUBLIC),
+            Route("GET", "/api/users/{id}/subscriptions/calendar", self.get_calendar, BACKEND),
+            Route("PUT", "/api/users/{id}/subscriptions/calendar", self.put_calendar, BACKEND),
         ]
 
     async def notifications(self, request: web.Request) -> web.StreamResponse:

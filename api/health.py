@@ -8,6 +8,7 @@ from typing import Any
 from aiohttp import web
 
 from api.http import json_response
+from api.routing import PUBLIC, Route
 
 __all__ = ["HealthApi"]
 
@@ -26,11 +27,11 @@ class HealthApi:
         self._metrics = metrics
         self._about = about
 
-    def routes(self) -> list[web.RouteDef]:
+    def routes(self) -> list[Route]:
         return [
-            web.get("/healthz", self.healthz),
-            web.get("/readyz", self.readyz),
-            web.get("/metrics", self.metrics),
+            Route("GET", "/healthz", self.healthz, PUBLIC),
+            Route("GET", "/readyz", self.readyz, PUBLIC),
+            Route("GET", "/metrics", self.metrics, PUBLIC),
         ]
 
     async def healthz(self, request: web.Request) -> web.Response:

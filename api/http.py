@@ -6,9 +6,11 @@ import json
 import logging
 import math
 import re
+import time
 import uuid
 from collections.abc import Awaitable, Callable
-from typing import Any
+from datetime import UTC, datetime
+from typing import Any, overload
 
 from aiohttp import web
 from pydantic import TypeAdapter, ValidationError
@@ -22,6 +24,7 @@ __all__ = [
     "echo_request_id",
     "error_response",
     "errors_middleware",
+    "iso",
     "json_response",
     "path_param",
     "query_param",
@@ -66,6 +69,24 @@ def error_response(
     return json_response(
         {"error": {"code": code, "message": message, "field": field}}, status, headers
     )
+
+
+@overload
+def iso(epoch: float, *, seconds: bool = False) -> str: ...
+
+
+@overload
+def iso(epoch: float | None, *, seconds: bool = False) -> str | None: ...
+
+
+def iso(epoch: float | None, *, seconds: bool = False) -> str | None:
+    """An epoch as the API writes times: RFC 3339 in UTC with `Z` (None stays None). With
+    `seconds`, whole seconds only (the fraction cut, not rounded: never a time still to come)."""
+    if epoch is None:
+        return None
+    if seconds:
+        return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch))
+    return datetime.fromtimestamp(epoch, UTC).isoformat().replace("+00:00", "Z")
 
 
 MAX_JSON_DEPTH = 64

@@ -36,10 +36,11 @@ from typing import Any, Final
 
 from aiohttp import web
 
-from api.http import ApiProblem, json_response, path_param, query_param
+from api.http import ApiProblem, iso, json_response, path_param, query_param
 from api.inbox_feed import InboxFeed
 from api.link_tokens import LinkClaims, LinkTokenError, LinkTokens
 from api.notifications import NOTIFICATION_ID
+from api.routing import SELF_AUTHENTICATED, Route
 from api.users import history_item
 from dialogs.channel_links import ChannelLink
 from engagement import EngagementService
@@ -50,7 +51,6 @@ __all__ = [
     "INBOX_PATH",
     "INBOX_PURPOSE",
     "MAX_ITEMS",
-    "SELF_AUTHENTICATED_PATHS",
     "InboxApi",
     "InboxLinks",
 ]
@@ -60,16 +60,10 @@ log = logging.getLogger(__name__)
 INBOX_PURPOSE: Final = "inbox"
 """The link-token purpose of the inbox page: such a token reads and marks one inbox only."""
 INBOX_PATH: Final = "/api/inbox"
-SELF_AUTHENTICATED_PATHS: Final = frozenset({INBOX_PATH, INBOX_PATH + "/"})
-"""The inbox API checks its own credential (the link token), not an API key."""
 MAX_ITEMS: Final = 500
 MAX_REPLAY: Final = 100
 """A reconnect that missed more changes than this gets a fresh snapshot instead."""
 _BOOLS: Final = {"true": True, "false": False}
-
-
-def _iso(epoch: float) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch))
 
 
 def _cursor_text(value: float) -> str:
@@ -139,14 +133,14 @@ class InboxApi:
         self._retry_ms = retry_ms
         self._clock = clock
 
-    def routes(self) -> list[web.RouteDef]:
+    def routes(self) -> list[Route]:
         return [
-            web.get(INBOX_PATH, self.list_items),
-            web.get(INBOX_PATH + "/events", self.events),
-            web.post(INBOX_PATH + "/read-all", self.read_all),
-            web.post(INBOX_PATH + "/token", self.renew),
-            web.post(INBOX_PATH + "/{id}/read", self.read_one),
-            web.post(INBOX_PATH + "/{id}/acknowledge", self.acknowledge),
+            Route("GET", INBOX_PATH, self.list_items, SELF_AUTHENTICATED),
+            Route("GET", INBOX_PATH + "/events", self.events, SELF_AUTHENTICATED),
+            Route("POST", INBOX_PATH + "/read-all", self.read_all, SELF_AUTHENTICATED),
+            Route("POST", INBOX_PATH + "/token", self.renew, SELF_AUTHENTICATED),
+            Route("POST", INBOX_PATH + "/{id}/read", self.read_one, SELF_AUTHENTICATED),
+            Route("POST", INBOX_PATH + "/{id}/acknowledge", self.acknowledge, SELF_AUTHENTICATED),
         ]
 
     @staticmethod
@@ -194,7 +188,9 @@ class InboxApi:
         if read_at is None:
             raise ApiProblem(404, "not_found", "no such notification in this inbox", "id")
         self._feed.publish([user_id])
-        return json_response({"id": notification_id, "read": True, "readAt": _iso(read_at)})
+        return json_response(
+            {"id": notification_id, "read": True, "readAt": iso(read_at, seconds=True)}
+        )
 
     async def read_all(self, request: web.Request) -> web.Response:
         user_id = self._claims(request).user_id
@@ -224,7 +220,7 @@ class InboxApi:
             {
                 "id": notification_id,
                 "acknowledged": True,
-                "acknowledgedAt": _iso(ack.acknowledged_at),
+                "acknowledgedAt": iso(ack.acknowledged_at, seconds=True),
                 "acknowledgedVia": ack.via,
                 "first": ack.first,
             }
@@ -239,7 +235,8 @@ class InboxApi:
             raise _invalid(exc) from exc
         expires = self._tokens.verify_claims(token, INBOX_PURPOSE).expires_at
         return json_response(
-            {"token": token, "expiresAt": _iso(expires)}, headers={"Cache-Control": "no-store"}
+            {"token": token, "expiresAt": iso(expires, seconds=True)},
+            headers={"Cache-Control": "no-store"},
         )
 
     async def events(self, request: web.Request) -> web.StreamResponse:

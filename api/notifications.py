@@ -8,14 +8,14 @@ import logging
 import time
 import uuid
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any, Final, Protocol
 
 from aiohttp import web
 from pydantic import TypeAdapter
 
-from api.http import ApiProblem, json_response, path_param, read_json
+from api.http import ApiProblem, iso, json_response, path_param, read_json
 from api.prompt_answers import prompt_answer_counts
+from api.routing import BACKEND, Route, backend_or_link
 from api.schemas import Event, NotificationId, content_hash
 from delivery.audience import Expansion, audience_parts
 from delivery.outbox import DeliveryCounters, Outbox
@@ -25,7 +25,13 @@ from logs import NOTIFICATION_ID as NOTIFICATION_ID_LOG
 from storage.protocols import InboxStore, NotificationStore, PromptStore, UserStore
 from storage.records import Engagement, EngagementCounts
 
-__all__ = ["NOTIFICATION_ID", "REPORT_COLUMNS", "NotificationsApi"]
+__all__ = [
+    "NOTIFICATION_ID",
+    "OPERATOR_LINK",
+    "REPORT_COLUMNS",
+    "NotificationsApi",
+    "operator_purpose",
+]
 
 REPORT_COLUMNS = (
     "userId",
@@ -48,6 +54,16 @@ _REPORT_PAGE = 1000
 log = logging.getLogger(__name__)
 
 NOTIFICATION_ID: TypeAdapter[str] = TypeAdapter(NotificationId)
+
+
+def operator_purpose(notification_id: str) -> str:
+    """The link-token purpose that opens one notification's operator page (api/operator.py)."""
+    return f"operator:{notification_id}"
+
+
+OPERATOR_LINK: Final = backend_or_link(lambda request: operator_purpose(request.match_info["id"]))
+"""A backend, or an `operator:{id}` link token for this notification: the operator page reads
+its status, timeline and report, and renews its link, never another's and never a write."""
 """The rule for a notification id in a path: the same as for an event's `id`."""
 
 
@@ -63,10 +79,6 @@ class Recalls(Protocol):
     async def recall(self, notification_id: str, wait_seconds: float = 60.0) -> None: ...
 
     def wake(self) -> None: ...
-
-
-def _iso(epoch: float) -> str:
-    return datetime.fromtimestamp(epoch, UTC).isoformat().replace("+00:00", "Z")
 
 
 class NotificationsApi:
@@ -94,12 +106,12 @@ class NotificationsApi:
         self._router = router
         self._prompts = prompts
 
-    def routes(self) -> list[web.RouteDef]:
+    def routes(self) -> list[Route]:
         return [
-            web.post("/api/notifications", self.post),
-            web.get("/api/notifications/{id}", self.get),
-            web.delete("/api/notifications/{id}", self.recall),
-            web.get("/api/notifications/{id}/report.csv", self.report),
+            Route("POST", "/api/notifications", self.post, BACKEND),
+            Route("GET", "/api/notifications/{id}", self.get, OPERATOR_LINK),
+            Route("DELETE", "/api/notifications/{id}", self.recall, BACKEND),
+            Route("GET", "/api/notifications/{id}/report.csv", self.report, OPERATOR_LINK),
         ]
 
     async def post(self, request: web.Request) -> web.Response:
@@ -183,8 +195,8 @@ class NotificationsApi:
             "version": record.version,
             "status": status,
             "recipients": recipients,
-            "createdAt": _iso(record.created_at),
-            "updatedAt": _iso(record.updated_at),
+            "createdAt": iso(record.created_at),
+            "updatedAt": iso(record.updated_at),
             "counters": counters.totals,
             "channels": counters.channels,
             # Skip and failure reasons; how deliveries were delivered is in `reach`.
@@ -210,12 +222,12 @@ class NotificationsApi:
             "reach": _reach(counters),
             # Always present: null when the event asks nothing / nothing is outstanding.
             "answers": await prompt_answer_counts(self._prompts, record),
-            "nextDueAt": None if counters.next_due is None else _iso(counters.next_due),
+            "nextDueAt": None if counters.next_due is None else iso(counters.next_due),
             "waiting": max(waiting, key=waiting.__getitem__) if waiting else None,
             "waitingFor": waiting,
         }
         if record.recalled_at is not None:
-            body["recalledAt"] = _iso(record.recalled_at)
+            body["recalledAt"] = iso(record.recalled_at)
         if due is not None:
             body["sendAt"] = record.event["sendAt"]
         if record.event.get("resendOf"):
@@ -256,7 +268,7 @@ class NotificationsApi:
             {
                 "id": notification_id,
                 "status": "recalled",
-                "recalledAt": _iso(record.recalled_at),
+                "recalledAt": iso(record.recalled_at),
                 "cancelled": cancelled,
                 "deleting": deleting,
                 "withdrawn": withdrawn,
@@ -296,7 +308,7 @@ class NotificationsApi:
                         row.reason or "",
                         row.attempts,
                         _csv_safe(row.last_error or ""),
-                        _iso(row.updated_at),
+                        iso(row.updated_at),
                         *_engagement_cells(seen),
                     ]
                 )
@@ -326,9 +338,9 @@ def _engagement_cells(seen: Engagement | None) -> list[str]:
     if seen is None:
         return ["", "", "", ""]
     return [
-        "" if seen.read_at is None else _iso(seen.read_at),
+        "" if seen.read_at is None else iso(seen.read_at),
         seen.read_via or "",
-        "" if seen.acknowledged_at is None else _iso(seen.acknowledged_at),
+        "" if seen.acknowledged_at is None else iso(seen.acknowledged_at),
         seen.acknowledged_via or "",
     ]
 def _reach(counters: DeliveryCounters) -> dict[str, Any]:

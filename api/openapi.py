@@ -30,6 +30,7 @@ from api.pages_openapi import (
 )
 from api.push_openapi import PUSH_MODELS, PUSH_REQUESTS, document_push_schemas, push_paths
 from api.resend import ResendRequest
+from api.routing import PUBLIC, Route, RouteTable
 from api.schemas import MAX_CARD_BYTES, ApiError, Event
 from api.users import MAX_LIMIT, USER_KEY
 from preferences.model import ChannelPreferences, UserPreferences
@@ -809,11 +810,12 @@ def build_document(version: str = "0.1.0") -> dict[str, Any]:
 class OpenApi:
     """Serves the document, built once."""
 
-    def __init__(self, version: str = "0.1.0") -> None:
+    def __init__(self, routes: RouteTable, version: str = "0.1.0") -> None:
+        self._routes = routes
         self._document = build_document(version)
 
-    def routes(self) -> list[web.RouteDef]:
-        return [web.get("/openapi.json", self.get)]
+    def routes(self) -> list[Route]:
+        return [Route("GET", "/openapi.json", self.get, PUBLIC)]
 
     async def get(self, request: web.Request) -> web.Response:
         return json_response(self._document)

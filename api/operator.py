@@ -4,8 +4,8 @@ the delivery-rate timeline, and signed links that open the page without an API k
 `POST /api/notifications/{id}/link` (API key or Entra ID token) issues a link token for that
 one notification (purpose `operator:{id}`, valid HERALD_LINK_MINUTES). It opens the page for
 whoever holds it, and lets the page read exactly the status, timeline and report of that
-notification — never another's, never a write (`link_purpose` tells the auth middleware which
-routes take it). The page renews the token with the same endpoint while it is open; a renewal
+notification — never another's, never a write (their routes declare
+`OPERATOR_LINK`). The page renews the token with the same endpoint while it is open; a renewal
 keeps the original grant, so it ends HERALD_LINK_MAX_HOURS after the link was issued.
 """
 
@@ -19,9 +19,10 @@ from urllib.parse import quote
 from aiohttp import web
 
 from api.auth import PRINCIPAL
-from api.http import ApiProblem, json_response, path_param, query_param
+from api.http import ApiProblem, iso, json_response, path_param, query_param
 from api.link_tokens import LinkTokenError, LinkTokens
-from api.notifications import NOTIFICATION_ID
+from api.notifications import NOTIFICATION_ID, OPERATOR_LINK, operator_purpose
+from api.routing import Route
 from delivery.outbox import Outbox, TimelineBucket
 from storage.protocols import InboxStore, NotificationStore
 from storage.records import EngagementBucket
@@ -31,7 +32,6 @@ __all__ = [
     "NICE_BUCKETS",
     "OperatorApi",
     "bucket_for",
-    "link_purpose",
     "operator_purpose",
 ]
 
@@ -43,29 +43,6 @@ MAX_BUCKET_SECONDS: Final = 86400
 TARGET_BUCKETS: Final = 120
 """About as many bars as the page's chart shows legibly."""
 
-_LINKED_ROUTES: Final = frozenset(
-    {
-        ("GET", "/api/notifications/{id}"),
-        ("GET", "/api/notifications/{id}/timeline"),
-        ("GET", "/api/notifications/{id}/report.csv"),
-        ("POST", "/api/notifications/{id}/link"),
-    }
-)
-"""Routes an `operator:{id}` link token opens, for that id only."""
-
-
-def operator_purpose(notification_id: str) -> str:
-    return f"operator:{notification_id}"
-
-
-def link_purpose(request: web.Request) -> str | None:
-    """For the auth middleware: the link-token purpose this request's route accepts."""
-    resource = request.match_info.route.resource
-    if resource is None or (request.method, resource.canonical) not in _LINKED_ROUTES:
-        return None
-    return operator_purpose(request.match_info["id"])
-
-
 def bucket_for(span_seconds: float) -> int:
     """The smallest nice bucket that draws `span_seconds` in at most TARGET_BUCKETS bars."""
     for size in NICE_BUCKETS:
@@ -74,13 +51,9 @@ def bucket_for(span_seconds: float) -> int:
     return MAX_BUCKET_SECONDS
 
 
-def _iso(epoch: float) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch))
-
-
 def _bucket_json(bucket: TimelineBucket) -> dict[str, object]:
     return {
-        "start": _iso(bucket.start),
+        "start": iso(bucket.start, seconds=True),
         "delivered": bucket.delivered,
         "skipped": bucket.skipped,
         "failed": bucket.failed,
@@ -96,8 +69,8 @@ def _with_engagement(
     by_start = {str(b["start"]): {**b, "read": 0, "acknowledged": 0} for b in buckets}
     for e in engaged:
         row = by_start.setdefault(
-            _iso(e.start),
-            {"start": _iso(e.start), "delivered": 0, "skipped": 0, "failed": 0,
+            iso(e.start, seconds=True),
+            {"start": iso(e.start, seconds=True), "delivered": 0, "skipped": 0, "failed": 0,
              "deadTargets": 0, "read": 0, "acknowledged": 0},
         )
         row["read"], row["acknowledged"] = e.read, e.acknowledged
@@ -124,10 +97,10 @@ class OperatorApi:
         self._base = public_url.rstrip("/")
         self._clock = clock
 
-    def routes(self) -> list[web.RouteDef]:
+    def routes(self) -> list[Route]:
         return [
-            web.post("/api/notifications/{id}/link", self.link),
-            web.get("/api/notifications/{id}/timeline", self.timeline),
+            Route("POST", "/api/notifications/{id}/link", self.link, OPERATOR_LINK),
+            Route("GET", "/api/notifications/{id}/timeline", self.timeline, OPERATOR_LINK),
         ]
 
     async def _existing(self, request: web.Request) -> tuple[str, float]:
@@ -155,7 +128,7 @@ class OperatorApi:
         expires = self._tokens.verify_claims(token, purpose).expires_at
         url = f"{self._base}/notifications/{quote(notification_id, safe=':@~.-_')}?token={token}"
         return json_response(
-            {"url": url, "token": token, "expiresAt": _iso(expires)},
+            {"url": url, "token": token, "expiresAt": iso(expires, seconds=True)},
             headers={"Cache-Control": "no-store"},
         )
 

@@ -14,6 +14,7 @@ from urllib.parse import quote
 from aiohttp import web
 
 from api.http import ApiProblem, json_response, path_param, read_json
+from api.routing import BACKEND, Route
 from api.users import USER_KEY
 from errors import ConcurrencyConflict, NotFound
 from preferences.model import UserPreferences
@@ -57,10 +58,10 @@ class PreferencesApi:
         self._users = users
         self._preferences = preferences
 
-    def routes(self) -> list[web.RouteDef]:
+    def routes(self) -> list[Route]:
         return [
-            web.get("/api/users/{id}/preferences", self.get),
-            web.put("/api/users/{id}/preferences", self.put),
+            Route("GET", "/api/users/{id}/preferences", self.get, BACKEND),
+            Route("PUT", "/api/users/{id}/preferences", self.put, BACKEND),
         ]
 
     async def _user(self, request: web.Request) -> str:

@@ -20,7 +20,7 @@ DELETE works the same way (token, API key, or the subscription's own auth secret
 what the page's "turn off" uses), and a token for one person can never remove another's
 subscription: the answer is 404, as for one that does not exist. GET lists a user's
 subscriptions for support, with an API key only. The endpoints authenticate themselves, so the
-API-key middleware lets them through (`SELF_AUTHENTICATED_PATHS`).
+API-key middleware lets them through (their routes declare `SELF_AUTHENTICATED`).
 """
 
 from __future__ import annotations
@@ -30,7 +30,6 @@ import hmac
 import ipaddress
 import re
 from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import Annotated, Any, Final
 from urllib.parse import urlsplit
 
@@ -39,8 +38,9 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 from pydantic import model_validator as _model_validator
 
-from api.http import ApiProblem, error_response, json_response, read_json
+from api.http import ApiProblem, error_response, iso, json_response, read_json
 from api.link_tokens import LinkTokenError, LinkTokens
+from api.routing import SELF_AUTHENTICATED, Route
 from api.schemas import RecipientKey
 from delivery.allowed_hosts import AllowedHosts
 from dialogs.channel_links import ChannelLink
@@ -50,7 +50,6 @@ from storage.subscriptions import PushSubscription, SubscriptionStore, subscript
 
 __all__ = [
     "PUSH_PURPOSE",
-    "SELF_AUTHENTICATED_PATHS",
     "PushApi",
     "PushLinks",
     "PushSubscriptionJson",
@@ -64,8 +63,6 @@ PUSH_PURPOSE: Final = "webpush"
 
 VAPID_KEY_PATH: Final = "/api/push/vapid-public-key"
 SUBSCRIPTIONS_PATH: Final = "/api/push/subscriptions"
-SELF_AUTHENTICATED_PATHS: Final = frozenset({VAPID_KEY_PATH, SUBSCRIPTIONS_PATH})
-"""Paths that check their own credentials (link token, proof of a subscription, or API key)."""
 
 MAX_ENDPOINT = 2048
 MAX_USER_AGENT = 512
@@ -283,10 +280,6 @@ class UnsubscribeRequest(_Strict):
         return self
 
 
-def _iso(epoch: float) -> str:
-    return datetime.fromtimestamp(epoch, UTC).isoformat().replace("+00:00", "Z")
-
-
 def subscription_answer(subscription: PushSubscription) -> dict[str, Any]:
     """A subscription as the API shows it: never its keys."""
     expiration = subscription.expiration_time
@@ -296,8 +289,8 @@ def subscription_answer(subscription: PushSubscription) -> dict[str, Any]:
         "endpoint": subscription.endpoint,
         "expirationTime": None if expiration is None else expiration * 1000.0,
         "userAgent": subscription.user_agent,
-        "createdAt": _iso(subscription.created_at),
-        "updatedAt": _iso(subscription.updated_at),
+        "createdAt": iso(subscription.created_at),
+        "updatedAt": iso(subscription.updated_at),
     }
 
 
@@ -345,12 +338,12 @@ class PushApi:
         # An API key or an Entra ID token (checked by the middleware): acts for any user.
         self._is_backend = is_backend
 
-    def routes(self) -> list[web.RouteDef]:
+    def routes(self) -> list[Route]:
         return [
-            web.get(VAPID_KEY_PATH, self.vapid_public_key),
-            web.post(SUBSCRIPTIONS_PATH, self.subscribe),
-            web.delete(SUBSCRIPTIONS_PATH, self.unsubscribe),
-            web.get(SUBSCRIPTIONS_PATH, self.list_subscriptions),
+            Route("GET", VAPID_KEY_PATH, self.vapid_public_key, SELF_AUTHENTICATED),
+            Route("POST", SUBSCRIPTIONS_PATH, self.subscribe, SELF_AUTHENTICATED),
+            Route("DELETE", SUBSCRIPTIONS_PATH, self.unsubscribe, SELF_AUTHENTICATED),
+            Route("GET", SUBSCRIPTIONS_PATH, self.list_subscriptions, SELF_AUTHENTICATED),
         ]
 
     async def vapid_public_key(self, request: web.Request) -> web.Response:

@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from api.http import ApiProblem, json_response, path_param, read_json
 from api.notifications import NOTIFICATION_ID
+from api.routing import BACKEND, Route
 from api.schemas import MAX_RECIPIENTS, NotificationId, content_hash
 from delivery.channel import ChannelRegistry
 from delivery.outbox import Outbox
@@ -71,8 +72,8 @@ class ResendApi:
         self._channels = channels
         self._router = router
 
-    def routes(self) -> list[web.RouteDef]:
-        return [web.post("/api/notifications/{id}/resend", self.resend)]
+    def routes(self) -> list[Route]:
+        return [Route("POST", "/api/notifications/{id}/resend", self.resend, BACKEND)]
 
     async def resend(self, request: web.Request) -> web.Response:
         notification_id = path_param(request, "id", NOTIFICATION_ID)

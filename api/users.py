@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import web
 from pydantic import TypeAdapter
 
-from api.http import ApiProblem, json_response, path_param, query_param
+from api.http import ApiProblem, iso, json_response, path_param, query_param
+from api.routing import BACKEND, Route
 from api.schemas import RecipientKey
 from engagement import EngagementService
 from storage.protocols import InboxStore, UserStore
@@ -30,12 +30,6 @@ def _integer(raw: str) -> int | None:
     return int(raw) if _INTEGER.fullmatch(raw) else None
 
 
-def _iso(epoch: float | None) -> str | None:
-    if epoch is None:
-        return None
-    return datetime.fromtimestamp(epoch, UTC).isoformat().replace("+00:00", "Z")
-
-
 def history_item(entry: InboxEntry) -> dict[str, Any]:
     """One history entry as the API (and the inbox page) shows it."""
     event = entry.event
@@ -45,9 +39,9 @@ def history_item(entry: InboxEntry) -> dict[str, Any]:
         "title": event.get("title"),
         "severity": event.get("severity", "info"),
         "version": entry.version,
-        "createdAt": _iso(entry.created_at),
+        "createdAt": iso(entry.created_at),
         "read": entry.read_at is not None,
-        "readAt": _iso(entry.read_at),
+        "readAt": iso(entry.read_at),
     }
     for key in ("text", "url", "icon"):
         if event.get(key) is not None:
@@ -58,7 +52,7 @@ def history_item(entry: InboxEntry) -> dict[str, Any]:
     if isinstance(ask, dict) and ask.get("text"):
         item["acknowledge"] = {"text": ask["text"]}
         item["acknowledged"] = entry.acknowledged_at is not None
-        item["acknowledgedAt"] = _iso(entry.acknowledged_at)
+        item["acknowledgedAt"] = iso(entry.acknowledged_at)
     if entry.recalled:
         # Only for the live feed, so open pages drop it: what it said is withdrawn.
         item.update(recalled=True, title="Recalled by its sender")
@@ -77,10 +71,10 @@ class UsersApi:
         self._inbox = inbox
         self._engagement = engagement
 
-    def routes(self) -> list[web.RouteDef]:
+    def routes(self) -> list[Route]:
         return [
-            web.get("/api/users/{id}/notifications", self.list_notifications),
-            web.post("/api/users/{id}/notifications/read-all", self.read_all),
+            Route("GET", "/api/users/{id}/notifications", self.list_notifications, BACKEND),
+            Route("POST", "/api/users/{id}/notifications/read-all", self.read_all, BACKEND),
         ]
 
     async def _user(self, request: web.Request) -> str:

@@ -31,6 +31,7 @@ from msrest.exceptions import DeserializationError  # type: ignore[attr-defined]
 from pydantic import ValidationError
 
 from api.http import ApiProblem, error_response, json_response, read_json
+from api.routing import PUBLIC, Route
 from api.schemas import first_problem
 from bots.inbound import InboundActivity
 from proactive.adapter import HeraldAdapter
@@ -89,8 +90,8 @@ class MessagesEndpoint:
         self._auth = auth
         self._service_urls = service_urls or ServiceUrlPolicy()
 
-    def routes(self) -> list[web.RouteDef]:
-        return [web.post("/api/messages", self.post)]
+    def routes(self) -> list[Route]:
+        return [Route("POST", "/api/messages", self.post, PUBLIC)]
 
     async def post(self, request: web.Request) -> web.Response:
         try:

@@ -1,0 +1,163 @@
+"""The route table: each route of Herald's HTTP server declared once.
+
+A `Route` says what serves it (method, path, handler), who may call it (`Auth`), and how the
+OpenAPI document describes it (`Operation`). The auth middleware decides from the declaration of
+the route aiohttp matched, and the OpenAPI document is built from the same declarations, so
+neither depends on path strings kept in step with the handlers.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from aiohttp import hdrs, web
+from pydantic import BaseModel
+
+__all__ = [
+    "BACKEND",
+    "PUBLIC",
+    "ROUTES",
+    "SELF_AUTHENTICATED",
+    "Access",
+    "Answer",
+    "Auth",
+    "Operation",
+    "Route",
+    "RouteTable",
+    "backend_or_link",
+]
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+class Access(enum.Enum):
+    """Who may reach a route's handler."""
+
+    PUBLIC = "public"
+    """Anyone: the handler checks what it needs itself or nothing at all (the bot's endpoint
+    checks Bot Framework tokens, Microsoft Graph's notifications their clientState; health,
+    the spec, pages and their assets are open)."""
+    BACKEND = "backend"
+    """An API key or an Entra ID access token; 401 without (or, on a route with a link purpose,
+    a link token for that purpose)."""
+    SELF_AUTHENTICATED = "self-authenticated"
+    """The handler checks the caller's proof (a link token, a device or subscription secret)
+    and also accepts a backend; the middleware records a backend's credentials when given."""
+
+
+LinkPurpose = Callable[[web.Request], str]
+"""The link-token purpose a route accepts for this request (e.g. `operator:{id}`)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Auth:
+    access: Access
+    link: LinkPurpose | None = None
+    """BACKEND routes only: a link token for this purpose is accepted instead of a backend."""
+
+
+PUBLIC: Final = Auth(Access.PUBLIC)
+BACKEND: Final = Auth(Access.BACKEND)
+SELF_AUTHENTICATED: Final = Auth(Access.SELF_AUTHENTICATED)
+
+
+def backend_or_link(purpose: LinkPurpose) -> Auth:
+    """A backend, or whoever holds a link token for `purpose` (checked by the middleware)."""
+    return Auth(Access.BACKEND, link=purpose)
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """One documented response of an operation."""
+
+    description: str
+    model: type[BaseModel] | str | None = None
+    """A JSON body: a pydantic model, or the name of a schema built beside the models."""
+    content: Mapping[str, Any] | None = None
+    """A body that is not one JSON model (CSV, text, a stream): the OpenAPI content object."""
+    headers: Mapping[str, Any] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Operation:
+    """How the OpenAPI document describes a route."""
+
+    id: str
+    summary: str | None = None
+    description: str | None = None
+    parameters: tuple[Mapping[str, Any], ...] = ()
+    request: type[BaseModel] | None = None
+    """The JSON body the handler accepts (published as pydantic's validation schema)."""
+    request_content: Mapping[str, Any] | None = None
+    """A request body that is not one model (the bot's activities): the OpenAPI content."""
+    request_required: bool = True
+    responses: Mapping[int, Answer] = field(default_factory=dict)
+    security: tuple[Mapping[str, list[str]], ...] | None = None
+    """None: the document's default (a backend); () for none."""
+    extra: Mapping[str, Any] = field(default_factory=dict)
+    """Anything else of the OpenAPI operation object (e.g. x-* extensions)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Route(web.AbstractRouteDef):
+    """One route, declared once. Also an aiohttp route definition (`app.add_routes` takes
+    it), but only `RouteTable.add` records its `auth` for the middleware."""
+
+    method: str
+    path: str
+    handler: Handler
+    auth: Auth
+    doc: Operation | None = None
+    """None: not in the OpenAPI document (pages, their assets, redirects)."""
+
+    def register(self, router: web.UrlDispatcher) -> list[web.AbstractRoute]:
+        if self.method == hdrs.METH_GET:
+            return web.get(self.path, self.handler).register(router)
+        return web.route(self.method, self.path, self.handler).register(router)
+
+
+def _methods(route: Route) -> tuple[str, ...]:
+    # aiohttp answers HEAD on every GET route (web.get's allow_head): the same declaration.
+    return (route.method, hdrs.METH_HEAD) if route.method == hdrs.METH_GET else (route.method,)
+
+
+class RouteTable:
+    """The routes one app serves, by method and path template, in the order they were added."""
+
+    def __init__(self) -> None:
+        self._routes: dict[tuple[str, str], Route] = {}
+
+    def add(self, app: web.Application, routes: Iterable[Route]) -> None:
+        """Register routes with the app's router and remember their declarations."""
+        for route in routes:
+            for method in _methods(route):
+                key = (method, route.path)
+                if key in self._routes:
+                    raise ValueError(f"{method} {route.path} is declared twice")
+                self._routes[key] = route
+            route.register(app.router)
+
+    def __iter__(self) -> Iterator[Route]:
+        """Each route once (not its HEAD twin)."""
+        return (
+            route for (method, _), route in self._routes.items() if method == route.method
+        )
+
+    def declared(self, method: str, path: str) -> Route | None:
+        return self._routes.get((method, path))
+
+    def matched(self, request: web.Request) -> Route | None:
+        """The declaration of the route aiohttp matched for this request; None when it matched
+        none (404, 405)."""
+        route = request.match_info.route
+        resource = route.resource
+        if resource is None:
+            return None
+        return self._routes.get((route.method, resource.canonical))
+
+
+ROUTES: Final = web.AppKey("herald_routes", RouteTable)
+"""The app's route table (for what reads the routes after start-up, e.g. tests)."""
