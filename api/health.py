@@ -3,14 +3,36 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Literal
 
 from aiohttp import web
+from pydantic import Field
 
 from api.http import json_response
-from api.routing import PUBLIC, Route
+from api.routing import (
+    PUBLIC,
+    Answer,
+    Route,
+    json_body,
+)
 
 __all__ = ["HealthApi"]
+
+
+class MobilePushServices(Answer):
+    """Which mobile push services this instance sends through (not a readiness check)."""
+
+    fcm: bool
+    apns: bool
+    prefer: Literal["fcm", "apns"] = Field(
+        description="Which of the two sends to a device registered with both tokens."
+    )
+
+
+class Health(Answer):
+    status: Literal["ok", "ready", "not-ready"]
+    checks: dict[str, bool] | None = None
+    mobile: MobilePushServices | None = None
 
 
 class HealthApi:
@@ -29,9 +51,47 @@ class HealthApi:
 
     def routes(self) -> list[Route]:
         return [
-            Route("GET", "/healthz", self.healthz, PUBLIC),
-            Route("GET", "/readyz", self.readyz, PUBLIC),
-            Route("GET", "/metrics", self.metrics, PUBLIC),
+            Route(
+                "GET",
+                "/healthz",
+                self.healthz,
+                PUBLIC,
+                doc={
+                    "operationId": "healthz",
+                    "security": [],
+                    "responses": {"200": {"description": "Alive.", "content": json_body(Health)}},
+                },
+            ),
+            Route(
+                "GET",
+                "/readyz",
+                self.readyz,
+                PUBLIC,
+                doc={
+                    "operationId": "readyz",
+                    "security": [],
+                    "responses": {
+                        "200": {"description": "Ready.", "content": json_body(Health)},
+                        "503": {"description": "Not ready.", "content": json_body(Health)},
+                    },
+                },
+            ),
+            Route(
+                "GET",
+                "/metrics",
+                self.metrics,
+                PUBLIC,
+                doc={
+                    "operationId": "metrics",
+                    "security": [],
+                    "responses": {
+                        "200": {
+                            "description": "Prometheus text exposition format.",
+                            "content": {"text/plain": {"schema": {"type": "string"}}},
+                        }
+                    },
+                },
+            ),
         ]
 
     async def healthz(self, request: web.Request) -> web.Response:

@@ -32,15 +32,24 @@ import logging
 import math
 import time
 from collections.abc import Callable
-from typing import Any, Final
+from typing import Any, Final, Literal
 
 from aiohttp import web
+from pydantic import Field
 
+from api.engagement import InboxAcknowledged
 from api.http import ApiProblem, iso, json_response, path_param, query_param
 from api.inbox_feed import InboxFeed
 from api.link_tokens import LinkClaims, LinkTokenError, LinkTokens
-from api.notifications import NOTIFICATION_ID
-from api.routing import SELF_AUTHENTICATED, Route
+from api.notifications import NOTIFICATION_ID, notification_id_parameter
+from api.routing import (
+    REF,
+    SELF_AUTHENTICATED,
+    Answer,
+    Route,
+    error,
+    json_body,
+)
 from api.users import history_item
 from dialogs.channel_links import ChannelLink
 from engagement import EngagementService
@@ -64,6 +73,56 @@ MAX_ITEMS: Final = 500
 MAX_REPLAY: Final = 100
 """A reconnect that missed more changes than this gets a fresh snapshot instead."""
 _BOOLS: Final = {"true": True, "false": False}
+
+
+_DATE_TIME: Final[dict[str, Any]] = {"format": "date-time"}
+
+
+class InboxList(Answer):
+    userId: str
+    unread: int = Field(ge=0, description="How many entries are unread (at most 500 counted).")
+    items: list[dict[str, Any]] = Field(
+        description="Unread entries first (newest first), then the most recent read ones."
+    )
+    cursor: str = Field(
+        pattern=r"^[0-9]+\.[0-9]{6}$",
+        description="Send as Last-Event-ID to GET /api/inbox/events to get what changed since.",
+    )
+
+
+class InboxRead(Answer):
+    id: str
+    read: Literal[True]
+    readAt: str = Field(json_schema_extra=_DATE_TIME)
+
+
+class InboxReadAll(Answer):
+    userId: str
+    updated: int = Field(ge=0)
+
+
+class InboxToken(Answer):
+    token: str = Field(description="A fresh inbox token for the same person.")
+    expiresAt: str = Field(json_schema_extra=_DATE_TIME)
+
+
+def document_inbox_schemas(schemas: dict[str, Any]) -> None:
+    """The inbox list's items are history items, as GET /api/users/{id}/notifications has."""
+    schemas["InboxList"]["properties"]["items"]["items"] = {"$ref": REF.format(model="HistoryItem")}
+
+_INBOX: list[dict[str, list[str]]] = [{"inboxLink": []}]
+_INBOX_UNAUTHORIZED = {
+    **error(
+        "No inbox token, or one that is forged, expired or for another purpose (an API key "
+        "is not an inbox token)."
+    ),
+    "headers": {
+        "WWW-Authenticate": {
+            "required": True,
+            "schema": {"type": "string", "pattern": "^Bearer "},
+        }
+    },
+}
 
 
 def _cursor_text(value: float) -> str:
@@ -135,12 +194,162 @@ class InboxApi:
 
     def routes(self) -> list[Route]:
         return [
-            Route("GET", INBOX_PATH, self.list_items, SELF_AUTHENTICATED),
-            Route("GET", INBOX_PATH + "/events", self.events, SELF_AUTHENTICATED),
-            Route("POST", INBOX_PATH + "/read-all", self.read_all, SELF_AUTHENTICATED),
-            Route("POST", INBOX_PATH + "/token", self.renew, SELF_AUTHENTICATED),
-            Route("POST", INBOX_PATH + "/{id}/read", self.read_one, SELF_AUTHENTICATED),
-            Route("POST", INBOX_PATH + "/{id}/acknowledge", self.acknowledge, SELF_AUTHENTICATED),
+            Route(
+                "GET",
+                INBOX_PATH,
+                self.list_items,
+                SELF_AUTHENTICATED,
+                doc={
+                    "operationId": "getInbox",
+                    "summary": "The inbox link's person's notifications, unread first.",
+                    "security": _INBOX,
+                    "parameters": [
+                        {
+                            "name": "limit",
+                            "in": "query",
+                            "required": False,
+                            "description": "How many read entries at most besides the unread "
+                            "ones (every unread one is listed, up to 500); at most once.",
+                            "schema": {
+                                "type": "integer",
+                                "minimum": 1,
+                                "maximum": MAX_ITEMS,
+                                "default": 100,
+                            },
+                        }
+                    ],
+                    "responses": {
+                        "200": {"description": "The inbox.", "content": json_body(InboxList)},
+                        "400": error("Not a valid limit (or given twice)."),
+                        "401": _INBOX_UNAUTHORIZED,
+                    },
+                },
+            ),
+            Route(
+                "GET",
+                INBOX_PATH + "/events",
+                self.events,
+                SELF_AUTHENTICATED,
+                doc={
+                    "operationId": "getInboxEvents",
+                    "summary": "Server-sent events: the inbox as it changes.",
+                    "description": "text/event-stream. First (without Last-Event-ID, or after more "
+                    "changes than a reconnect replays) a `snapshot` event `{userId, unread, "
+                    "items}`; "
+                    "then a `notification` event (a history item) for each entry that is new, "
+                    "updated or read, with a cursor as its id. Send the last id as Last-Event-ID "
+                    "when reconnecting; the changes of the two seconds before it come again, so "
+                    "merge items by id. A comment line every 15 s keeps the connection; the stream "
+                    "ends when the token expires (reconnect with a renewed one).",
+                    "security": _INBOX,
+                    "parameters": [
+                        {
+                            "name": "Last-Event-ID",
+                            "in": "header",
+                            "required": False,
+                            "description": "The id of the last event received.",
+                            "schema": {"type": "string"},
+                        }
+                    ],
+                    "responses": {
+                        "200": {
+                            "description": "The event stream (open until the token expires).",
+                            "content": {"text/event-stream": {"schema": {"type": "string"}}},
+                        },
+                        "401": _INBOX_UNAUTHORIZED,
+                    },
+                },
+            ),
+            Route(
+                "POST",
+                INBOX_PATH + "/read-all",
+                self.read_all,
+                SELF_AUTHENTICATED,
+                doc={
+                    "operationId": "readAllInbox",
+                    "summary": "Mark every entry of the inbox read.",
+                    "security": _INBOX,
+                    "responses": {
+                        "200": {"description": "Marked.", "content": json_body(InboxReadAll)},
+                        "401": _INBOX_UNAUTHORIZED,
+                    },
+                },
+            ),
+            Route(
+                "POST",
+                INBOX_PATH + "/token",
+                self.renew,
+                SELF_AUTHENTICATED,
+                doc={
+                    "operationId": "renewInboxToken",
+                    "summary": "A fresh inbox token for the same person (before this one expires).",
+                    "description": "The fresh token keeps the original link's grant: it expires "
+                    "HERALD_LINK_MINUTES from now, but never later than HERALD_LINK_MAX_HOURS "
+                    "after "
+                    "the bot gave the link (then `expiresAt` stops moving and a new link is "
+                    "needed).",
+                    "security": _INBOX,
+                    "responses": {
+                        "200": {
+                            "description": "The new token.",
+                            "content": json_body(InboxToken),
+                            "headers": {
+                                "Cache-Control": {"required": True, "schema": {"const": "no-store"}}
+                            },
+                        },
+                        "401": _INBOX_UNAUTHORIZED,
+                    },
+                },
+            ),
+            Route(
+                "POST",
+                INBOX_PATH + "/{id}/read",
+                self.read_one,
+                SELF_AUTHENTICATED,
+                doc={
+                    "operationId": "readInboxEntry",
+                    "summary": "Mark one entry of the inbox read (again: the first time stays).",
+                    "security": _INBOX,
+                    "parameters": [notification_id_parameter()],
+                    "responses": {
+                        "200": {"description": "Read.", "content": json_body(InboxRead)},
+                        "400": error("Not a valid notification id."),
+                        "401": _INBOX_UNAUTHORIZED,
+                        "404": error("No such notification in this person's inbox."),
+                    },
+                },
+            ),
+            Route(
+                "POST",
+                INBOX_PATH + "/{id}/acknowledge",
+                self.acknowledge,
+                SELF_AUTHENTICATED,
+                doc={
+                    "operationId": "acknowledgeInboxEntry",
+                    "summary": "The inbox entry's acknowledge button (recorded once; implies "
+                    "read).",
+                    "security": [{"inboxLink": []}],
+                    "parameters": [notification_id_parameter()],
+                    "responses": {
+                        "200": {
+                            "description": "Acknowledged.",
+                            "content": json_body(InboxAcknowledged),
+                        },
+                        "400": error("Not a valid notification id."),
+                        "401": {
+                            **error("No inbox token, or one that is not valid."),
+                            "headers": {
+                                "WWW-Authenticate": {
+                                    "required": True,
+                                    "schema": {"type": "string", "pattern": "^Bearer "},
+                                }
+                            },
+                        },
+                        "404": error("No such notification in this person's inbox."),
+                        "409": error("The notification asks for no acknowledgement."),
+                    },
+                },
+            ),
         ]
 
     @staticmethod

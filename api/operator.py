@@ -13,16 +13,28 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Final
+from typing import Any, Final
 from urllib.parse import quote
 
 from aiohttp import web
+from pydantic import Field
 
 from api.auth import PRINCIPAL
 from api.http import ApiProblem, iso, json_response, path_param, query_param
 from api.link_tokens import LinkTokenError, LinkTokens
-from api.notifications import NOTIFICATION_ID, OPERATOR_LINK, operator_purpose
-from api.routing import Route
+from api.notifications import (
+    NOTIFICATION_ID,
+    OPERATOR_LINK,
+    notification_id_parameter,
+    operator_purpose,
+)
+from api.routing import (
+    UNAUTHORIZED,
+    Answer,
+    Route,
+    error,
+    json_body,
+)
 from delivery.outbox import Outbox, TimelineBucket
 from storage.protocols import InboxStore, NotificationStore
 from storage.records import EngagementBucket
@@ -42,6 +54,47 @@ NICE_BUCKETS: Final = (
 MAX_BUCKET_SECONDS: Final = 86400
 TARGET_BUCKETS: Final = 120
 """About as many bars as the page's chart shows legibly."""
+
+_DATE_TIME: dict[str, Any] = {"format": "date-time"}
+
+
+class OperatorLink(Answer):
+    """A link to the operator page of one notification, and the token in it."""
+
+    url: str = Field(
+        description="`{HERALD_PUBLIC_URL}/notifications/{id}?token=...`: opens the page."
+    )
+    token: str = Field(
+        description="Opens GET /api/notifications/{id}, .../timeline and .../report.csv of this "
+        "notification only (Authorization: Bearer), and this endpoint again to renew it."
+    )
+    expiresAt: str = Field(json_schema_extra=_DATE_TIME)
+
+
+class TimelineBucketInfo(Answer):
+    """Deliveries that reached a final state in one bucket (by when they were settled)."""
+
+    start: str = Field(json_schema_extra=_DATE_TIME)
+    delivered: int = Field(ge=0)
+    skipped: int = Field(ge=0)
+    failed: int = Field(ge=0)
+    deadTargets: int = Field(ge=0)
+    read: int | None = Field(None, ge=0, description="Recipients who first read it then.")
+    acknowledged: int | None = Field(
+        None, ge=0, description="Recipients who acknowledged it then."
+    )
+
+
+class Timeline(Answer):
+    id: str
+    bucketSeconds: int = Field(ge=1, le=MAX_BUCKET_SECONDS)
+    buckets: list[TimelineBucketInfo] = Field(
+        description="Oldest first; buckets without an outcome are left out. Deliveries per "
+        "second in a bucket: its count / bucketSeconds."
+    )
+
+_OPERATOR: list[dict[str, list[str]]] = [{"apiKey": []}, {"operatorLink": []}]
+
 
 def bucket_for(span_seconds: float) -> int:
     """The smallest nice bucket that draws `span_seconds` in at most TARGET_BUCKETS bars."""
@@ -99,8 +152,68 @@ class OperatorApi:
 
     def routes(self) -> list[Route]:
         return [
-            Route("POST", "/api/notifications/{id}/link", self.link, OPERATOR_LINK),
-            Route("GET", "/api/notifications/{id}/timeline", self.timeline, OPERATOR_LINK),
+            Route(
+                "POST",
+                "/api/notifications/{id}/link",
+                self.link,
+                OPERATOR_LINK,
+                doc={
+                    "operationId": "postOperatorLink",
+                    "summary": "A link to the notification's live delivery page, usable without an "
+                    "API key for HERALD_LINK_MINUTES.",
+                    "description": "With an operator link token of the same notification, a fresh "
+                    "one (the page renews its own while it is open), expiring no later than "
+                    "HERALD_LINK_MAX_HOURS after the link was first issued.",
+                    "security": _OPERATOR,
+                    "parameters": [notification_id_parameter()],
+                    "responses": {
+                        "200": {
+                            "description": "The link.",
+                            "content": json_body(OperatorLink),
+                            "headers": {
+                                "Cache-Control": {"required": True, "schema": {"const": "no-store"}}
+                            },
+                        },
+                        "400": error("Not a valid notification id."),
+                        "401": UNAUTHORIZED,
+                        "404": error("No such notification."),
+                    },
+                },
+            ),
+            Route(
+                "GET",
+                "/api/notifications/{id}/timeline",
+                self.timeline,
+                OPERATOR_LINK,
+                doc={
+                    "operationId": "getNotificationTimeline",
+                    "summary": "Deliveries that reached a final state per time bucket (the "
+                    "operator "
+                    "page's delivery-rate chart).",
+                    "security": _OPERATOR,
+                    "parameters": [
+                        notification_id_parameter(),
+                        {
+                            "name": "bucket",
+                            "in": "query",
+                            "required": False,
+                            "description": "Bucket size in seconds, at most once. Without it "
+                            "Herald picks a round size giving at most about 120 buckets.",
+                            "schema": {
+                                "type": "integer",
+                                "minimum": 1,
+                                "maximum": MAX_BUCKET_SECONDS,
+                            },
+                        },
+                    ],
+                    "responses": {
+                        "200": {"description": "The timeline.", "content": json_body(Timeline)},
+                        "400": error("Not a valid notification id or bucket (each at most once)."),
+                        "401": UNAUTHORIZED,
+                        "404": error("No such notification."),
+                    },
+                },
+            ),
         ]
 
     async def _existing(self, request: web.Request) -> tuple[str, float]:

@@ -22,7 +22,15 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from api.http import ApiProblem, json_response, path_param, read_json
 from api.notifications import NOTIFICATION_ID
-from api.routing import BACKEND, Route
+from api.routing import (
+    BACKEND,
+    UNAUTHORIZED,
+    Answer,
+    Route,
+    error,
+    json_body,
+    path_id,
+)
 from api.schemas import MAX_RECIPIENTS, NotificationId, content_hash
 from delivery.channel import ChannelRegistry
 from delivery.outbox import Outbox
@@ -35,6 +43,15 @@ RESEND_LINK: Final = "resendOf"
 """The stored event field naming the notification a resend repeats (never rendered)."""
 
 _PAGE: Final = 1000
+
+
+class Resent(Answer):
+    id: str | None = Field(description="The new notification (null: nobody matched).")
+    resendOf: str
+    filter: Literal["failed", "dead", "unread"]
+    recipients: int = Field(ge=0)
+    outcome: Literal["created", "unchanged", "updated", "nobody"]
+    version: int | None = Field(None, ge=1)
 
 
 class ResendRequest(BaseModel):
@@ -73,7 +90,33 @@ class ResendApi:
         self._router = router
 
     def routes(self) -> list[Route]:
-        return [Route("POST", "/api/notifications/{id}/resend", self.resend, BACKEND)]
+        return [
+            Route(
+                "POST",
+                "/api/notifications/{id}/resend",
+                self.resend,
+                BACKEND,
+                doc={
+                    "operationId": "resendNotification",
+                    "summary": "Send it again, as a linked notification, to the people a filter "
+                    "picks (failed, dead targets with a new one since, unread after N hours).",
+                    "parameters": [path_id("The notification id.", NOTIFICATION_ID)],
+                    "requestBody": {"required": True, "content": json_body(ResendRequest)},
+                    "responses": {
+                        "200": {"description": "Nobody matched; nothing created.",
+                                "content": json_body(Resent)},
+                        "202": {"description": "The linked notification was accepted.",
+                                "content": json_body(Resent)},
+                        "400": error("Invalid body or id."),
+                        "401": UNAUTHORIZED,
+                        "404": error("No such notification."),
+                        "409": error("It was recalled, or too many people match."),
+                        "413": error("Body too large."),
+                        "415": error("Body is not application/json."),
+                    },
+                },
+            ),
+        ]
 
     async def resend(self, request: web.Request) -> web.Response:
         notification_id = path_param(request, "id", NOTIFICATION_ID)

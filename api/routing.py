@@ -10,24 +10,34 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Final
 
 from aiohttp import hdrs, web
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict, TypeAdapter
+
+from api.schemas import ApiError
 
 __all__ = [
     "BACKEND",
     "PUBLIC",
+    "REF",
     "ROUTES",
     "SELF_AUTHENTICATED",
+    "UNAUTHORIZED",
     "Access",
     "Answer",
     "Auth",
     "Operation",
     "Route",
     "RouteTable",
+    "Schema",
     "backend_or_link",
+    "error",
+    "json_body",
+    "named_body",
+    "path_id",
+    "with_challenge",
 ]
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -69,36 +79,68 @@ def backend_or_link(purpose: LinkPurpose) -> Auth:
     return Auth(Access.BACKEND, link=purpose)
 
 
+REF: Final = "#/components/schemas/{model}"
+
+
+class Answer(BaseModel):
+    """A response body: every field it may carry is listed, no others (additionalProperties)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+Operation = Mapping[str, Any]
+"""An OpenAPI operation object, with `Schema(Model)` wherever a model's JSON Schema goes (see
+`json_body`): the document publishes each such model under components and refers to it."""
+
+
 @dataclass(frozen=True, slots=True)
-class Answer:
-    """One documented response of an operation."""
+class Schema:
+    """A pydantic model in an operation: under `requestBody` the schema of what the handler
+    accepts (validation), elsewhere of what it answers (serialization)."""
 
-    description: str
-    model: type[BaseModel] | str | None = None
-    """A JSON body: a pydantic model, or the name of a schema built beside the models."""
-    content: Mapping[str, Any] | None = None
-    """A body that is not one JSON model (CSV, text, a stream): the OpenAPI content object."""
-    headers: Mapping[str, Any] | None = None
+    model: type[BaseModel]
 
 
-@dataclass(frozen=True, slots=True)
-class Operation:
-    """How the OpenAPI document describes a route."""
+def json_body(model: type[BaseModel]) -> dict[str, Any]:
+    """The `content` of a JSON request or response body that `model` describes."""
+    return {"application/json": {"schema": Schema(model)}}
 
-    id: str
-    summary: str | None = None
-    description: str | None = None
-    parameters: tuple[Mapping[str, Any], ...] = ()
-    request: type[BaseModel] | None = None
-    """The JSON body the handler accepts (published as pydantic's validation schema)."""
-    request_content: Mapping[str, Any] | None = None
-    """A request body that is not one model (the bot's activities): the OpenAPI content."""
-    request_required: bool = True
-    responses: Mapping[int, Answer] = field(default_factory=dict)
-    security: tuple[Mapping[str, list[str]], ...] | None = None
-    """None: the document's default (a backend); () for none."""
-    extra: Mapping[str, Any] = field(default_factory=dict)
-    """Anything else of the OpenAPI operation object (e.g. x-* extensions)."""
+
+def named_body(name: str) -> dict[str, Any]:
+    """The `content` of a JSON body whose schema the document builds beside the models."""
+    return {"application/json": {"schema": {"$ref": REF.format(model=name)}}}
+
+
+def error(description: str) -> dict[str, Any]:
+    """An error response: `{"error": {...}}` (api/http.py's error_response)."""
+    return {"description": description, "content": json_body(ApiError)}
+
+
+def with_challenge(response: dict[str, Any]) -> dict[str, Any]:
+    """A 401 response, which always carries `WWW-Authenticate: Bearer ...`."""
+    return {
+        **response,
+        "headers": {
+            "WWW-Authenticate": {
+                "required": True,
+                "schema": {"type": "string", "pattern": "^Bearer "},
+            }
+        },
+    }
+
+
+UNAUTHORIZED: Final = with_challenge(error("No or wrong API key."))
+
+
+def path_id(description: str, rule: TypeAdapter[str], name: str = "id") -> dict[str, Any]:
+    """A path parameter, published with the rule its handler checks it against."""
+    return {
+        "name": name,
+        "in": "path",
+        "required": True,
+        "description": description,
+        "schema": rule.json_schema(),
+    }
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,7 +153,7 @@ class Route(web.AbstractRouteDef):
     handler: Handler
     auth: Auth
     doc: Operation | None = None
-    """None: not in the OpenAPI document (pages, their assets, redirects)."""
+    """How the OpenAPI document describes it; None: not in the document (pages, assets)."""
 
     def register(self, router: web.UrlDispatcher) -> list[web.AbstractRoute]:
         if self.method == hdrs.METH_GET:

@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, Literal
 
 from aiohttp import web
-from pydantic import TypeAdapter
+from pydantic import Field, TypeAdapter
 
 from api.http import ApiProblem, iso, json_response, path_param, query_param
-from api.routing import BACKEND, Route
+from api.routing import (
+    BACKEND,
+    UNAUTHORIZED,
+    Answer,
+    Route,
+    error,
+    json_body,
+    path_id,
+)
 from api.schemas import RecipientKey
 from engagement import EngagementService
 from storage.protocols import InboxStore, UserStore
@@ -24,6 +32,49 @@ USER_KEY: TypeAdapter[str] = TypeAdapter(RecipientKey)
 # The spellings of the OpenAPI document's boolean and integer query parameters.
 _BOOLS = {"true": True, "false": False}
 _INTEGER = re.compile(r"[0-9]{1,9}")
+
+
+class AcknowledgeRequest(Answer):
+    text: str
+
+
+class HistoryItem(Answer):
+    id: str
+    type: str
+    title: str
+    severity: Literal["info", "warning", "error"]
+    version: int
+    createdAt: str
+    read: bool
+    readAt: str | None
+    text: str | None = None
+    url: str | None = None
+    icon: str | None = None
+    readVia: str | None = Field(
+        None,
+        description="Where it was first read: inbox, chat, teams, teams-receipt, webpush, "
+        "mobile or api.",
+    )
+    acknowledge: AcknowledgeRequest | None = Field(
+        None, description="The acknowledgement the notification asks for (its button's text)."
+    )
+    acknowledged: bool | None = Field(None, description="Present when it asks for one.")
+    acknowledgedAt: str | None = None
+    recalled: Literal[True] | None = Field(
+        None,
+        description="Only in the live feed: its sender recalled it (drop it from the list); "
+        "what it said is left out.",
+    )
+
+
+class History(Answer):
+    userId: str
+    items: list[HistoryItem]
+
+
+class ReadAll(Answer):
+    userId: str
+    updated: int = Field(ge=0)
 
 
 def _integer(raw: str) -> int | None:
@@ -73,8 +124,59 @@ class UsersApi:
 
     def routes(self) -> list[Route]:
         return [
-            Route("GET", "/api/users/{id}/notifications", self.list_notifications, BACKEND),
-            Route("POST", "/api/users/{id}/notifications/read-all", self.read_all, BACKEND),
+            Route(
+                "GET",
+                "/api/users/{id}/notifications",
+                self.list_notifications,
+                BACKEND,
+                doc={
+                    "operationId": "getUserNotifications",
+                    "summary": "A user's notification history, newest first.",
+                    "parameters": [
+                        path_id("The user's id or alias (email, UPN).", USER_KEY),
+                        {
+                            "name": "unread",
+                            "in": "query",
+                            "required": False,
+                            "schema": {"type": "boolean", "default": False},
+                        },
+                        {
+                            "name": "limit",
+                            "in": "query",
+                            "required": False,
+                            "schema": {
+                                "type": "integer",
+                                "minimum": 1,
+                                "maximum": MAX_LIMIT,
+                                "default": 50,
+                            },
+                        },
+                    ],
+                    "responses": {
+                        "200": {"description": "History.", "content": json_body(History)},
+                        "400": error("Invalid user id or query (each parameter at most once)."),
+                        "401": UNAUTHORIZED,
+                        "404": error("No such user."),
+                    },
+                },
+            ),
+            Route(
+                "POST",
+                "/api/users/{id}/notifications/read-all",
+                self.read_all,
+                BACKEND,
+                doc={
+                    "operationId": "readAllUserNotifications",
+                    "summary": "Mark all of a user's notifications read.",
+                    "parameters": [path_id("The user's id or alias.", USER_KEY)],
+                    "responses": {
+                        "200": {"description": "Marked.", "content": json_body(ReadAll)},
+                        "400": error("Not a valid user id or alias."),
+                        "401": UNAUTHORIZED,
+                        "404": error("No such user."),
+                    },
+                },
+            ),
         ]
 
     async def _user(self, request: web.Request) -> str:

@@ -127,3 +127,26 @@ async def test_a_path_no_route_serves(herald: RunningHerald) -> None:
     # ... elsewhere it is simply not there.
     status, _ = await herald.request("GET", "/nothing-here", auth=False)
     assert status == 404
+
+
+async def test_the_document_describes_every_api_route_as_declared(herald: RunningHerald) -> None:
+    _, table = _table(herald)
+    status, document = await herald.request("GET", "/openapi.json", auth=False)
+    assert status == 200
+    for route in table:
+        if not route.path.startswith("/api/"):
+            continue
+        operation = document["paths"][route.path][route.method.lower()]
+        security = operation.get("security", document["security"])
+        if route.auth.access is Access.PUBLIC:
+            assert security == [], (route.method, route.path)
+        if route.auth.access is Access.BACKEND:
+            # A backend may always call it, and hears 401 without credentials.
+            assert {"apiKey": []} in security, (route.method, route.path)
+            assert "401" in operation["responses"], (route.method, route.path)
+    documented = {
+        (method.upper(), path)
+        for path, item in document["paths"].items()
+        for method in item
+    }
+    assert documented == {(route.method, route.path) for route in table if route.doc}
