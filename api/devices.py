@@ -40,7 +40,7 @@ from pydantic import (
     field_validator,
 )
 
-from api.http import ApiProblem, iso, json_response, path_param, read_json
+from api.http import ApiProblem, iso, model_response, path_param, read_json
 from api.link_tokens import LinkTokenError, LinkTokens
 from api.routing import (
     SELF_AUTHENTICATED,
@@ -644,7 +644,8 @@ class DevicesApi:
             )
         if registration.time_zone:
             await self._preferences.adopt_time_zone(user_id, registration.time_zone)
-        return json_response(
+        return model_response(
+            DeviceInfo,
             device_answer(outcome.device),
             201 if outcome.created else 200,
             headers={"Location": _location(outcome.device.installation_id)},
@@ -668,7 +669,8 @@ class DevicesApi:
         else:
             user_id = caller
         devices = await self._devices.for_user(user_id)
-        return json_response({"userId": user_id, "items": [device_answer(d) for d in devices]})
+        items = [device_answer(d) for d in devices]
+        return model_response(DeviceList, {"userId": user_id, "items": items})
 
     async def _device(self, request: web.Request) -> DeviceRecord:
         caller = self._caller(request)
@@ -680,7 +682,7 @@ class DevicesApi:
         return device
 
     async def get_device(self, request: web.Request) -> web.Response:
-        return json_response(device_answer(await self._device(request)))
+        return model_response(DeviceInfo, device_answer(await self._device(request)))
 
     async def delete_device(self, request: web.Request) -> web.Response:
         device = await self._device(request)

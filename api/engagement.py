@@ -23,7 +23,7 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.devices import DEVICES_PURPOSE
-from api.http import ApiProblem, iso, json_response, path_param, read_json
+from api.http import ApiProblem, iso, model_response, path_param, read_json
 from api.link_tokens import LinkTokenError, LinkTokens
 from api.notifications import NOTIFICATION_ID, notification_id_parameter
 from api.push import SubscriptionProof
@@ -326,7 +326,8 @@ class EngagementApi:
             raise ApiProblem(
                 404, "not_found", "this person has no such notification (or it expired)", "id"
             )
-        return json_response(
+        return model_response(
+            ReadAnswer,
             {
                 "id": notification_id,
                 "userId": user_id,
@@ -349,7 +350,8 @@ class EngagementApi:
                 404, "not_found", "this person has no such notification (or it was recalled)",
                 "id",
             )
-        return json_response(
+        return model_response(
+            AcknowledgeAnswer,
             {
                 "id": notification_id,
                 "userId": user_id,

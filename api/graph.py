@@ -20,7 +20,14 @@ from typing import Any, Final, Literal
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
-from api.http import ApiProblem, iso, json_response, path_param, query_param, read_json
+from api.http import (
+    ApiProblem,
+    iso,
+    model_response,
+    path_param,
+    query_param,
+    read_json,
+)
 from api.routing import (
     BACKEND,
     PUBLIC,
@@ -352,7 +359,8 @@ class GraphApi:
 
     async def get_calendar(self, request: web.Request) -> web.Response:
         user_id = await self._user(request)
-        return json_response(calendar_state_json(await self._source.state(user_id)))
+        state = await self._source.state(user_id)
+        return model_response(CalendarSubscription, calendar_state_json(state))
 
     async def put_calendar(self, request: web.Request) -> web.Response:
         user_id = await self._user(request)
@@ -382,4 +390,4 @@ class GraphApi:
                 "this user has no Entra ID account (Teams), so Herald cannot watch a calendar",
                 "id",
             ) from exc
-        return json_response(calendar_state_json(state))
+        return model_response(CalendarSubscription, calendar_state_json(state))

@@ -8,7 +8,7 @@ from typing import Any, Literal
 from aiohttp import web
 from pydantic import Field
 
-from api.http import json_response
+from api.http import model_response
 from api.routing import (
     PUBLIC,
     Answer,
@@ -95,7 +95,7 @@ class HealthApi:
         ]
 
     async def healthz(self, request: web.Request) -> web.Response:
-        return json_response({"status": "ok"})
+        return model_response(Health, {"status": "ok"})
 
     async def readyz(self, request: web.Request) -> web.Response:
         checks = await self._ready()
@@ -103,7 +103,7 @@ class HealthApi:
         body: dict[str, Any] = {"status": "ready" if ok else "not-ready", "checks": checks}
         if self._about is not None:
             body.update(self._about())
-        return json_response(body, status=200 if ok else 503)
+        return model_response(Health, body, status=200 if ok else 503)
 
     async def metrics(self, request: web.Request) -> web.Response:
         return web.Response(

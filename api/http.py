@@ -8,24 +8,26 @@ import math
 import re
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any, overload
 
 from aiohttp import web
-from pydantic import TypeAdapter, ValidationError
+from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from api.schemas import first_problem
 from errors import StoreUnavailable
 from logs import REQUEST_ID
 
 __all__ = [
+    "AnswerMismatch",
     "ApiProblem",
     "echo_request_id",
     "error_response",
     "errors_middleware",
     "iso",
     "json_response",
+    "model_response",
     "path_param",
     "query_param",
     "read_json",
@@ -57,6 +59,27 @@ def json_response(
         headers=headers,
         dumps=lambda obj: json.dumps(obj, ensure_ascii=False, separators=(",", ":")),
     )
+
+
+def model_response(
+    model: type[BaseModel],
+    data: Mapping[str, Any],
+    status: int = 200,
+    headers: dict[str, str] | None = None,
+) -> web.Response:
+    """`data` as JSON, once `model` (the answer the route's OpenAPI operation publishes) accepts
+    it: a handler cannot serve a shape the document does not describe. The dict is served as
+    built, not re-serialized, so checking changes nothing on the wire. A mismatch is Herald's
+    bug, so it is a 500 (logged), never the caller's 400."""
+    try:
+        model.model_validate(data)
+    except ValidationError as exc:
+        raise AnswerMismatch(f"{model.__name__} does not describe this answer: {exc}") from exc
+    return json_response(data, status, headers)
+
+
+class AnswerMismatch(Exception):
+    """A handler built an answer its declared response model does not describe."""
 
 
 def error_response(

@@ -38,7 +38,7 @@ from aiohttp import web
 from pydantic import Field
 
 from api.engagement import InboxAcknowledged
-from api.http import ApiProblem, iso, json_response, path_param, query_param
+from api.http import ApiProblem, iso, model_response, path_param, query_param
 from api.inbox_feed import InboxFeed
 from api.link_tokens import LinkClaims, LinkTokenError, LinkTokens
 from api.notifications import NOTIFICATION_ID, notification_id_parameter
@@ -388,7 +388,7 @@ class InboxApi:
         cursor = self._clock()
         body = await self._snapshot(user_id, limit)
         body["cursor"] = _cursor_text(cursor)
-        return json_response(body, headers={"Cache-Control": "no-store"})
+        return model_response(InboxList, body, headers={"Cache-Control": "no-store"})
 
     async def read_one(self, request: web.Request) -> web.Response:
         user_id = self._claims(request).user_id
@@ -397,7 +397,8 @@ class InboxApi:
         if read_at is None:
             raise ApiProblem(404, "not_found", "no such notification in this inbox", "id")
         self._feed.publish([user_id])
-        return json_response(
+        return model_response(
+            InboxRead,
             {"id": notification_id, "read": True, "readAt": iso(read_at, seconds=True)}
         )
 
@@ -406,7 +407,7 @@ class InboxApi:
         updated = await self._inbox.mark_all_read(user_id, "inbox")
         if updated:
             self._feed.publish([user_id])
-        return json_response({"userId": user_id, "updated": updated})
+        return model_response(InboxReadAll, {"userId": user_id, "updated": updated})
 
     async def acknowledge(self, request: web.Request) -> web.Response:
         """The entry's acknowledge button: recorded once (a repeat answers the first)."""
@@ -425,7 +426,8 @@ class InboxApi:
                 409, "not_acknowledgeable", "this notification asks for no acknowledgement", "id"
             )
         self._feed.publish([user_id])
-        return json_response(
+        return model_response(
+            InboxAcknowledged,
             {
                 "id": notification_id,
                 "acknowledged": True,
@@ -443,7 +445,8 @@ class InboxApi:
         except LinkTokenError as exc:
             raise _invalid(exc) from exc
         expires = self._tokens.verify_claims(token, INBOX_PURPOSE).expires_at
-        return json_response(
+        return model_response(
+            InboxToken,
             {"token": token, "expiresAt": iso(expires, seconds=True)},
             headers={"Cache-Control": "no-store"},
         )

@@ -13,7 +13,7 @@ from typing import Annotated, Any, Final, Literal, Protocol
 from aiohttp import web
 from pydantic import Field, TypeAdapter
 
-from api.http import ApiProblem, iso, json_response, path_param, read_json
+from api.http import ApiProblem, iso, model_response, path_param, read_json
 from api.prompt_answers import prompt_answer_counts
 from api.routing import (
     BACKEND,
@@ -482,7 +482,8 @@ class NotificationsApi:
                 answer["status"] = "scheduled"
             else:
                 answer["note"] = "sendAt is in the past: it is sent now"
-        return json_response(
+        return model_response(
+            Accepted,
             answer,
             status=202,
             headers={"Location": f"/api/notifications/{notification_id}"},
@@ -563,7 +564,7 @@ class NotificationsApi:
                 await self._inbox.engagement_counts(notification_id),
                 asks_acknowledgement=isinstance(record.event.get("acknowledge"), dict),
             )
-        return json_response(body)
+        return model_response(NotificationStatus, body)
 
     async def recall(self, request: web.Request) -> web.Response:
         """Take a notification back: what is not sent yet never is (jobs already leased by
@@ -590,7 +591,8 @@ class NotificationsApi:
             "notification %s recalled: %d unsent cancelled, %d sent messages to delete, "
             "%d inbox entries withdrawn", notification_id, cancelled, deleting, withdrawn,
         )
-        return json_response(
+        return model_response(
+            Recall,
             {
                 "id": notification_id,
                 "status": "recalled",

@@ -20,7 +20,7 @@ from aiohttp import web
 from pydantic import Field
 
 from api.auth import PRINCIPAL
-from api.http import ApiProblem, iso, json_response, path_param, query_param
+from api.http import ApiProblem, iso, model_response, path_param, query_param
 from api.link_tokens import LinkTokenError, LinkTokens
 from api.notifications import (
     NOTIFICATION_ID,
@@ -240,7 +240,8 @@ class OperatorApi:
             token = self._tokens.issue(notification_id, purpose)
         expires = self._tokens.verify_claims(token, purpose).expires_at
         url = f"{self._base}/notifications/{quote(notification_id, safe=':@~.-_')}?token={token}"
-        return json_response(
+        return model_response(
+            OperatorLink,
             {"url": url, "token": token, "expiresAt": iso(expires, seconds=True)},
             headers={"Cache-Control": "no-store"},
         )
@@ -271,4 +272,6 @@ class OperatorApi:
         if self._inbox is not None:
             engaged = await self._inbox.engagement_timeline(notification_id, bucket_seconds=size)
             rows = _with_engagement(rows, engaged)
-        return json_response({"id": notification_id, "bucketSeconds": size, "buckets": rows})
+        return model_response(
+            Timeline, {"id": notification_id, "bucketSeconds": size, "buckets": rows}
+        )

@@ -38,7 +38,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 from pydantic import model_validator as _model_validator
 
-from api.http import ApiProblem, error_response, iso, json_response, read_json
+from api.http import ApiProblem, error_response, iso, model_response, read_json
 from api.link_tokens import LinkTokenError, LinkTokens
 from api.routing import (
     SELF_AUTHENTICATED,
@@ -608,7 +608,7 @@ class PushApi:
         ]
 
     async def vapid_public_key(self, request: web.Request) -> web.Response:
-        return json_response({"publicKey": self._public_key})
+        return model_response(VapidPublicKey, {"publicKey": self._public_key})
 
     def _token_user(self, token: str, claimed: str | None) -> str:
         try:
@@ -694,7 +694,8 @@ class PushApi:
         saved = await self._subscriptions.get(record.id)
         if saved is None:  # removed between the two statements (a concurrent DELETE)
             raise ApiProblem(409, "conflict", "the subscription was removed meanwhile; post again")
-        return json_response(subscription_answer(saved), 200 if outcome == "updated" else 201)
+        status = 200 if outcome == "updated" else 201
+        return model_response(PushSubscriptionInfo, subscription_answer(saved), status)
 
     async def unsubscribe(self, request: web.Request) -> web.Response:
         body = UnsubscribeRequest.model_validate(await _object(request))
@@ -734,7 +735,8 @@ class PushApi:
         user_id = await self._backend_user(request, _user_key(values[0]))
         assert user_id is not None
         items = await self._subscriptions.for_user(user_id)
-        return json_response({"userId": user_id, "items": [subscription_answer(s) for s in items]})
+        answers = [subscription_answer(s) for s in items]
+        return model_response(PushSubscriptionList, {"userId": user_id, "items": answers})
 
 
 class _UserQuery(_Strict):

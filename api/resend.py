@@ -20,7 +20,7 @@ from typing import Any, Final, Literal
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
-from api.http import ApiProblem, json_response, path_param, read_json
+from api.http import ApiProblem, model_response, path_param, read_json
 from api.notifications import NOTIFICATION_ID
 from api.routing import (
     BACKEND,
@@ -150,7 +150,7 @@ class ResendApi:
         answer: dict[str, Any] = {"resendOf": notification_id, "filter": body.filter,
                                   "recipients": len(people)}
         if not people:
-            return json_response({**answer, "id": None, "outcome": "nobody"})
+            return model_response(Resent, {**answer, "id": None, "outcome": "nobody"})
         digest = hashlib.sha256("\n".join(people).encode()).hexdigest()[:12]
         new_id = body.id or f"{notification_id[:160]}.{body.filter}.{digest}"
         document = {
@@ -167,7 +167,8 @@ class ResendApi:
         )
         if outcome != "unchanged":
             self._router.submit(new_id)
-        return json_response(
+        return model_response(
+            Resent,
             {**answer, "id": new_id, "outcome": outcome, "version": created.version},
             status=202,
             headers={"Location": f"/api/notifications/{new_id}"},

@@ -8,7 +8,7 @@ from typing import Any, Literal
 from aiohttp import web
 from pydantic import Field, TypeAdapter
 
-from api.http import ApiProblem, iso, json_response, path_param, query_param
+from api.http import ApiProblem, iso, model_response, path_param, query_param
 from api.routing import (
     BACKEND,
     UNAUTHORIZED,
@@ -200,7 +200,8 @@ class UsersApi:
             )
         user_id = await self._user(request)
         entries = await self._inbox.list(user_id, unread_only=unread, limit=limit)
-        return json_response({"userId": user_id, "items": [history_item(e) for e in entries]})
+        items = [history_item(e) for e in entries]
+        return model_response(History, {"userId": user_id, "items": items})
 
     async def read_all(self, request: web.Request) -> web.Response:
         user_id = await self._user(request)
@@ -208,4 +209,4 @@ class UsersApi:
             updated = await self._engagement.read_all(user_id, "api")
         else:
             updated = await self._inbox.mark_all_read(user_id, "api")
-        return json_response({"userId": user_id, "updated": updated})
+        return model_response(ReadAll, {"userId": user_id, "updated": updated})
