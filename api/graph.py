@@ -197,7 +197,6 @@ def _receiver(operation_id: str, summary: str, body_model: type[BaseModel]) -> O
         "processed in the background; others (unknown subscription, wrong clientState, "
         "fields Herald cannot use) are ignored and logged, and the answer is still 202, so "
         "Graph does not retry them. An empty body accepts nothing.",
-        "security": [],
         "parameters": [
             {
                 "name": "validationToken",

@@ -58,7 +58,6 @@ class HealthApi:
                 PUBLIC,
                 doc={
                     "operationId": "healthz",
-                    "security": [],
                     "responses": {"200": {"description": "Alive.", "content": json_body(Health)}},
                 },
             ),
@@ -69,7 +68,6 @@ class HealthApi:
                 PUBLIC,
                 doc={
                     "operationId": "readyz",
-                    "security": [],
                     "responses": {
                         "200": {"description": "Ready.", "content": json_body(Health)},
                         "503": {"description": "Not ready.", "content": json_body(Health)},
@@ -83,7 +81,6 @@ class HealthApi:
                 PUBLIC,
                 doc={
                     "operationId": "metrics",
-                    "security": [],
                     "responses": {
                         "200": {
                             "description": "Prometheus text exposition format.",

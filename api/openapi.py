@@ -93,6 +93,7 @@ def build_document(routes: Iterable[Route], version: str = "0.1.0") -> dict[str,
             continue
         operation = _resolve(dict(route.doc), modes, request=False)
         if route.auth.access is Access.PUBLIC:
+            # Who may call it is the route's declaration, not the operation's to repeat.
             operation["security"] = []
         paths.setdefault(route.path, {})[route.method.lower()] = operation
     _, defs = models_json_schema(list(modes.items()), ref_template=REF)
@@ -130,7 +131,6 @@ class OpenApi:
                 PUBLIC,
                 doc={
                     "operationId": "openapi",
-                    "security": [],
                     "responses": {
                         "200": {
                             "description": "This document.",

@@ -104,7 +104,6 @@ class MessagesEndpoint:
                 doc={
                     "operationId": "postActivity",
                     "summary": "Bot Framework activities (Emulator, Teams, Direct Line).",
-                    "security": [],
                     "requestBody": {
                         "required": True,
                         "content": {"application/json": {"schema": {"type": "object"}}},
