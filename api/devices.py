@@ -43,6 +43,7 @@ from pydantic import (
 from api.http import ApiProblem, iso, model_response, path_param, read_json
 from api.link_tokens import LinkTokenError, LinkTokens
 from api.routing import (
+    DATE_TIME,
     SELF_AUTHENTICATED,
     UNAUTHORIZED,
     Answer,
@@ -113,9 +114,6 @@ INSTALLATION_ID: TypeAdapter[str] = TypeAdapter(
 """The rule for an installation id in a path: the same as in a registration."""
 
 
-_DATE_TIME: dict[str, Any] = {"format": "date-time"}
-
-
 _NULL: dict[str, Any] = {"type": "null"}
 
 
@@ -126,7 +124,7 @@ class TokenRemoved(Answer):
         description="UNREGISTERED or SENDER_ID_MISMATCH (FCM said so), or "
         "moved-to-another-installation (another installation registered the token)."
     )
-    at: str = Field(json_schema_extra=_DATE_TIME)
+    at: str = Field(json_schema_extra=DATE_TIME)
 
 
 class DeviceInfo(Answer):
@@ -149,8 +147,8 @@ class DeviceInfo(Answer):
     timeZone: str
     active: bool = Field(description="false when no token is left: nothing reaches it.")
     tokenRemoved: TokenRemoved | None
-    createdAt: str = Field(json_schema_extra=_DATE_TIME)
-    updatedAt: str = Field(json_schema_extra=_DATE_TIME)
+    createdAt: str = Field(json_schema_extra=DATE_TIME)
+    updatedAt: str = Field(json_schema_extra=DATE_TIME)
 
 
 class DeviceList(Answer):

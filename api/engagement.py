@@ -28,6 +28,7 @@ from api.link_tokens import LinkTokenError, LinkTokens
 from api.notifications import NOTIFICATION_ID, notification_id_parameter
 from api.push import SubscriptionProof
 from api.routing import (
+    DATE_TIME,
     SELF_AUTHENTICATED,
     UNAUTHORIZED,
     Answer,
@@ -56,9 +57,6 @@ DEVICE_LINK: Final = backend_or_link(lambda request: DEVICES_PURPOSE)
 worker's reports are self-authenticated: they check the subscription's secret.)"""
 
 
-_DATE_TIME: dict[str, Any] = {"format": "date-time"}
-
-
 Surface = Literal["inbox", "chat", "teams", "teams-receipt", "webpush", "mobile", "api"]
 
 
@@ -68,7 +66,7 @@ class ReadAnswer(Answer):
     id: str
     userId: str
     read: Literal[True]
-    readAt: str = Field(json_schema_extra=_DATE_TIME)
+    readAt: str = Field(json_schema_extra=DATE_TIME)
     unread: int = Field(ge=0, description="The person's unread count now (for a badge).")
 
 
@@ -78,7 +76,7 @@ class AcknowledgeAnswer(Answer):
     id: str
     userId: str
     acknowledged: Literal[True]
-    acknowledgedAt: str = Field(json_schema_extra=_DATE_TIME)
+    acknowledgedAt: str = Field(json_schema_extra=DATE_TIME)
     acknowledgedVia: Surface = Field(description="Where it was first acknowledged.")
     first: bool = Field(description="Whether this call recorded it (false: it already was).")
     unread: int = Field(ge=0, description="The person's unread count now (for a badge).")
@@ -87,7 +85,7 @@ class AcknowledgeAnswer(Answer):
 class InboxAcknowledged(Answer):
     id: str
     acknowledged: Literal[True]
-    acknowledgedAt: str = Field(json_schema_extra=_DATE_TIME)
+    acknowledgedAt: str = Field(json_schema_extra=DATE_TIME)
     acknowledgedVia: Surface
     first: bool
 

@@ -30,6 +30,7 @@ from api.http import (
 )
 from api.routing import (
     BACKEND,
+    DATE_TIME,
     PUBLIC,
     UNAUTHORIZED,
     Operation,
@@ -172,7 +173,7 @@ class CalendarSubscription(BaseModel):
         "retried (see lastError); removing: no longer wanted, being deleted; off: none."
     )
     expiresAt: str | None = Field(
-        json_schema_extra={"format": "date-time"},
+        json_schema_extra=DATE_TIME,
         description="When the current Graph subscription ends unless renewed (Herald renews "
         "it well before).",
     )

@@ -43,6 +43,7 @@ from api.inbox_feed import InboxFeed
 from api.link_tokens import LinkClaims, LinkTokenError, LinkTokens
 from api.notifications import NOTIFICATION_ID, notification_id_parameter
 from api.routing import (
+    DATE_TIME,
     REF,
     SELF_AUTHENTICATED,
     Answer,
@@ -75,9 +76,6 @@ MAX_REPLAY: Final = 100
 _BOOLS: Final = {"true": True, "false": False}
 
 
-_DATE_TIME: Final[dict[str, Any]] = {"format": "date-time"}
-
-
 class InboxList(Answer):
     userId: str
     unread: int = Field(ge=0, description="How many entries are unread (at most 500 counted).")
@@ -93,7 +91,7 @@ class InboxList(Answer):
 class InboxRead(Answer):
     id: str
     read: Literal[True]
-    readAt: str = Field(json_schema_extra=_DATE_TIME)
+    readAt: str = Field(json_schema_extra=DATE_TIME)
 
 
 class InboxReadAll(Answer):
@@ -103,7 +101,7 @@ class InboxReadAll(Answer):
 
 class InboxToken(Answer):
     token: str = Field(description="A fresh inbox token for the same person.")
-    expiresAt: str = Field(json_schema_extra=_DATE_TIME)
+    expiresAt: str = Field(json_schema_extra=DATE_TIME)
 
 
 def document_inbox_schemas(schemas: dict[str, Any]) -> None:

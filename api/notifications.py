@@ -17,6 +17,7 @@ from api.http import ApiProblem, iso, model_response, path_param, read_json
 from api.prompt_answers import prompt_answer_counts
 from api.routing import (
     BACKEND,
+    DATE_TIME,
     UNAUTHORIZED,
     Answer,
     Route,
@@ -90,7 +91,7 @@ class Accepted(Answer):
     )
     version: int = Field(ge=1)
     outcome: Literal["created", "unchanged", "updated"]
-    sendAt: str | None = Field(None, json_schema_extra={"format": "date-time"})
+    sendAt: str | None = Field(None, json_schema_extra=DATE_TIME)
     note: str | None = Field(
         None, description="Said when `sendAt` is already past: it is sent now."
     )
@@ -176,7 +177,7 @@ class Funnel(Answer):
 class Recall(Answer):
     id: str
     status: Literal["recalled"]
-    recalledAt: str = Field(json_schema_extra={"format": "date-time"})
+    recalledAt: str = Field(json_schema_extra=DATE_TIME)
     cancelled: int = Field(ge=0, description="Deliveries not sent yet: they never will be.")
     deleting: int = Field(
         ge=0, description="Sent Teams messages queued for deletion (Bot Connector DELETE)."
@@ -202,7 +203,7 @@ class NotificationStatus(Answer):
         "null when the event has no prompt."
     )
     nextDueAt: str | None = Field(
-        json_schema_extra={"format": "date-time"},
+        json_schema_extra=DATE_TIME,
         description="When the earliest queued or retrying delivery is due (UTC, like "
         "createdAt): in the future while it waits (quiet hours defer it to the end of the "
         "window, a retry to its backoff), in the past when it is due now or being sent. null "

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any, Final
+from typing import Final
 from urllib.parse import quote
 
 from aiohttp import web
@@ -29,6 +29,7 @@ from api.notifications import (
     operator_purpose,
 )
 from api.routing import (
+    DATE_TIME,
     UNAUTHORIZED,
     Answer,
     Route,
@@ -55,9 +56,6 @@ MAX_BUCKET_SECONDS: Final = 86400
 TARGET_BUCKETS: Final = 120
 """About as many bars as the page's chart shows legibly."""
 
-_DATE_TIME: dict[str, Any] = {"format": "date-time"}
-
-
 class OperatorLink(Answer):
     """A link to the operator page of one notification, and the token in it."""
 
@@ -68,13 +66,13 @@ class OperatorLink(Answer):
         description="Opens GET /api/notifications/{id}, .../timeline and .../report.csv of this "
         "notification only (Authorization: Bearer), and this endpoint again to renew it."
     )
-    expiresAt: str = Field(json_schema_extra=_DATE_TIME)
+    expiresAt: str = Field(json_schema_extra=DATE_TIME)
 
 
 class TimelineBucketInfo(Answer):
     """Deliveries that reached a final state in one bucket (by when they were settled)."""
 
-    start: str = Field(json_schema_extra=_DATE_TIME)
+    start: str = Field(json_schema_extra=DATE_TIME)
     delivered: int = Field(ge=0)
     skipped: int = Field(ge=0)
     failed: int = Field(ge=0)

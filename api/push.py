@@ -41,6 +41,7 @@ from pydantic import model_validator as _model_validator
 from api.http import ApiProblem, error_response, iso, model_response, read_json
 from api.link_tokens import LinkTokenError, LinkTokens
 from api.routing import (
+    DATE_TIME,
     SELF_AUTHENTICATED,
     UNAUTHORIZED,
     Answer,
@@ -110,8 +111,8 @@ class PushSubscriptionInfo(Answer):
         ge=0, description="Milliseconds since 1970 when the subscription ends; null: never."
     )
     userAgent: str | None
-    createdAt: str = Field(json_schema_extra={"format": "date-time"})
-    updatedAt: str = Field(json_schema_extra={"format": "date-time"})
+    createdAt: str = Field(json_schema_extra=DATE_TIME)
+    updatedAt: str = Field(json_schema_extra=DATE_TIME)
 
 
 class PushSubscriptionList(Answer):

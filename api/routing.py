@@ -20,6 +20,7 @@ from api.schemas import ApiError
 
 __all__ = [
     "BACKEND",
+    "DATE_TIME",
     "PUBLIC",
     "REF",
     "ROUTES",
@@ -80,6 +81,10 @@ def backend_or_link(purpose: LinkPurpose) -> Auth:
 
 
 REF: Final = "#/components/schemas/{model}"
+
+
+DATE_TIME: Final[dict[str, Any]] = {"format": "date-time"}
+"""`json_schema_extra` of an answer's time field (RFC 3339 in UTC, as api/http.py's iso writes)."""
 
 
 class Answer(BaseModel):
