@@ -6,8 +6,9 @@ key generated on first start is written hashed to the data directory and shown o
 on disk can be replayed as a key. A few read-only routes also take a signed link token for one
 resource (the operator page's `operator:{id}`), so a link can be handed to someone without an
 API key. Which of these a request needs is read from the route aiohttp matched: its `Auth` in
-the route table (api/routing.py), never from lists of paths. A request no route matches (404,
-405) needs a backend under /api/ and nothing elsewhere, so it learns nothing about the routes.
+the route table (api/routing.py), never from lists of paths. A request no route matches needs
+a backend under /api/ and nothing elsewhere (a 405 as much as the path's most open route), so
+an unknown path tells a caller without credentials nothing about the routes.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from aiohttp import web
 from api.entra import EntraTokens, looks_like_jwt
 from api.http import error_response
 from api.link_tokens import LinkTokenError, LinkTokens
-from api.routing import BACKEND, PUBLIC, Access, Auth, RouteTable
+from api.routing import BACKEND, PUBLIC, SELF_AUTHENTICATED, Access, Auth, RouteTable
 from errors import IdentityProviderUnavailable, TokenRejected
 from private_file import read_or_create_private
 
@@ -122,10 +123,18 @@ class ApiKeyAuth:
             return principal.backend
         return self.check(request.headers.get("Authorization"))
 
-    def _auth(self, request: web.Request) -> Auth:
+    async def _auth(self, request: web.Request) -> Auth:
         route = self._routes.matched(request)
         if route is not None:
             return route.auth
+        refused = request.match_info.http_exception
+        if refused is not None and refused.status == 405:
+            # A served path, another method: as open as the path's most open route, so the
+            # caller hears the 405 where it could call the path at all.
+            declared = {route.auth.access for route in await self._routes.on_path(request)}
+            for auth in (PUBLIC, SELF_AUTHENTICATED):
+                if auth.access in declared:
+                    return auth
         return BACKEND if request.path.startswith("/api/") else PUBLIC
 
     async def _entra_principal(self, token: str) -> Principal | web.Response:
@@ -154,7 +163,7 @@ class ApiKeyAuth:
 
     @web.middleware
     async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
-        auth = self._auth(request)
+        auth = await self._auth(request)
         if auth.access is Access.PUBLIC:
             return await handler(request)
         header = request.headers.get("Authorization")

@@ -205,6 +205,16 @@ class RouteTable:
             return None
         return self._routes.get((route.method, resource.canonical))
 
+    async def on_path(self, request: web.Request) -> list[Route]:
+        """The routes declared on this request's path when aiohttp matched none because of
+        the method (405): the path is served, just not with that method."""
+        for resource in request.app.router.resources():
+            match, allowed = await resource.resolve(request)
+            if match is None and allowed:
+                declared = (self._routes.get((m, resource.canonical)) for m in allowed)
+                return [route for route in declared if route is not None]
+        return []
+
 
 ROUTES: Final = web.AppKey("herald_routes", RouteTable)
 """The app's route table (for what reads the routes after start-up, e.g. tests)."""

@@ -124,6 +124,13 @@ async def test_a_path_no_route_serves(herald: RunningHerald) -> None:
     assert status == 401
     status, _ = await herald.request("PATCH", "/api/notifications")
     assert status == 405
+    # Another method on a path anyone (or a self-authenticating caller) may call: 405.
+    status, _ = await herald.request("GET", "/api/messages", auth=False)
+    assert status == 405
+    status, _ = await herald.request("PUT", "/api/devices", auth=False)
+    assert status == 405
+    status, _ = await herald.request("PATCH", "/api/push/subscriptions", auth=False)
+    assert status == 405
     # ... elsewhere it is simply not there.
     status, _ = await herald.request("GET", "/nothing-here", auth=False)
     assert status == 404
