@@ -15,26 +15,25 @@ from aiohttp import web
 from botbuilder.core import ConversationState, UserState
 
 from api.auth import ApiKeyAuth, api_key_hashes
-from api.devices import SELF_AUTHENTICATED_PATHS as DEVICE_PATHS
 from api.devices import DevicesApi
-from api.engagement import PUSH_ENGAGEMENT_PATHS, EngagementApi, engagement_link_purpose
+from api.engagement import EngagementApi
 from api.entra import EntraConfig, EntraTokens
 from api.graph import GraphApi
 from api.health import HealthApi
 from api.http import echo_request_id, errors_middleware, request_id_middleware
-from api.inbox import SELF_AUTHENTICATED_PATHS as INBOX_PATHS
 from api.inbox import InboxApi, InboxLinks
 from api.inbox_feed import InboxFeed
 from api.landing import LandingPages
 from api.link_tokens import LinkTokens, load_or_create_secret
 from api.notifications import NotificationsApi
 from api.openapi import OpenApi
-from api.operator import OperatorApi, link_purpose
+from api.operator import OperatorApi
 from api.pages import LivePages
 from api.preferences import PreferencesApi
-from api.push import SELF_AUTHENTICATED_PATHS, PushApi, PushLinks
+from api.push import PushApi, PushLinks
 from api.push_page import PushPage
 from api.resend import ResendApi
+from api.routing import ROUTES, RouteTable
 from api.users import UsersApi
 from bots.authentication import bot_authentication
 from bots.endpoint import MessagesEndpoint
@@ -299,15 +298,9 @@ def create_app(settings: Settings) -> web.Application:
     # Entra ID access tokens as the alternative to API keys (off unless configured).
     entra_config = EntraConfig.from_settings(settings)
     entra = EntraTokens(entra_config) if entra_config is not None else None
-    api_auth = ApiKeyAuth(
-        key_hashes,
-        self_authenticated=(
-            SELF_AUTHENTICATED_PATHS | DEVICE_PATHS | INBOX_PATHS | PUSH_ENGAGEMENT_PATHS
-        ),
-        entra=entra,
-        links=links,
-        link_purpose=lambda request: link_purpose(request) or engagement_link_purpose(request),
-    )
+    # Every route declares who may call it (api/routing.py); the middleware reads that.
+    route_table = RouteTable()
+    api_auth = ApiKeyAuth(key_hashes, routes=route_table, entra=entra, links=links)
     app = web.Application(
         client_max_size=settings.max_body_bytes,
         middlewares=[request_id_middleware, errors_middleware, api_auth.middleware],
@@ -382,7 +375,7 @@ def create_app(settings: Settings) -> web.Application:
         ResendApi(notifications, outbox, inbox, channels, router).routes(),
         PreferencesApi(users, preferences).routes(),
         HealthApi(ready, metrics, about).routes(),
-        OpenApi().routes(),
+        OpenApi(route_table).routes(),
         GraphApi(graph, users).routes(),
         PushApi(
             subscriptions, users, links, vapid.public_key, api_auth.is_backend,
@@ -396,7 +389,8 @@ def create_app(settings: Settings) -> web.Application:
         LivePages().routes(),
         LandingPages().routes(),
     ):
-        app.add_routes(routes)
+        route_table.add(app, routes)
+    app[ROUTES] = route_table
     return app
 
 

@@ -5,7 +5,10 @@ A backend proves itself with an API key or, when configured, an Entra ID access 
 key generated on first start is written hashed to the data directory and shown once, so nothing
 on disk can be replayed as a key. A few read-only routes also take a signed link token for one
 resource (the operator page's `operator:{id}`), so a link can be handed to someone without an
-API key; which routes, and which purpose they need, is given by `link_purpose`.
+API key. Which of these a request needs is read from the route aiohttp matched: its `Auth` in
+the route table (api/routing.py), never from lists of paths. A request no route matches needs
+a backend under /api/ and nothing elsewhere (a 405 as much as the path's most open route), so
+an unknown path tells a caller without credentials nothing about the routes.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from aiohttp import web
 from api.entra import EntraTokens, looks_like_jwt
 from api.http import error_response
 from api.link_tokens import LinkTokenError, LinkTokens
+from api.routing import BACKEND, PUBLIC, SELF_AUTHENTICATED, Access, Auth, RouteTable
 from errors import IdentityProviderUnavailable, TokenRejected
 from private_file import read_or_create_private
 
@@ -39,20 +43,6 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-PUBLIC_PATHS = frozenset(
-    {
-        "/api/messages",
-        "/healthz",
-        "/readyz",
-        "/openapi.json",
-        "/metrics",
-        # Microsoft Graph cannot send an API key: its notifications are checked by clientState.
-        "/api/graph/notifications",
-        "/api/graph/lifecycle",
-    }
-)
-
 
 @dataclass(frozen=True, slots=True)
 class Principal:
@@ -70,10 +60,6 @@ class Principal:
 
 PRINCIPAL = web.RequestKey("herald_principal", Principal)
 """Set on every request the middleware let through with credentials."""
-
-LinkPurpose = Callable[[web.Request], str | None]
-"""The link-token purpose a route accepts for this request (e.g. `operator:{id}`), or None."""
-
 
 def _bearer(header: str | None) -> str | None:
     scheme, _, credential = (header or "").partition(" ")
@@ -119,27 +105,20 @@ def api_key_hashes(keys: Iterable[str], data_dir: Path) -> tuple[list[str], str 
 
 class ApiKeyAuth:
     """`Authorization: Bearer <key>` against a set of key hashes, or an Entra ID access token,
-    or (on the routes `link_purpose` names) a link token for that route's purpose."""
+    or (on the routes whose `Auth` names a link purpose) a link token for that purpose."""
 
     def __init__(
         self,
         key_hashes: Iterable[str],
         *,
-        self_authenticated: Iterable[str] = (),
+        routes: RouteTable,
         entra: EntraTokens | None = None,
         links: LinkTokens | None = None,
-        link_purpose: LinkPurpose = lambda request: None,
     ) -> None:
         self._hashes = tuple(key_hashes)
-        # Paths whose handlers check credentials themselves (e.g. a link token from the bot).
-        self._self_authenticated = frozenset(self_authenticated)
-        # An entry ending in "/" covers everything under it (/api/devices/{installationId}).
-        self._self_authenticated_prefixes = tuple(
-            path for path in self._self_authenticated if path.endswith("/")
-        )
+        self._routes = routes
         self._entra = entra
         self._links = links
-        self._link_purpose = link_purpose
 
     def check(self, header: str | None) -> bool:
         """Whether the header carries one of the API keys (keys only; see `is_backend`)."""
@@ -161,10 +140,19 @@ class ApiKeyAuth:
             return principal.backend
         return self.check(request.headers.get("Authorization"))
 
-    def _self_authenticating(self, path: str) -> bool:
-        return path in self._self_authenticated or path.startswith(
-            self._self_authenticated_prefixes
-        )
+    async def _auth(self, request: web.Request) -> Auth:
+        route = self._routes.matched(request)
+        if route is not None:
+            return route.auth
+        refused = request.match_info.http_exception
+        if refused is not None and refused.status == 405:
+            # A served path, another method: as open as the path's most open route, so the
+            # caller hears the 405 where it could call the path at all.
+            declared = {route.auth.access for route in await self._routes.on_path(request)}
+            for auth in (PUBLIC, SELF_AUTHENTICATED):
+                if auth.access in declared:
+                    return auth
+        return BACKEND if request.path.startswith("/api/") else PUBLIC
 
     async def _entra_principal(self, token: str) -> Principal | web.Response:
         assert self._entra is not None
@@ -192,8 +180,8 @@ class ApiKeyAuth:
 
     @web.middleware
     async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
-        path = request.path
-        if path in PUBLIC_PATHS or not path.startswith("/api/"):
+        auth = await self._auth(request)
+        if auth.access is Access.PUBLIC:
             return await handler(request)
         header = request.headers.get("Authorization")
         if self.check(header):
@@ -202,7 +190,7 @@ class ApiKeyAuth:
         credential = _bearer(header)
         # Link tokens are JWTs too (HS256, Herald's own key): tried first, locally, on the
         # routes that take them; never sent to the Entra ID check (pages check their own).
-        purpose = self._link_purpose(request)
+        purpose = None if auth.link is None else auth.link(request)
         if credential is not None and purpose is not None and self._links is not None:
             try:
                 self._links.verify(credential, purpose)
@@ -222,7 +210,7 @@ class ApiKeyAuth:
                 return verified
             request[PRINCIPAL] = verified
             return await handler(request)
-        if self._self_authenticating(path):
+        if auth.access is Access.SELF_AUTHENTICATED:
             return await handler(request)
         return error_response(
             401,

@@ -13,7 +13,7 @@ short-lived link token the bot gave one person (purpose "devices"), sent as
 devices only (403 otherwise): an installation registered to another user, or a push token
 another user's installation holds, is refused with 403 and nothing is written. Moving an
 installation or a token between users takes a backend. The endpoints check credentials
-themselves, so the API-key middleware lets them through (`SELF_AUTHENTICATED_PATHS`).
+themselves, so their routes declare `SELF_AUTHENTICATED`: the middleware lets them through.
 
 A device may register before its user ever talked to the bot: the user record is created then
 (with a stable id only: an Entra object id or `{channelId}:{id}`, never an alias), so pushes
@@ -26,7 +26,6 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import Annotated, Any, Final, Literal
 from urllib.parse import quote
 
@@ -41,8 +40,17 @@ from pydantic import (
     field_validator,
 )
 
-from api.http import ApiProblem, json_response, path_param, read_json
+from api.http import ApiProblem, iso, model_response, path_param, read_json
 from api.link_tokens import LinkTokenError, LinkTokens
+from api.routing import (
+    DATE_TIME,
+    SELF_AUTHENTICATED,
+    UNAUTHORIZED,
+    Answer,
+    Route,
+    error,
+    json_body,
+)
 from api.schemas import first_problem
 from errors import NotOwner
 from preferences.service import PreferencesService
@@ -57,7 +65,6 @@ __all__ = [
     "FCM_TOKEN_PATTERN",
     "INSTALLATION_ID",
     "INSTALLATION_ID_PATTERN",
-    "SELF_AUTHENTICATED_PATHS",
     "STABLE_USER_ID_PATTERN",
     "DeviceRegistrationBody",
     "DevicesApi",
@@ -69,8 +76,7 @@ log = logging.getLogger(__name__)
 DEVICES_PURPOSE: Final = "devices"
 """The link-token purpose for device registration: such a token registers devices, nothing else."""
 DEVICES_PATH: Final = "/api/devices"
-SELF_AUTHENTICATED_PATHS: Final = frozenset({DEVICES_PATH, DEVICES_PATH + "/"})
-"""`/api/devices` and everything under `/api/devices/` check their own credentials."""
+DEVICE_PATH: Final = DEVICES_PATH + "/{installationId}"
 
 # Patterns use explicit character classes only (see api/schemas.py): pydantic, Python's re and
 # ECMA-262 (the OpenAPI document, clients) read them alike.
@@ -106,6 +112,131 @@ INSTALLATION_ID: TypeAdapter[str] = TypeAdapter(
     Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=INSTALLATION_ID_PATTERN)]
 )
 """The rule for an installation id in a path: the same as in a registration."""
+
+
+_NULL: dict[str, Any] = {"type": "null"}
+
+
+class TokenRemoved(Answer):
+    """Why and when the installation last lost a push token (until it registers again)."""
+
+    reason: str = Field(
+        description="UNREGISTERED or SENDER_ID_MISMATCH (FCM said so), or "
+        "moved-to-another-installation (another installation registered the token)."
+    )
+    at: str = Field(json_schema_extra=DATE_TIME)
+
+
+class DeviceInfo(Answer):
+    """A registration as Herald holds it, with its metadata, for support and audits."""
+
+    installationId: str
+    userId: str
+    platform: Literal["android", "ios", "web"]
+    fcmToken: str | None = Field(description="null once FCM said the token is gone.")
+    apnsToken: str | None
+    appId: str
+    appVersion: str
+    appBuild: str
+    distribution: str
+    hardware: str
+    os: str
+    osVersion: str
+    model: str
+    language: str
+    timeZone: str
+    active: bool = Field(description="false when no token is left: nothing reaches it.")
+    tokenRemoved: TokenRemoved | None
+    createdAt: str = Field(json_schema_extra=DATE_TIME)
+    updatedAt: str = Field(json_schema_extra=DATE_TIME)
+
+
+class DeviceList(Answer):
+    userId: str
+    items: list[DeviceInfo]
+
+
+def _non_null(schema: dict[str, Any]) -> dict[str, Any]:
+    """The non-null branch of pydantic's `anyOf: [X, null]` for an optional field, with what
+    the field declares beside the `anyOf` (its pattern, its description)."""
+    branches = [b for b in schema.get("anyOf", [schema]) if b != _NULL]
+    outer = {k: v for k, v in schema.items() if k not in ("anyOf", "default", "title")}
+    return {**branches[0], **outer}
+
+
+def document_device_schemas(schemas: dict[str, Any]) -> None:
+    """Publish the registration as the handler reads it: which token goes with which platform,
+    as three closed alternatives (an FCM token for Android and web; for iOS an FCM token, an
+    APNs token, or both), rather than two optional fields."""
+    name = DeviceRegistrationBody.__name__
+    body = schemas[name]
+    properties = body["properties"]
+    fcm = _non_null(properties["fcmToken"])
+    apns = _non_null(properties["apnsToken"])
+    common = {k: v for k, v in properties.items() if k not in ("platform", "fcmToken", "apnsToken")}
+    required = [k for k in body["required"] if k != "platform"]
+
+    def alternative(
+        title: str, platform: dict[str, Any], tokens: dict[str, Any], needs: str, text: str
+    ) -> dict[str, Any]:
+        return {
+            "title": title,
+            "description": text,
+            "type": "object",
+            "properties": {**common, "platform": platform, **tokens},
+            "required": [*required, "platform", needs],
+            "additionalProperties": False,
+        }
+
+    schemas[name] = {
+        "title": name,
+        "description": "An app installation, whose it is, its push token(s) and metadata. "
+        "Registering the same installationId again updates it (tokens, metadata, owner).",
+        "oneOf": [
+            alternative(
+                "AndroidOrWeb",
+                {"enum": ["android", "web"]},
+                {"fcmToken": fcm, "apnsToken": _NULL},
+                "fcmToken",
+                "Android and web installations are reached through FCM.",
+            ),
+            alternative(
+                "IosWithFcm",
+                {"const": "ios"},
+                {"fcmToken": fcm, "apnsToken": {"anyOf": [apns, _NULL]}},
+                "fcmToken",
+                "An iOS installation with an FCM token (FCM relays to APNs).",
+            ),
+            alternative(
+                "IosApnsOnly",
+                {"const": "ios"},
+                {"apnsToken": apns, "fcmToken": _NULL},
+                "apnsToken",
+                "An iOS installation with only an APNs token: kept, but counted as skipped "
+                "(apns-not-configured): Herald does not talk to APNs directly.",
+            ),
+        ],
+    }
+
+_LOCATION = {
+    "Location": {
+        "description": "Where the registration can be read.",
+        "required": True,
+        "schema": {"type": "string", "pattern": f"^{DEVICES_PATH}/"},
+    }
+}
+_WHO = (
+    " Credentials: a backend's API key, or the link token the bot gave the device's "
+    "owner (purpose devices), both as Authorization: Bearer."
+)
+_INSTALLATION = {
+    "name": "installationId",
+    "in": "path",
+    "required": True,
+    "description": "The installation id it was registered with.",
+    "schema": INSTALLATION_ID.json_schema(),
+}
+_FORBIDDEN = error("A link token for another user than the one named.")
 
 
 def _stable_user_id(value: str) -> str:
@@ -258,10 +389,6 @@ class _UserQuery(BaseModel):
         return _stable_user_id(value)
 
 
-def _iso(epoch: float) -> str:
-    return datetime.fromtimestamp(epoch, UTC).isoformat().replace("+00:00", "Z")
-
-
 def device_answer(device: DeviceRecord) -> dict[str, Any]:
     """A registration as the API shows it: the body it was registered with, plus its state."""
     answer: dict[str, Any] = {
@@ -277,10 +404,10 @@ def device_answer(device: DeviceRecord) -> dict[str, Any]:
         {
             "active": device.active,
             "tokenRemoved": (
-                None if removed is None else {"reason": removed.reason, "at": _iso(removed.at)}
+                None if removed is None else {"reason": removed.reason, "at": iso(removed.at)}
             ),
-            "createdAt": _iso(device.created_at),
-            "updatedAt": _iso(device.updated_at),
+            "createdAt": iso(device.created_at),
+            "updatedAt": iso(device.updated_at),
         }
     )
     return answer
@@ -314,12 +441,127 @@ class DevicesApi:
         # An API key or an Entra ID token (checked by the middleware): acts for any user.
         self._is_backend = is_backend
 
-    def routes(self) -> list[web.RouteDef]:
+    def routes(self) -> list[Route]:
         return [
-            web.post(DEVICES_PATH, self.register),
-            web.get(DEVICES_PATH, self.list_devices),
-            web.get(DEVICES_PATH + "/{installationId}", self.get_device),
-            web.delete(DEVICES_PATH + "/{installationId}", self.delete_device),
+            Route(
+                "POST",
+                DEVICES_PATH,
+                self.register,
+                SELF_AUTHENTICATED,
+                doc={
+                    "operationId": "registerDevice",
+                    "summary": "Register (or update) a mobile app installation.",
+                    "description": "Idempotent by installationId: the same installation posted "
+                    "again (same or another user, new token) is updated, never duplicated; a "
+                    "token another installation held is removed from it. A user Herald has not "
+                    "met yet is created. The device's timeZone becomes the user's time zone for "
+                    "quiet hours if they have none. Nothing is stored on any 4xx." + _WHO,
+                    "requestBody": {
+                        "required": True,
+                        "content": json_body(DeviceRegistrationBody),
+                    },
+                    "responses": {
+                        "200": {
+                            "description": "Updated (the installation was registered before).",
+                            "content": json_body(DeviceInfo),
+                            "headers": _LOCATION,
+                        },
+                        "201": {
+                            "description": "Registered.",
+                            "content": json_body(DeviceInfo),
+                            "headers": _LOCATION,
+                        },
+                        "400": error(
+                            "Invalid registration (the field says which): unknown platform, a "
+                            "token of the wrong shape, a user id that is not a stable id, no "
+                            "token, or an apnsToken for a platform other than ios."
+                        ),
+                        "401": UNAUTHORIZED,
+                        "403": error(
+                            "A link token for another user than userId, or (field installationId, "
+                            "fcmToken or apnsToken) an installation or push token of another user: "
+                            "only a backend may move those."
+                        ),
+                        "413": error("Body too large."),
+                        "415": error("Body is not application/json."),
+                    },
+                },
+            ),
+            Route(
+                "GET",
+                DEVICES_PATH,
+                self.list_devices,
+                SELF_AUTHENTICATED,
+                doc={
+                    "operationId": "listDevices",
+                    "summary": "A user's registered installations, with metadata (support, "
+                    "audits).",
+                    "description": "With a link token, only the token's user's (userId may then be "
+                    "left out)." + _WHO,
+                    "parameters": [
+                        {
+                            "name": "userId",
+                            "in": "query",
+                            "required": True,
+                            "description": "The user's stable id, exactly once.",
+                            "schema": {
+                                "type": "string",
+                                "maxLength": 256,
+                                "pattern": STABLE_USER_ID_PATTERN,
+                            },
+                        }
+                    ],
+                    "responses": {
+                        "200": {
+                            "description": "The installations, oldest first (inactive ones too).",
+                            "content": json_body(DeviceList),
+                        },
+                        "400": error("No userId (with an API key), more than one, or not a stable "
+                        "id."),
+                        "401": UNAUTHORIZED,
+                        "403": _FORBIDDEN,
+                    },
+                },
+            ),
+            Route(
+                "GET",
+                DEVICE_PATH,
+                self.get_device,
+                SELF_AUTHENTICATED,
+                doc={
+                    "operationId": "getDevice",
+                    "summary": "One registration and its metadata." + _WHO,
+                    "parameters": [_INSTALLATION],
+                    "responses": {
+                        "200": {
+                            "description": "The registration.",
+                            "content": json_body(DeviceInfo),
+                        },
+                        "400": error("Not a valid installation id."),
+                        "401": UNAUTHORIZED,
+                        "403": error("A link token for another user than the device's."),
+                        "404": error("No such installation."),
+                    },
+                },
+            ),
+            Route(
+                "DELETE",
+                DEVICE_PATH,
+                self.delete_device,
+                SELF_AUTHENTICATED,
+                doc={
+                    "operationId": "deleteDevice",
+                    "summary": "Forget a registration (the app signed out or was removed)." + _WHO,
+                    "parameters": [_INSTALLATION],
+                    "responses": {
+                        "204": {"description": "Deleted."},
+                        "400": error("Not a valid installation id."),
+                        "401": UNAUTHORIZED,
+                        "403": error("A link token for another user than the device's."),
+                        "404": error("No such installation."),
+                    },
+                },
+            ),
         ]
 
     def _caller(self, request: web.Request) -> str | None:
@@ -400,7 +642,8 @@ class DevicesApi:
             )
         if registration.time_zone:
             await self._preferences.adopt_time_zone(user_id, registration.time_zone)
-        return json_response(
+        return model_response(
+            DeviceInfo,
             device_answer(outcome.device),
             201 if outcome.created else 200,
             headers={"Location": _location(outcome.device.installation_id)},
@@ -424,7 +667,8 @@ class DevicesApi:
         else:
             user_id = caller
         devices = await self._devices.for_user(user_id)
-        return json_response({"userId": user_id, "items": [device_answer(d) for d in devices]})
+        items = [device_answer(d) for d in devices]
+        return model_response(DeviceList, {"userId": user_id, "items": items})
 
     async def _device(self, request: web.Request) -> DeviceRecord:
         caller = self._caller(request)
@@ -436,7 +680,7 @@ class DevicesApi:
         return device
 
     async def get_device(self, request: web.Request) -> web.Response:
-        return json_response(device_answer(await self._device(request)))
+        return model_response(DeviceInfo, device_answer(await self._device(request)))
 
     async def delete_device(self, request: web.Request) -> web.Response:
         device = await self._device(request)

@@ -16,52 +16,78 @@ once (`first` says whether this call recorded it).
 from __future__ import annotations
 
 import hmac
-import time
 from collections.abc import Callable
-from typing import Any, Final
+from typing import Any, Final, Literal
 
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.devices import DEVICES_PURPOSE
-from api.http import ApiProblem, json_response, path_param, read_json
+from api.http import ApiProblem, iso, model_response, path_param, read_json
 from api.link_tokens import LinkTokenError, LinkTokens
-from api.notifications import NOTIFICATION_ID
+from api.notifications import NOTIFICATION_ID, notification_id_parameter
 from api.push import SubscriptionProof
+from api.routing import (
+    DATE_TIME,
+    SELF_AUTHENTICATED,
+    UNAUTHORIZED,
+    Answer,
+    Route,
+    backend_or_link,
+    error,
+    json_body,
+)
 from api.schemas import NotificationId, RecipientKey
 from engagement import AckOutcome, EngagementService
 from storage.protocols import UserStore
 from storage.subscriptions import SubscriptionStore, subscription_id
 
 __all__ = [
+    "DEVICE_LINK",
     "ENGAGEMENT_REQUESTS",
-    "PUSH_ENGAGEMENT_PATHS",
     "EngagementApi",
     "PushEngagement",
     "UserEngagement",
-    "engagement_link_purpose",
 ]
 
 PUSH_READ_PATH: Final = "/api/push/read"
 PUSH_ACK_PATH: Final = "/api/push/acknowledge"
-PUSH_ENGAGEMENT_PATHS: Final = frozenset({PUSH_READ_PATH, PUSH_ACK_PATH})
-"""The service worker's reports check their own proof (the subscription's secret)."""
-
-_DEVICE_ROUTES: Final = frozenset(
-    {
-        ("POST", "/api/notifications/{id}/read"),
-        ("POST", "/api/notifications/{id}/acknowledge"),
-    }
-)
+DEVICE_LINK: Final = backend_or_link(lambda request: DEVICES_PURPOSE)
+"""The mobile app's reports: a backend, or the app's `devices` link token. (The service
+worker's reports are self-authenticated: they check the subscription's secret.)"""
 
 
-def engagement_link_purpose(request: web.Request) -> str | None:
-    """For the auth middleware: the mobile app's reports take its `devices` link token."""
-    resource = request.match_info.route.resource
-    if resource is None or (request.method, resource.canonical) not in _DEVICE_ROUTES:
-        return None
-    return DEVICES_PURPOSE
+Surface = Literal["inbox", "chat", "teams", "teams-receipt", "webpush", "mobile", "api"]
 
+
+class ReadAnswer(Answer):
+    """Read: when it was first read (a repeat keeps that time)."""
+
+    id: str
+    userId: str
+    read: Literal[True]
+    readAt: str = Field(json_schema_extra=DATE_TIME)
+    unread: int = Field(ge=0, description="The person's unread count now (for a badge).")
+
+
+class AcknowledgeAnswer(Answer):
+    """The acknowledgement as recorded: the first one stands."""
+
+    id: str
+    userId: str
+    acknowledged: Literal[True]
+    acknowledgedAt: str = Field(json_schema_extra=DATE_TIME)
+    acknowledgedVia: Surface = Field(description="Where it was first acknowledged.")
+    first: bool = Field(description="Whether this call recorded it (false: it already was).")
+    unread: int = Field(ge=0, description="The person's unread count now (for a badge).")
+
+
+class InboxAcknowledged(Answer):
+    id: str
+    acknowledged: Literal[True]
+    acknowledgedAt: str = Field(json_schema_extra=DATE_TIME)
+    acknowledgedVia: Surface
+    first: bool
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
@@ -89,10 +115,6 @@ class PushEngagement(SubscriptionProof):
 ENGAGEMENT_REQUESTS: Final = (UserEngagement, PushEngagement)
 
 
-def _iso(epoch: float) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch))
-
-
 async def _body(request: web.Request) -> dict[str, Any]:
     if not request.can_read_body:
         return {}
@@ -100,6 +122,21 @@ async def _body(request: web.Request) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise ApiProblem(400, "invalid_body", "the body is a JSON object")
     return body
+
+
+_WHO = (
+    " Credentials: the mobile app's link token (purpose devices, the one it registers "
+    "with: the person is the token's; surface `mobile`), or a backend's API key with "
+    "`userId` (surface `api`), as Authorization: Bearer."
+)
+_USER_BODY = {"required": False, "content": json_body(UserEngagement)}
+_FORBIDDEN = error("A link token for another user than userId.")
+_BROWSER = (
+    " The service worker proves whose browser it is with its subscription's endpoint and "
+    "auth secret (no other credential). Surface `webpush`."
+)
+_PROOF = {"required": True, "content": json_body(PushEngagement)}
+_BAD_PROOF = error("No subscription Herald holds has that endpoint and secret.")
 
 
 class EngagementApi:
@@ -119,12 +156,109 @@ class EngagementApi:
         self._tokens = tokens
         self._is_backend = is_backend
 
-    def routes(self) -> list[web.RouteDef]:
+    def routes(self) -> list[Route]:
         return [
-            web.post("/api/notifications/{id}/read", self.read),
-            web.post("/api/notifications/{id}/acknowledge", self.acknowledge),
-            web.post(PUSH_READ_PATH, self.push_read),
-            web.post(PUSH_ACK_PATH, self.push_acknowledge),
+            Route(
+                "POST",
+                "/api/notifications/{id}/read",
+                self.read,
+                DEVICE_LINK,
+                doc={
+                    "operationId": "readNotification",
+                    "summary": "The person read the notification (the mobile app opened it).",
+                    "description": "Idempotent: the first read's time and surface are kept. Read "
+                    "anywhere is read everywhere: inbox pages update live, unread counts and "
+                    "badges follow." + _WHO,
+                    "parameters": [notification_id_parameter()],
+                    "requestBody": _USER_BODY,
+                    "responses": {
+                        "200": {"description": "Read.", "content": json_body(ReadAnswer)},
+                        "400": error("Not a valid notification id or body (userId missing with "
+                                     "an API key)."),
+                        "401": UNAUTHORIZED,
+                        "403": _FORBIDDEN,
+                        "404": error("No such user, or the person has no such notification (not a "
+                                     "recipient, or past the history's retention)."),
+                        "413": error("Body too large."),
+                        "415": error("Body is not application/json."),
+                    },
+                },
+            ),
+            Route(
+                "POST",
+                "/api/notifications/{id}/acknowledge",
+                self.acknowledge,
+                DEVICE_LINK,
+                doc={
+                    "operationId": "acknowledgeNotification",
+                    "summary": "The person acknowledged the notification (its `acknowledge` "
+                    "button in the mobile app).",
+                    "description": "Recorded once, with time and surface; a repeat (from any "
+                    "surface) answers the first record with `first: false`. Implies read." + _WHO,
+                    "parameters": [notification_id_parameter()],
+                    "requestBody": _USER_BODY,
+                    "responses": {
+                        "200": {
+                            "description": "Acknowledged.",
+                            "content": json_body(AcknowledgeAnswer),
+                        },
+                        "400": error("Not a valid notification id or body."),
+                        "401": UNAUTHORIZED,
+                        "403": _FORBIDDEN,
+                        "404": error("No such user, or the person has no such notification (or it "
+                                     "was recalled)."),
+                        "409": error("The notification asks for no acknowledgement."),
+                        "413": error("Body too large."),
+                        "415": error("Body is not application/json."),
+                    },
+                },
+            ),
+            Route(
+                "POST",
+                PUSH_READ_PATH,
+                self.push_read,
+                SELF_AUTHENTICATED,
+                doc={
+                    "operationId": "readFromBrowser",
+                    "summary": "A click on a browser notification: read.",
+                    "description": "Idempotent." + _BROWSER,
+                    "security": [],
+                    "requestBody": _PROOF,
+                    "responses": {
+                        "200": {"description": "Read.", "content": json_body(ReadAnswer)},
+                        "400": error("Not a valid body."),
+                        "401": _BAD_PROOF,
+                        "404": error("The browser's person has no such notification."),
+                        "413": error("Body too large."),
+                        "415": error("Body is not application/json."),
+                    },
+                },
+            ),
+            Route(
+                "POST",
+                PUSH_ACK_PATH,
+                self.push_acknowledge,
+                SELF_AUTHENTICATED,
+                doc={
+                    "operationId": "acknowledgeFromBrowser",
+                    "summary": "The browser notification's acknowledge action.",
+                    "description": "Recorded once." + _BROWSER,
+                    "security": [],
+                    "requestBody": _PROOF,
+                    "responses": {
+                        "200": {
+                            "description": "Acknowledged.",
+                            "content": json_body(AcknowledgeAnswer),
+                        },
+                        "400": error("Not a valid body."),
+                        "401": _BAD_PROOF,
+                        "404": error("The browser's person has no such notification."),
+                        "409": error("The notification asks for no acknowledgement."),
+                        "413": error("Body too large."),
+                        "415": error("Body is not application/json."),
+                    },
+                },
+            ),
         ]
 
     async def _person(self, request: web.Request, body: UserEngagement) -> tuple[str, str]:
@@ -190,12 +324,13 @@ class EngagementApi:
             raise ApiProblem(
                 404, "not_found", "this person has no such notification (or it expired)", "id"
             )
-        return json_response(
+        return model_response(
+            ReadAnswer,
             {
                 "id": notification_id,
                 "userId": user_id,
                 "read": True,
-                "readAt": _iso(read_at),
+                "readAt": iso(read_at, seconds=True),
                 "unread": unread,
             }
         )
@@ -213,12 +348,13 @@ class EngagementApi:
                 404, "not_found", "this person has no such notification (or it was recalled)",
                 "id",
             )
-        return json_response(
+        return model_response(
+            AcknowledgeAnswer,
             {
                 "id": notification_id,
                 "userId": user_id,
                 "acknowledged": True,
-                "acknowledgedAt": _iso(ack.acknowledged_at),
+                "acknowledgedAt": iso(ack.acknowledged_at, seconds=True),
                 "acknowledgedVia": ack.via,
                 "first": ack.first,
                 "unread": await self._engagement.unread(user_id),

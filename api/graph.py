@@ -15,13 +15,29 @@ from __future__ import annotations
 
 import json
 import logging
-from datetime import UTC, datetime
-from typing import Any, Final
+from typing import Any, Final, Literal
 
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict, StrictBool
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
-from api.http import ApiProblem, json_response, path_param, query_param, read_json
+from api.http import (
+    ApiProblem,
+    iso,
+    model_response,
+    path_param,
+    query_param,
+    read_json,
+)
+from api.routing import (
+    BACKEND,
+    DATE_TIME,
+    PUBLIC,
+    UNAUTHORIZED,
+    Operation,
+    Route,
+    error,
+    json_body,
+)
 from api.users import USER_KEY
 from sources.graph_source import (
     LIFECYCLE_PATH,
@@ -58,12 +74,6 @@ class CalendarRequest(BaseModel):
     allowed: StrictBool
 
 
-def _iso(epoch: float | None) -> str | None:
-    if epoch is None:
-        return None
-    return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
-
-
 def calendar_state_json(state: CalendarState) -> dict[str, Any]:
     return {
         "userId": state.user_id,
@@ -72,7 +82,7 @@ def calendar_state_json(state: CalendarState) -> dict[str, Any]:
         "eligible": state.eligible,
         "allowed": state.allowed,
         "status": state.status,
-        "expiresAt": _iso(state.expires_at),
+        "expiresAt": iso(state.expires_at, seconds=True),
         "lastError": state.last_error,
     }
 
@@ -108,6 +118,123 @@ def _items(raw: bytes, content_type: str) -> list[Any]:
     return items
 
 
+class _Open(BaseModel):
+    """What Graph sends: Herald reads the fields it knows and ignores the rest."""
+
+    model_config = ConfigDict(extra="allow")
+
+
+class ChangeNotification(_Open):
+    """One change notification (Graph's changeNotification resource, without resource data)."""
+
+    subscriptionId: str | None = None
+    clientState: str | None = Field(
+        None, description="Must equal the secret Herald gave the subscription, else ignored."
+    )
+    changeType: str | None = None
+    resource: str | None = None
+    resourceData: dict[str, Any] | None = None
+    subscriptionExpirationDateTime: str | None = None
+    tenantId: str | None = None
+
+
+class ChangeNotificationCollection(_Open):
+    value: list[ChangeNotification]
+
+
+class LifecycleNotification(_Open):
+    """A lifecycle notification: reauthorizationRequired, subscriptionRemoved or missed."""
+
+    subscriptionId: str | None = None
+    clientState: str | None = None
+    lifecycleEvent: str | None = None
+    subscriptionExpirationDateTime: str | None = None
+    tenantId: str | None = None
+
+
+class LifecycleNotificationCollection(_Open):
+    value: list[LifecycleNotification]
+
+
+class CalendarSubscription(BaseModel):
+    """Whether Herald watches a user's calendar, and how that stands."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    userId: str
+    resource: Literal["calendar"]
+    available: bool = Field(description="Microsoft Graph is configured on this Herald.")
+    eligible: bool = Field(
+        description="The user has an Entra ID account (a Teams user); others cannot have one."
+    )
+    allowed: bool = Field(description="What the user (or a backend) asked for.")
+    status: Literal["off", "pending", "active", "removing"] = Field(
+        description="active: Graph holds a subscription; pending: wanted, being set up or "
+        "retried (see lastError); removing: no longer wanted, being deleted; off: none."
+    )
+    expiresAt: str | None = Field(
+        json_schema_extra=DATE_TIME,
+        description="When the current Graph subscription ends unless renewed (Herald renews "
+        "it well before).",
+    )
+    lastError: str | None
+
+
+def document_graph_schemas(schemas: dict[str, Any]) -> None:
+    """What the handlers promise beyond the types."""
+    schemas["CalendarRequest"]["description"] = (
+        "true: subscribe to the user's calendar (changes become notifications); false: unsubscribe."
+    )
+
+def _receiver(operation_id: str, summary: str, body_model: type[BaseModel]) -> Operation:
+    """The operation of one of Microsoft Graph's two notification URLs."""
+    return {
+        "operationId": operation_id,
+        "summary": summary,
+        "description": "Called by Microsoft Graph, without an API key. With "
+        "`validationToken` it is Graph's validation handshake: the token is echoed as "
+        "text/plain and any body is ignored. Otherwise the body is a notification "
+        "collection: items whose clientState matches their subscription are stored and "
+        "processed in the background; others (unknown subscription, wrong clientState, "
+        "fields Herald cannot use) are ignored and logged, and the answer is still 202, so "
+        "Graph does not retry them. An empty body accepts nothing.",
+        "parameters": [
+            {
+                "name": "validationToken",
+                "in": "query",
+                "required": False,
+                "schema": {"type": "string", "minLength": 1, "maxLength": MAX_VALIDATION_TOKEN},
+            }
+        ],
+        "requestBody": {
+            "required": False,
+            "content": json_body(body_model),
+        },
+        "responses": {
+            "200": {
+                "description": "The validation token, echoed.",
+                "content": {"text/plain": {"schema": {"type": "string"}}},
+            },
+            "202": {"description": "Accepted (or ignored); processed in the background."},
+            "400": error(
+                "Not a notification collection, or a validationToken that is empty, too "
+                "long or given twice."
+            ),
+            "413": error("Body larger than 1 MiB."),
+            "415": error("A body that is not application/json."),
+        },
+    }
+
+
+_USER = {
+    "name": "id",
+    "in": "path",
+    "required": True,
+    "description": "The user's id or alias.",
+    "schema": USER_KEY.json_schema(),
+}
+
+
 class GraphApi:
     """Graph's webhook endpoints and the calendar subscription resource."""
 
@@ -115,12 +242,83 @@ class GraphApi:
         self._source = source
         self._users = users
 
-    def routes(self) -> list[web.RouteDef]:
+    def routes(self) -> list[Route]:
         return [
-            web.post(NOTIFICATIONS_PATH, self.notifications),
-            web.post(LIFECYCLE_PATH, self.lifecycle),
-            web.get("/api/users/{id}/subscriptions/calendar", self.get_calendar),
-            web.put("/api/users/{id}/subscriptions/calendar", self.put_calendar),
+            Route(
+                "POST",
+                NOTIFICATIONS_PATH,
+                self.notifications,
+                PUBLIC,
+                doc=_receiver(
+                    "postGraphNotifications",
+                    "Microsoft Graph change notifications (and their validation handshake).",
+                    ChangeNotificationCollection,
+                ),
+            ),
+            Route(
+                "POST",
+                LIFECYCLE_PATH,
+                self.lifecycle,
+                PUBLIC,
+                doc=_receiver(
+                    "postGraphLifecycle",
+                    "Microsoft Graph lifecycle notifications (and their validation handshake).",
+                    LifecycleNotificationCollection,
+                ),
+            ),
+            Route(
+                "GET",
+                "/api/users/{id}/subscriptions/calendar",
+                self.get_calendar,
+                BACKEND,
+                doc={
+                    "operationId": "getCalendarSubscription",
+                    "summary": "Whether Herald watches the user's calendar (Microsoft Graph).",
+                    "parameters": [_USER],
+                    "responses": {
+                        "200": {
+                            "description": "State.",
+                            "content": json_body(CalendarSubscription),
+                        },
+                        "400": error("Not a valid user id or alias."),
+                        "401": UNAUTHORIZED,
+                        "404": error("No such user."),
+                    },
+                },
+            ),
+            Route(
+                "PUT",
+                "/api/users/{id}/subscriptions/calendar",
+                self.put_calendar,
+                BACKEND,
+                doc={
+                    "operationId": "putCalendarSubscription",
+                    "summary": "Subscribe to (or unsubscribe from) the user's calendar.",
+                    "description": "Stores the wish and applies it at once: Herald lists its Graph "
+                    "subscriptions first (a repeat never creates a second one), then creates, "
+                    "renews or deletes. If Graph fails, the answer is still 200 with status "
+                    "`pending` and `lastError`; Herald keeps trying in the background.",
+                    "parameters": [_USER],
+                    "requestBody": {"required": True, "content": json_body(CalendarRequest)},
+                    "responses": {
+                        "200": {
+                            "description": "Saved; the resulting state.",
+                            "content": json_body(CalendarSubscription),
+                        },
+                        "400": error('Invalid user id, or a body that is not {"allowed": bool}.'),
+                        "401": UNAUTHORIZED,
+                        "404": error("No such user."),
+                        "409": error(
+                            "The user cannot have a calendar subscription: no Entra ID account "
+                            "(`no_entra_id`), or they opted out of all notifications (`opted_out`)."
+                        ),
+                        "413": error("Body too large."),
+                        "415": error("Body is not application/json."),
+                        "503": error("Microsoft Graph is not configured on this Herald "
+                        "(`graph_off`)."),
+                    },
+                },
+            ),
         ]
 
     async def notifications(self, request: web.Request) -> web.StreamResponse:
@@ -161,7 +359,8 @@ class GraphApi:
 
     async def get_calendar(self, request: web.Request) -> web.Response:
         user_id = await self._user(request)
-        return json_response(calendar_state_json(await self._source.state(user_id)))
+        state = await self._source.state(user_id)
+        return model_response(CalendarSubscription, calendar_state_json(state))
 
     async def put_calendar(self, request: web.Request) -> web.Response:
         user_id = await self._user(request)
@@ -191,4 +390,4 @@ class GraphApi:
                 "this user has no Entra ID account (Teams), so Herald cannot watch a calendar",
                 "id",
             ) from exc
-        return json_response(calendar_state_json(state))
+        return model_response(CalendarSubscription, calendar_state_json(state))

@@ -3,13 +3,36 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Literal
 
 from aiohttp import web
+from pydantic import Field
 
-from api.http import json_response
+from api.http import model_response
+from api.routing import (
+    PUBLIC,
+    Answer,
+    Route,
+    json_body,
+)
 
 __all__ = ["HealthApi"]
+
+
+class MobilePushServices(Answer):
+    """Which mobile push services this instance sends through (not a readiness check)."""
+
+    fcm: bool
+    apns: bool
+    prefer: Literal["fcm", "apns"] = Field(
+        description="Which of the two sends to a device registered with both tokens."
+    )
+
+
+class Health(Answer):
+    status: Literal["ok", "ready", "not-ready"]
+    checks: dict[str, bool] | None = None
+    mobile: MobilePushServices | None = None
 
 
 class HealthApi:
@@ -26,15 +49,50 @@ class HealthApi:
         self._metrics = metrics
         self._about = about
 
-    def routes(self) -> list[web.RouteDef]:
+    def routes(self) -> list[Route]:
         return [
-            web.get("/healthz", self.healthz),
-            web.get("/readyz", self.readyz),
-            web.get("/metrics", self.metrics),
+            Route(
+                "GET",
+                "/healthz",
+                self.healthz,
+                PUBLIC,
+                doc={
+                    "operationId": "healthz",
+                    "responses": {"200": {"description": "Alive.", "content": json_body(Health)}},
+                },
+            ),
+            Route(
+                "GET",
+                "/readyz",
+                self.readyz,
+                PUBLIC,
+                doc={
+                    "operationId": "readyz",
+                    "responses": {
+                        "200": {"description": "Ready.", "content": json_body(Health)},
+                        "503": {"description": "Not ready.", "content": json_body(Health)},
+                    },
+                },
+            ),
+            Route(
+                "GET",
+                "/metrics",
+                self.metrics,
+                PUBLIC,
+                doc={
+                    "operationId": "metrics",
+                    "responses": {
+                        "200": {
+                            "description": "Prometheus text exposition format.",
+                            "content": {"text/plain": {"schema": {"type": "string"}}},
+                        }
+                    },
+                },
+            ),
         ]
 
     async def healthz(self, request: web.Request) -> web.Response:
-        return json_response({"status": "ok"})
+        return model_response(Health, {"status": "ok"})
 
     async def readyz(self, request: web.Request) -> web.Response:
         checks = await self._ready()
@@ -42,7 +100,7 @@ class HealthApi:
         body: dict[str, Any] = {"status": "ready" if ok else "not-ready", "checks": checks}
         if self._about is not None:
             body.update(self._about())
-        return json_response(body, status=200 if ok else 503)
+        return model_response(Health, body, status=200 if ok else 503)
 
     async def metrics(self, request: web.Request) -> web.Response:
         return web.Response(

@@ -6,23 +6,28 @@ import json
 import logging
 import math
 import re
+import time
 import uuid
-from collections.abc import Awaitable, Callable
-from typing import Any
+from collections.abc import Awaitable, Callable, Mapping
+from datetime import UTC, datetime
+from typing import Any, overload
 
 from aiohttp import web
-from pydantic import TypeAdapter, ValidationError
+from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from api.schemas import first_problem
 from errors import StoreUnavailable
 from logs import REQUEST_ID
 
 __all__ = [
+    "AnswerMismatch",
     "ApiProblem",
     "echo_request_id",
     "error_response",
     "errors_middleware",
+    "iso",
     "json_response",
+    "model_response",
     "path_param",
     "query_param",
     "read_json",
@@ -56,6 +61,27 @@ def json_response(
     )
 
 
+def model_response(
+    model: type[BaseModel],
+    data: Mapping[str, Any],
+    status: int = 200,
+    headers: dict[str, str] | None = None,
+) -> web.Response:
+    """`data` as JSON, once `model` (the answer the route's OpenAPI operation publishes) accepts
+    it: a handler cannot serve a shape the document does not describe. The dict is served as
+    built, not re-serialized, so checking changes nothing on the wire. A mismatch is Herald's
+    bug, so it is a 500 (logged), never the caller's 400."""
+    try:
+        model.model_validate(data)
+    except ValidationError as exc:
+        raise AnswerMismatch(f"{model.__name__} does not describe this answer: {exc}") from exc
+    return json_response(data, status, headers)
+
+
+class AnswerMismatch(Exception):
+    """A handler built an answer its declared response model does not describe."""
+
+
 def error_response(
     status: int,
     code: str,
@@ -66,6 +92,24 @@ def error_response(
     return json_response(
         {"error": {"code": code, "message": message, "field": field}}, status, headers
     )
+
+
+@overload
+def iso(epoch: float, *, seconds: bool = False) -> str: ...
+
+
+@overload
+def iso(epoch: float | None, *, seconds: bool = False) -> str | None: ...
+
+
+def iso(epoch: float | None, *, seconds: bool = False) -> str | None:
+    """An epoch as the API writes times: RFC 3339 in UTC with `Z` (None stays None). With
+    `seconds`, whole seconds only (the fraction cut, not rounded: never a time still to come)."""
+    if epoch is None:
+        return None
+    if seconds:
+        return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch))
+    return datetime.fromtimestamp(epoch, UTC).isoformat().replace("+00:00", "Z")
 
 
 MAX_JSON_DEPTH = 64

@@ -32,14 +32,25 @@ import logging
 import math
 import time
 from collections.abc import Callable
-from typing import Any, Final
+from typing import Any, Final, Literal
 
 from aiohttp import web
+from pydantic import Field
 
-from api.http import ApiProblem, json_response, path_param, query_param
+from api.engagement import InboxAcknowledged
+from api.http import ApiProblem, iso, model_response, path_param, query_param
 from api.inbox_feed import InboxFeed
 from api.link_tokens import LinkClaims, LinkTokenError, LinkTokens
-from api.notifications import NOTIFICATION_ID
+from api.notifications import NOTIFICATION_ID, notification_id_parameter
+from api.routing import (
+    DATE_TIME,
+    REF,
+    SELF_AUTHENTICATED,
+    Answer,
+    Route,
+    error,
+    json_body,
+)
 from api.users import history_item
 from dialogs.channel_links import ChannelLink
 from engagement import EngagementService
@@ -50,7 +61,6 @@ __all__ = [
     "INBOX_PATH",
     "INBOX_PURPOSE",
     "MAX_ITEMS",
-    "SELF_AUTHENTICATED_PATHS",
     "InboxApi",
     "InboxLinks",
 ]
@@ -60,16 +70,57 @@ log = logging.getLogger(__name__)
 INBOX_PURPOSE: Final = "inbox"
 """The link-token purpose of the inbox page: such a token reads and marks one inbox only."""
 INBOX_PATH: Final = "/api/inbox"
-SELF_AUTHENTICATED_PATHS: Final = frozenset({INBOX_PATH, INBOX_PATH + "/"})
-"""The inbox API checks its own credential (the link token), not an API key."""
 MAX_ITEMS: Final = 500
 MAX_REPLAY: Final = 100
 """A reconnect that missed more changes than this gets a fresh snapshot instead."""
 _BOOLS: Final = {"true": True, "false": False}
 
 
-def _iso(epoch: float) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch))
+class InboxList(Answer):
+    userId: str
+    unread: int = Field(ge=0, description="How many entries are unread (at most 500 counted).")
+    items: list[dict[str, Any]] = Field(
+        description="Unread entries first (newest first), then the most recent read ones."
+    )
+    cursor: str = Field(
+        pattern=r"^[0-9]+\.[0-9]{6}$",
+        description="Send as Last-Event-ID to GET /api/inbox/events to get what changed since.",
+    )
+
+
+class InboxRead(Answer):
+    id: str
+    read: Literal[True]
+    readAt: str = Field(json_schema_extra=DATE_TIME)
+
+
+class InboxReadAll(Answer):
+    userId: str
+    updated: int = Field(ge=0)
+
+
+class InboxToken(Answer):
+    token: str = Field(description="A fresh inbox token for the same person.")
+    expiresAt: str = Field(json_schema_extra=DATE_TIME)
+
+
+def document_inbox_schemas(schemas: dict[str, Any]) -> None:
+    """The inbox list's items are history items, as GET /api/users/{id}/notifications has."""
+    schemas["InboxList"]["properties"]["items"]["items"] = {"$ref": REF.format(model="HistoryItem")}
+
+_INBOX: list[dict[str, list[str]]] = [{"inboxLink": []}]
+_INBOX_UNAUTHORIZED = {
+    **error(
+        "No inbox token, or one that is forged, expired or for another purpose (an API key "
+        "is not an inbox token)."
+    ),
+    "headers": {
+        "WWW-Authenticate": {
+            "required": True,
+            "schema": {"type": "string", "pattern": "^Bearer "},
+        }
+    },
+}
 
 
 def _cursor_text(value: float) -> str:
@@ -139,14 +190,164 @@ class InboxApi:
         self._retry_ms = retry_ms
         self._clock = clock
 
-    def routes(self) -> list[web.RouteDef]:
+    def routes(self) -> list[Route]:
         return [
-            web.get(INBOX_PATH, self.list_items),
-            web.get(INBOX_PATH + "/events", self.events),
-            web.post(INBOX_PATH + "/read-all", self.read_all),
-            web.post(INBOX_PATH + "/token", self.renew),
-            web.post(INBOX_PATH + "/{id}/read", self.read_one),
-            web.post(INBOX_PATH + "/{id}/acknowledge", self.acknowledge),
+            Route(
+                "GET",
+                INBOX_PATH,
+                self.list_items,
+                SELF_AUTHENTICATED,
+                doc={
+                    "operationId": "getInbox",
+                    "summary": "The inbox link's person's notifications, unread first.",
+                    "security": _INBOX,
+                    "parameters": [
+                        {
+                            "name": "limit",
+                            "in": "query",
+                            "required": False,
+                            "description": "How many read entries at most besides the unread "
+                            "ones (every unread one is listed, up to 500); at most once.",
+                            "schema": {
+                                "type": "integer",
+                                "minimum": 1,
+                                "maximum": MAX_ITEMS,
+                                "default": 100,
+                            },
+                        }
+                    ],
+                    "responses": {
+                        "200": {"description": "The inbox.", "content": json_body(InboxList)},
+                        "400": error("Not a valid limit (or given twice)."),
+                        "401": _INBOX_UNAUTHORIZED,
+                    },
+                },
+            ),
+            Route(
+                "GET",
+                INBOX_PATH + "/events",
+                self.events,
+                SELF_AUTHENTICATED,
+                doc={
+                    "operationId": "getInboxEvents",
+                    "summary": "Server-sent events: the inbox as it changes.",
+                    "description": "text/event-stream. First (without Last-Event-ID, or after more "
+                    "changes than a reconnect replays) a `snapshot` event `{userId, unread, "
+                    "items}`; "
+                    "then a `notification` event (a history item) for each entry that is new, "
+                    "updated or read, with a cursor as its id. Send the last id as Last-Event-ID "
+                    "when reconnecting; the changes of the two seconds before it come again, so "
+                    "merge items by id. A comment line every 15 s keeps the connection; the stream "
+                    "ends when the token expires (reconnect with a renewed one).",
+                    "security": _INBOX,
+                    "parameters": [
+                        {
+                            "name": "Last-Event-ID",
+                            "in": "header",
+                            "required": False,
+                            "description": "The id of the last event received.",
+                            "schema": {"type": "string"},
+                        }
+                    ],
+                    "responses": {
+                        "200": {
+                            "description": "The event stream (open until the token expires).",
+                            "content": {"text/event-stream": {"schema": {"type": "string"}}},
+                        },
+                        "401": _INBOX_UNAUTHORIZED,
+                    },
+                },
+            ),
+            Route(
+                "POST",
+                INBOX_PATH + "/read-all",
+                self.read_all,
+                SELF_AUTHENTICATED,
+                doc={
+                    "operationId": "readAllInbox",
+                    "summary": "Mark every entry of the inbox read.",
+                    "security": _INBOX,
+                    "responses": {
+                        "200": {"description": "Marked.", "content": json_body(InboxReadAll)},
+                        "401": _INBOX_UNAUTHORIZED,
+                    },
+                },
+            ),
+            Route(
+                "POST",
+                INBOX_PATH + "/token",
+                self.renew,
+                SELF_AUTHENTICATED,
+                doc={
+                    "operationId": "renewInboxToken",
+                    "summary": "A fresh inbox token for the same person (before this one expires).",
+                    "description": "The fresh token keeps the original link's grant: it expires "
+                    "HERALD_LINK_MINUTES from now, but never later than HERALD_LINK_MAX_HOURS "
+                    "after "
+                    "the bot gave the link (then `expiresAt` stops moving and a new link is "
+                    "needed).",
+                    "security": _INBOX,
+                    "responses": {
+                        "200": {
+                            "description": "The new token.",
+                            "content": json_body(InboxToken),
+                            "headers": {
+                                "Cache-Control": {"required": True, "schema": {"const": "no-store"}}
+                            },
+                        },
+                        "401": _INBOX_UNAUTHORIZED,
+                    },
+                },
+            ),
+            Route(
+                "POST",
+                INBOX_PATH + "/{id}/read",
+                self.read_one,
+                SELF_AUTHENTICATED,
+                doc={
+                    "operationId": "readInboxEntry",
+                    "summary": "Mark one entry of the inbox read (again: the first time stays).",
+                    "security": _INBOX,
+                    "parameters": [notification_id_parameter()],
+                    "responses": {
+                        "200": {"description": "Read.", "content": json_body(InboxRead)},
+                        "400": error("Not a valid notification id."),
+                        "401": _INBOX_UNAUTHORIZED,
+                        "404": error("No such notification in this person's inbox."),
+                    },
+                },
+            ),
+            Route(
+                "POST",
+                INBOX_PATH + "/{id}/acknowledge",
+                self.acknowledge,
+                SELF_AUTHENTICATED,
+                doc={
+                    "operationId": "acknowledgeInboxEntry",
+                    "summary": "The inbox entry's acknowledge button (recorded once; implies "
+                    "read).",
+                    "security": [{"inboxLink": []}],
+                    "parameters": [notification_id_parameter()],
+                    "responses": {
+                        "200": {
+                            "description": "Acknowledged.",
+                            "content": json_body(InboxAcknowledged),
+                        },
+                        "400": error("Not a valid notification id."),
+                        "401": {
+                            **error("No inbox token, or one that is not valid."),
+                            "headers": {
+                                "WWW-Authenticate": {
+                                    "required": True,
+                                    "schema": {"type": "string", "pattern": "^Bearer "},
+                                }
+                            },
+                        },
+                        "404": error("No such notification in this person's inbox."),
+                        "409": error("The notification asks for no acknowledgement."),
+                    },
+                },
+            ),
         ]
 
     @staticmethod
@@ -185,7 +386,7 @@ class InboxApi:
         cursor = self._clock()
         body = await self._snapshot(user_id, limit)
         body["cursor"] = _cursor_text(cursor)
-        return json_response(body, headers={"Cache-Control": "no-store"})
+        return model_response(InboxList, body, headers={"Cache-Control": "no-store"})
 
     async def read_one(self, request: web.Request) -> web.Response:
         user_id = self._claims(request).user_id
@@ -194,14 +395,17 @@ class InboxApi:
         if read_at is None:
             raise ApiProblem(404, "not_found", "no such notification in this inbox", "id")
         self._feed.publish([user_id])
-        return json_response({"id": notification_id, "read": True, "readAt": _iso(read_at)})
+        return model_response(
+            InboxRead,
+            {"id": notification_id, "read": True, "readAt": iso(read_at, seconds=True)}
+        )
 
     async def read_all(self, request: web.Request) -> web.Response:
         user_id = self._claims(request).user_id
         updated = await self._inbox.mark_all_read(user_id, "inbox")
         if updated:
             self._feed.publish([user_id])
-        return json_response({"userId": user_id, "updated": updated})
+        return model_response(InboxReadAll, {"userId": user_id, "updated": updated})
 
     async def acknowledge(self, request: web.Request) -> web.Response:
         """The entry's acknowledge button: recorded once (a repeat answers the first)."""
@@ -220,11 +424,12 @@ class InboxApi:
                 409, "not_acknowledgeable", "this notification asks for no acknowledgement", "id"
             )
         self._feed.publish([user_id])
-        return json_response(
+        return model_response(
+            InboxAcknowledged,
             {
                 "id": notification_id,
                 "acknowledged": True,
-                "acknowledgedAt": _iso(ack.acknowledged_at),
+                "acknowledgedAt": iso(ack.acknowledged_at, seconds=True),
                 "acknowledgedVia": ack.via,
                 "first": ack.first,
             }
@@ -238,8 +443,10 @@ class InboxApi:
         except LinkTokenError as exc:
             raise _invalid(exc) from exc
         expires = self._tokens.verify_claims(token, INBOX_PURPOSE).expires_at
-        return json_response(
-            {"token": token, "expiresAt": _iso(expires)}, headers={"Cache-Control": "no-store"}
+        return model_response(
+            InboxToken,
+            {"token": token, "expiresAt": iso(expires, seconds=True)},
+            headers={"Cache-Control": "no-store"},
         )
 
     async def events(self, request: web.Request) -> web.StreamResponse:

@@ -18,6 +18,7 @@ from typing import Final
 from aiohttp import web
 
 from api.push_page import WEB_DIR
+from api.routing import PUBLIC, Route
 
 __all__ = ["SWAGGER_UI_DIR", "LandingPages"]
 
@@ -66,10 +67,10 @@ class LandingPages:
                 }
             )
 
-    def routes(self) -> list[web.RouteDef]:
+    def routes(self) -> list[Route]:
         return [
-            web.get("/api-docs", self.api_docs_redirect),
-            *(web.get(path, self.asset) for path in (*_OWN, *_VIEWER)),
+            Route("GET", "/api-docs", self.api_docs_redirect, PUBLIC),
+            *(Route("GET", path, self.asset, PUBLIC) for path in (*_OWN, *_VIEWER)),
         ]
 
     async def api_docs_redirect(self, request: web.Request) -> web.StreamResponse:

@@ -8,15 +8,25 @@ import logging
 import time
 import uuid
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Annotated, Any, Final, Literal, Protocol
 
 from aiohttp import web
-from pydantic import TypeAdapter
+from pydantic import Field, TypeAdapter
 
-from api.http import ApiProblem, json_response, path_param, read_json
+from api.http import ApiProblem, iso, model_response, path_param, read_json
 from api.prompt_answers import prompt_answer_counts
-from api.schemas import Event, NotificationId, content_hash
+from api.routing import (
+    BACKEND,
+    DATE_TIME,
+    UNAUTHORIZED,
+    Answer,
+    Route,
+    backend_or_link,
+    error,
+    json_body,
+    path_id,
+)
+from api.schemas import MAX_CARD_BYTES, Event, NotificationId, content_hash
 from delivery.audience import Expansion, audience_parts
 from delivery.outbox import DeliveryCounters, DeliveryLedger
 from delivery.reach import NOT_INSTALLABLE
@@ -26,7 +36,13 @@ from notifications.event import StoredEvent
 from storage.protocols import InboxStore, NotificationStore, PromptStore, UserStore
 from storage.records import Engagement, EngagementCounts
 
-__all__ = ["NOTIFICATION_ID", "REPORT_COLUMNS", "NotificationsApi"]
+__all__ = [
+    "NOTIFICATION_ID",
+    "OPERATOR_LINK",
+    "REPORT_COLUMNS",
+    "NotificationsApi",
+    "operator_purpose",
+]
 
 REPORT_COLUMNS = (
     "userId",
@@ -49,6 +65,188 @@ _REPORT_PAGE = 1000
 log = logging.getLogger(__name__)
 
 NOTIFICATION_ID: TypeAdapter[str] = TypeAdapter(NotificationId)
+
+
+def notification_id_parameter() -> dict[str, Any]:
+    """The `{id}` path parameter of a notification's routes."""
+    return {
+        "name": "id",
+        "in": "path",
+        "required": True,
+        "description": "The notification id.",
+        "schema": NOTIFICATION_ID.json_schema(),
+    }
+
+
+class Accepted(Answer):
+    id: str
+    status: Literal["accepted", "scheduled"] = Field(
+        description="`scheduled`: its `sendAt` is in the future; nothing is expanded or sent "
+        "before it."
+    )
+    recipients: int = Field(
+        ge=0,
+        description="Recipients known at acceptance: the explicit users, the channels, and "
+        "for `all` the people Herald knows. Members of groups and teams are added as they are "
+        "listed: the status counts each person once when expansion is done.",
+    )
+    version: int = Field(ge=1)
+    outcome: Literal["created", "unchanged", "updated"]
+    sendAt: str | None = Field(None, json_schema_extra=DATE_TIME)
+    note: str | None = Field(
+        None, description="Said when `sendAt` is already past: it is sent now."
+    )
+
+
+class Counters(Answer):
+    queued: int = Field(ge=0)
+    delivered: int = Field(ge=0)
+    retrying: int = Field(ge=0)
+    skipped: int = Field(ge=0)
+    failed: int = Field(ge=0)
+    deadTargets: int = Field(ge=0)
+
+
+class AudiencePart(Answer):
+    kind: Literal["users", "group", "team", "channel", "all"] = Field(
+        description="Which part of `recipients` this is; `id` names a group or team, "
+        "`teamId`/`channelId` a channel."
+    )
+    id: str | None = None
+    teamId: str | None = None
+    channelId: str | None = None
+    state: Literal["waiting", "expanding", "done", "failed"] = Field(
+        description="`failed`: it could not be listed (`reason`; counted as a skipped "
+        "recipient named after the part, e.g. `group:{id}`); `expanding` with a `reason`: its "
+        "source is throttled or down and Herald tries again."
+    )
+    listed: int = Field(
+        ge=0,
+        description="Entries its source listed so far (keys, members, the channel), repeats "
+        "and members that are not users included.",
+    )
+    added: int = Field(
+        ge=0,
+        description="Recipients it added: people no earlier part named, keys nobody answers "
+        "to, channel posts.",
+    )
+    reason: str | None
+
+
+class Audience(Answer):
+    parts: list[AudiencePart] = Field(
+        description="Each part of `recipients`, in the order they are expanded: users, groups, "
+        "teams, channels, all."
+    )
+
+
+class Reach(Answer):
+    created: int = Field(
+        ge=0,
+        description="People who never talked to the bot, reached in a Teams chat Herald "
+        "created (`POST /v3/conversations`).",
+    )
+    installed: int = Field(
+        ge=0, description="…reached after Herald installed the app for them (Microsoft Graph)."
+    )
+    stored: int = Field(
+        ge=0, description="…who had a chat with the bot by the time it was sent after all."
+    )
+    notInstallable: dict[str, Annotated[int, Field(ge=0)]] = Field(
+        description="People who could not be reached, per reason (e.g. `installation-off`, "
+        "`no-service-url`, `forbidden (…)`): failed deliveries whose reason starts "
+        "`not-installable:`."
+    )
+
+
+class Funnel(Answer):
+    """Delivered → read → acknowledged: one state per person, wherever it happened."""
+
+    recipients: int = Field(ge=0, description="People whose inbox has it (it was routed to them).")
+    read: int = Field(ge=0, description="Of them, how many read it (any surface).")
+    acknowledged: int | None = Field(
+        ge=0, description="How many acknowledged it; null when the event asks for no "
+        "acknowledgement.",
+    )
+    readVia: dict[str, Annotated[int, Field(ge=0)]] = Field(
+        description="First reads per surface: inbox, chat, teams, teams-receipt, webpush, "
+        "mobile, api."
+    )
+    acknowledgedVia: dict[str, Annotated[int, Field(ge=0)]]
+
+
+class Recall(Answer):
+    id: str
+    status: Literal["recalled"]
+    recalledAt: str = Field(json_schema_extra=DATE_TIME)
+    cancelled: int = Field(ge=0, description="Deliveries not sent yet: they never will be.")
+    deleting: int = Field(
+        ge=0, description="Sent Teams messages queued for deletion (Bot Connector DELETE)."
+    )
+    withdrawn: int = Field(ge=0, description="Inbox entries it was taken out of.")
+
+
+class NotificationStatus(Answer):
+    id: str
+    type: str
+    title: str
+    version: int = Field(ge=1)
+    status: Literal["scheduled", "accepted", "delivering", "completed", "recalled"]
+    recipients: int = Field(ge=0)
+    createdAt: str
+    updatedAt: str
+    counters: Counters
+    channels: dict[str, Counters]
+    reasons: dict[str, int]
+    answers: dict[str, Annotated[int, Field(ge=0)]] | None = Field(
+        description="Answers to the event's `prompt`, counted per choice in the order of its "
+        "choices (zeros included; an answer to a choice an update removed comes after them). "
+        "null when the event has no prompt."
+    )
+    nextDueAt: str | None = Field(
+        json_schema_extra=DATE_TIME,
+        description="When the earliest queued or retrying delivery is due (UTC, like "
+        "createdAt): in the future while it waits (quiet hours defer it to the end of the "
+        "window, a retry to its backoff), in the past when it is due now or being sent. null "
+        "when no delivery is outstanding.",
+    )
+    waiting: Literal["tenant-rate", "conversation-rate"] | None = Field(
+        description="Why deliveries that are due wait (the reason most of them wait for): "
+        "`tenant-rate` while their Teams tenant's rate budget is used (by this or other "
+        "notifications; they share it fairly, `urgency: high` first), `conversation-rate` "
+        "while a conversation's own limit is. null when nothing waits for budget."
+    )
+    waitingFor: dict[str, Annotated[int, Field(ge=0)]] = Field(
+        description="Deliveries waiting, per reason (empty when none). As seen by the "
+        "instance that answers."
+    )
+    audience: Audience = Field(
+        description="What each part of `recipients` found so far (expansion is streamed: "
+        "this grows while the status is `accepted`)."
+    )
+    reach: Reach = Field(
+        description="How people without a stored conversation were reached, or why not."
+    )
+    engagement: Funnel | None = None
+    recalledAt: str | None = Field(
+        None, description="When its sender recalled it (DELETE); absent unless recalled."
+    )
+    sendAt: str | None = Field(
+        None, description="The event's sendAt, when it has one (status `scheduled` until then)."
+    )
+    resendOf: str | None = Field(
+        None, description="A resend: the notification it repeats (POST .../resend)."
+    )
+
+
+def operator_purpose(notification_id: str) -> str:
+    """The link-token purpose that opens one notification's operator page (api/operator.py)."""
+    return f"operator:{notification_id}"
+
+
+OPERATOR_LINK: Final = backend_or_link(lambda request: operator_purpose(request.match_info["id"]))
+"""A backend, or an `operator:{id}` link token for this notification: the operator page reads
+its status, timeline and report, and renews its link, never another's and never a write."""
 """The rule for a notification id in a path: the same as for an event's `id`."""
 
 
@@ -66,8 +264,52 @@ class Recalls(Protocol):
     def wake(self) -> None: ...
 
 
-def _iso(epoch: float) -> str:
-    return datetime.fromtimestamp(epoch, UTC).isoformat().replace("+00:00", "Z")
+def _closed(properties: dict[str, Any], required: str) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "properties": properties,
+        "required": [required],
+        "additionalProperties": False,
+    }
+
+
+def document_event_schemas(schemas: dict[str, Any]) -> None:
+    """What pydantic's validators check but JSON Schema cannot infer from the types."""
+    # Recipients: at least one part is given and not null (null counts as absent), as closed
+    # alternatives, one per part; generators (schemathesis' coverage phase) handle that form.
+    recipients = schemas["Recipients"]
+    properties = recipients["properties"]
+    parts = ("users", "groups", "teams", "channels", "all")
+    schemas["Recipients"] = {
+        "title": "Recipients",
+        "description": recipients["description"],
+        "anyOf": [
+            _closed(
+                {
+                    **{other: properties[other] for other in parts},
+                    part: properties[part]["anyOf"][0],
+                },
+                required=part,
+            )
+            for part in parts
+        ],
+    }
+    event = schemas["Event"]
+    event["properties"]["card"] = {
+        "anyOf": [
+            {
+                "type": "object",
+                "required": ["type"],
+                "properties": {"type": {"const": "AdaptiveCard"}},
+            },
+            {"type": "null"},
+        ],
+        "description": "An Adaptive Card replacing the default card in Teams. At most "
+        f"{MAX_CARD_BYTES:,} bytes as the attachment the bot sends (compact UTF-8 JSON of "
+        '`{"contentType": "application/vnd.microsoft.card.adaptive", "content": card}`), '
+        "since Teams refuses a message over about 28 KB: a larger one is refused with 400 "
+        "`card_too_large`.",
+    }
 
 
 class NotificationsApi:
@@ -95,12 +337,109 @@ class NotificationsApi:
         self._router = router
         self._prompts = prompts
 
-    def routes(self) -> list[web.RouteDef]:
+    def routes(self) -> list[Route]:
         return [
-            web.post("/api/notifications", self.post),
-            web.get("/api/notifications/{id}", self.get),
-            web.delete("/api/notifications/{id}", self.recall),
-            web.get("/api/notifications/{id}/report.csv", self.report),
+            Route(
+                "POST",
+                "/api/notifications",
+                self.post,
+                BACKEND,
+                doc={
+                    "operationId": "postNotification",
+                    "summary": "Post an event to be delivered to its recipients.",
+                    "requestBody": {"required": True, "content": json_body(Event)},
+                    "responses": {
+                        "202": {
+                            "description": "Accepted; delivery runs in the background.",
+                            "content": json_body(Accepted),
+                            "headers": {
+                                "Location": {
+                                    "description": "Where the delivery status can be read.",
+                                    "required": True,
+                                    "schema": {"type": "string", "pattern": "^/api/notifications/"},
+                                }
+                            },
+                        },
+                        "400": error("Invalid event; nothing was written."),
+                        "401": UNAUTHORIZED,
+                        "409": error("That id was recalled (code `recalled`); nothing written."),
+                        "413": error("Body too large."),
+                        "415": error("Body is not application/json."),
+                    },
+                },
+            ),
+            Route(
+                "GET",
+                "/api/notifications/{id}",
+                self.get,
+                OPERATOR_LINK,
+                doc={
+                    "operationId": "getNotification",
+                    "summary": "Delivery status and counters per channel.",
+                    "security": [{"apiKey": []}, {"operatorLink": []}],
+                    "parameters": [path_id("The notification id.", NOTIFICATION_ID)],
+                    "responses": {
+                        "200": {"description": "Status.", "content": json_body(NotificationStatus)},
+                        "400": error("Not a valid notification id."),
+                        "401": UNAUTHORIZED,
+                        "404": error("No such notification."),
+                    },
+                },
+            ),
+            Route(
+                "DELETE",
+                "/api/notifications/{id}",
+                self.recall,
+                BACKEND,
+                doc={
+                    "operationId": "recallNotification",
+                    "summary": "Recall: cancel what is not sent, delete sent Teams messages, "
+                    "withdraw it from inboxes.",
+                    "description": "Nothing of it is sent after this answer (jobs already "
+                    "leased included). Sent Teams messages are deleted in the background, "
+                    "within each tenant's rate budget (the status's `reasons` count them as "
+                    "`skipped:deleted`). Idempotent: a repeat keeps the first recalledAt.",
+                    "security": [{"apiKey": []}],
+                    "parameters": [path_id("The notification id.", NOTIFICATION_ID)],
+                    "responses": {
+                        "200": {"description": "Recalled.", "content": json_body(Recall)},
+                        "400": error("Not a valid notification id."),
+                        "401": UNAUTHORIZED,
+                        "404": error("No such notification."),
+                    },
+                },
+            ),
+            Route(
+                "GET",
+                "/api/notifications/{id}/report.csv",
+                self.report,
+                OPERATOR_LINK,
+                doc={
+                    "operationId": "getNotificationReport",
+                    "summary": "Per recipient and channel: status, reason, attempts, last error.",
+                    "security": [{"apiKey": []}, {"operatorLink": []}],
+                    "parameters": [path_id("The notification id.", NOTIFICATION_ID)],
+                    "responses": {
+                        "200": {
+                            "description": "CSV with a header row: userId, channel, target, "
+                            "status, reason, attempts, lastError, updatedAt, readAt, readVia, "
+                            "acknowledgedAt, acknowledgedVia. Unknown recipients "
+                            "have an empty channel; status uses the counter names. A delivered "
+                            "row's reason says how a person without a stored chat was reached "
+                            "(`created`, `installed`, `stored`); a failed one why not "
+                            "(`not-installable: …`). Channel posts are rows of `team:{teamId}` "
+                            "with the channel as target; a part of the audience that could not "
+                            "be listed is a skipped row named after it (`group:{id}`, "
+                            "`team:{id}`). The last four are the person's (empty until they "
+                            "read / acknowledge).",
+                            "content": {"text/csv": {"schema": {"type": "string"}}},
+                        },
+                        "400": error("Not a valid notification id."),
+                        "401": UNAUTHORIZED,
+                        "404": error("No such notification."),
+                    },
+                },
+            ),
         ]
 
     async def post(self, request: web.Request) -> web.Response:
@@ -145,7 +484,8 @@ class NotificationsApi:
                 answer["status"] = "scheduled"
             else:
                 answer["note"] = "sendAt is in the past: it is sent now"
-        return json_response(
+        return model_response(
+            Accepted,
             answer,
             status=202,
             headers={"Location": f"/api/notifications/{notification_id}"},
@@ -184,8 +524,8 @@ class NotificationsApi:
             "version": record.version,
             "status": status,
             "recipients": recipients,
-            "createdAt": _iso(record.created_at),
-            "updatedAt": _iso(record.updated_at),
+            "createdAt": iso(record.created_at),
+            "updatedAt": iso(record.updated_at),
             "counters": counters.totals,
             "channels": counters.channels,
             # Skip and failure reasons; how deliveries were delivered is in `reach`.
@@ -211,12 +551,12 @@ class NotificationsApi:
             "reach": _reach(counters),
             # Always present: null when the event asks nothing / nothing is outstanding.
             "answers": await prompt_answer_counts(self._prompts, record),
-            "nextDueAt": None if counters.next_due is None else _iso(counters.next_due),
+            "nextDueAt": None if counters.next_due is None else iso(counters.next_due),
             "waiting": max(waiting, key=waiting.__getitem__) if waiting else None,
             "waitingFor": waiting,
         }
         if record.recalled_at is not None:
-            body["recalledAt"] = _iso(record.recalled_at)
+            body["recalledAt"] = iso(record.recalled_at)
         if due is not None:
             body["sendAt"] = record.event.model_dump(mode="json", include={"send_at"})["send_at"]
         if record.event.resend_of:
@@ -226,7 +566,7 @@ class NotificationsApi:
                 await self._inbox.engagement_counts(notification_id),
                 asks_acknowledgement=record.event.acknowledge is not None,
             )
-        return json_response(body)
+        return model_response(NotificationStatus, body)
 
     async def recall(self, request: web.Request) -> web.Response:
         """Take a notification back: what is not sent yet never is (jobs already leased by
@@ -253,11 +593,12 @@ class NotificationsApi:
             "notification %s recalled: %d unsent cancelled, %d sent messages to delete, "
             "%d inbox entries withdrawn", notification_id, cancelled, deleting, withdrawn,
         )
-        return json_response(
+        return model_response(
+            Recall,
             {
                 "id": notification_id,
                 "status": "recalled",
-                "recalledAt": _iso(record.recalled_at),
+                "recalledAt": iso(record.recalled_at),
                 "cancelled": cancelled,
                 "deleting": deleting,
                 "withdrawn": withdrawn,
@@ -297,7 +638,7 @@ class NotificationsApi:
                         row.reason or "",
                         row.attempts,
                         _csv_safe(row.last_error or ""),
-                        _iso(row.updated_at),
+                        iso(row.updated_at),
                         *_engagement_cells(seen),
                     ]
                 )
@@ -327,9 +668,9 @@ def _engagement_cells(seen: Engagement | None) -> list[str]:
     if seen is None:
         return ["", "", "", ""]
     return [
-        "" if seen.read_at is None else _iso(seen.read_at),
+        "" if seen.read_at is None else iso(seen.read_at),
         seen.read_via or "",
-        "" if seen.acknowledged_at is None else _iso(seen.acknowledged_at),
+        "" if seen.acknowledged_at is None else iso(seen.acknowledged_at),
         seen.acknowledged_via or "",
     ]
 def _reach(counters: DeliveryCounters) -> dict[str, Any]:

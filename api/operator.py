@@ -4,8 +4,8 @@ the delivery-rate timeline, and signed links that open the page without an API k
 `POST /api/notifications/{id}/link` (API key or Entra ID token) issues a link token for that
 one notification (purpose `operator:{id}`, valid HERALD_LINK_MINUTES). It opens the page for
 whoever holds it, and lets the page read exactly the status, timeline and report of that
-notification — never another's, never a write (`link_purpose` tells the auth middleware which
-routes take it). The page renews the token with the same endpoint while it is open; a renewal
+notification — never another's, never a write (their routes declare
+`OPERATOR_LINK`). The page renews the token with the same endpoint while it is open; a renewal
 keeps the original grant, so it ends HERALD_LINK_MAX_HOURS after the link was issued.
 """
 
@@ -17,11 +17,25 @@ from typing import Final
 from urllib.parse import quote
 
 from aiohttp import web
+from pydantic import Field
 
 from api.auth import PRINCIPAL
-from api.http import ApiProblem, json_response, path_param, query_param
+from api.http import ApiProblem, iso, model_response, path_param, query_param
 from api.link_tokens import LinkTokenError, LinkTokens
-from api.notifications import NOTIFICATION_ID
+from api.notifications import (
+    NOTIFICATION_ID,
+    OPERATOR_LINK,
+    notification_id_parameter,
+    operator_purpose,
+)
+from api.routing import (
+    DATE_TIME,
+    UNAUTHORIZED,
+    Answer,
+    Route,
+    error,
+    json_body,
+)
 from delivery.outbox import DeliveryLedger, TimelineBucket
 from storage.protocols import InboxStore, NotificationStore
 from storage.records import EngagementBucket
@@ -31,7 +45,6 @@ __all__ = [
     "NICE_BUCKETS",
     "OperatorApi",
     "bucket_for",
-    "link_purpose",
     "operator_purpose",
 ]
 
@@ -43,27 +56,42 @@ MAX_BUCKET_SECONDS: Final = 86400
 TARGET_BUCKETS: Final = 120
 """About as many bars as the page's chart shows legibly."""
 
-_LINKED_ROUTES: Final = frozenset(
-    {
-        ("GET", "/api/notifications/{id}"),
-        ("GET", "/api/notifications/{id}/timeline"),
-        ("GET", "/api/notifications/{id}/report.csv"),
-        ("POST", "/api/notifications/{id}/link"),
-    }
-)
-"""Routes an `operator:{id}` link token opens, for that id only."""
+class OperatorLink(Answer):
+    """A link to the operator page of one notification, and the token in it."""
+
+    url: str = Field(
+        description="`{HERALD_PUBLIC_URL}/notifications/{id}?token=...`: opens the page."
+    )
+    token: str = Field(
+        description="Opens GET /api/notifications/{id}, .../timeline and .../report.csv of this "
+        "notification only (Authorization: Bearer), and this endpoint again to renew it."
+    )
+    expiresAt: str = Field(json_schema_extra=DATE_TIME)
 
 
-def operator_purpose(notification_id: str) -> str:
-    return f"operator:{notification_id}"
+class TimelineBucketInfo(Answer):
+    """Deliveries that reached a final state in one bucket (by when they were settled)."""
+
+    start: str = Field(json_schema_extra=DATE_TIME)
+    delivered: int = Field(ge=0)
+    skipped: int = Field(ge=0)
+    failed: int = Field(ge=0)
+    deadTargets: int = Field(ge=0)
+    read: int | None = Field(None, ge=0, description="Recipients who first read it then.")
+    acknowledged: int | None = Field(
+        None, ge=0, description="Recipients who acknowledged it then."
+    )
 
 
-def link_purpose(request: web.Request) -> str | None:
-    """For the auth middleware: the link-token purpose this request's route accepts."""
-    resource = request.match_info.route.resource
-    if resource is None or (request.method, resource.canonical) not in _LINKED_ROUTES:
-        return None
-    return operator_purpose(request.match_info["id"])
+class Timeline(Answer):
+    id: str
+    bucketSeconds: int = Field(ge=1, le=MAX_BUCKET_SECONDS)
+    buckets: list[TimelineBucketInfo] = Field(
+        description="Oldest first; buckets without an outcome are left out. Deliveries per "
+        "second in a bucket: its count / bucketSeconds."
+    )
+
+_OPERATOR: list[dict[str, list[str]]] = [{"apiKey": []}, {"operatorLink": []}]
 
 
 def bucket_for(span_seconds: float) -> int:
@@ -74,13 +102,9 @@ def bucket_for(span_seconds: float) -> int:
     return MAX_BUCKET_SECONDS
 
 
-def _iso(epoch: float) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch))
-
-
 def _bucket_json(bucket: TimelineBucket) -> dict[str, object]:
     return {
-        "start": _iso(bucket.start),
+        "start": iso(bucket.start, seconds=True),
         "delivered": bucket.delivered,
         "skipped": bucket.skipped,
         "failed": bucket.failed,
@@ -96,8 +120,8 @@ def _with_engagement(
     by_start = {str(b["start"]): {**b, "read": 0, "acknowledged": 0} for b in buckets}
     for e in engaged:
         row = by_start.setdefault(
-            _iso(e.start),
-            {"start": _iso(e.start), "delivered": 0, "skipped": 0, "failed": 0,
+            iso(e.start, seconds=True),
+            {"start": iso(e.start, seconds=True), "delivered": 0, "skipped": 0, "failed": 0,
              "deadTargets": 0, "read": 0, "acknowledged": 0},
         )
         row["read"], row["acknowledged"] = e.read, e.acknowledged
@@ -124,10 +148,70 @@ class OperatorApi:
         self._base = public_url.rstrip("/")
         self._clock = clock
 
-    def routes(self) -> list[web.RouteDef]:
+    def routes(self) -> list[Route]:
         return [
-            web.post("/api/notifications/{id}/link", self.link),
-            web.get("/api/notifications/{id}/timeline", self.timeline),
+            Route(
+                "POST",
+                "/api/notifications/{id}/link",
+                self.link,
+                OPERATOR_LINK,
+                doc={
+                    "operationId": "postOperatorLink",
+                    "summary": "A link to the notification's live delivery page, usable without an "
+                    "API key for HERALD_LINK_MINUTES.",
+                    "description": "With an operator link token of the same notification, a fresh "
+                    "one (the page renews its own while it is open), expiring no later than "
+                    "HERALD_LINK_MAX_HOURS after the link was first issued.",
+                    "security": _OPERATOR,
+                    "parameters": [notification_id_parameter()],
+                    "responses": {
+                        "200": {
+                            "description": "The link.",
+                            "content": json_body(OperatorLink),
+                            "headers": {
+                                "Cache-Control": {"required": True, "schema": {"const": "no-store"}}
+                            },
+                        },
+                        "400": error("Not a valid notification id."),
+                        "401": UNAUTHORIZED,
+                        "404": error("No such notification."),
+                    },
+                },
+            ),
+            Route(
+                "GET",
+                "/api/notifications/{id}/timeline",
+                self.timeline,
+                OPERATOR_LINK,
+                doc={
+                    "operationId": "getNotificationTimeline",
+                    "summary": "Deliveries that reached a final state per time bucket (the "
+                    "operator "
+                    "page's delivery-rate chart).",
+                    "security": _OPERATOR,
+                    "parameters": [
+                        notification_id_parameter(),
+                        {
+                            "name": "bucket",
+                            "in": "query",
+                            "required": False,
+                            "description": "Bucket size in seconds, at most once. Without it "
+                            "Herald picks a round size giving at most about 120 buckets.",
+                            "schema": {
+                                "type": "integer",
+                                "minimum": 1,
+                                "maximum": MAX_BUCKET_SECONDS,
+                            },
+                        },
+                    ],
+                    "responses": {
+                        "200": {"description": "The timeline.", "content": json_body(Timeline)},
+                        "400": error("Not a valid notification id or bucket (each at most once)."),
+                        "401": UNAUTHORIZED,
+                        "404": error("No such notification."),
+                    },
+                },
+            ),
         ]
 
     async def _existing(self, request: web.Request) -> tuple[str, float]:
@@ -154,8 +238,9 @@ class OperatorApi:
             token = self._tokens.issue(notification_id, purpose)
         expires = self._tokens.verify_claims(token, purpose).expires_at
         url = f"{self._base}/notifications/{quote(notification_id, safe=':@~.-_')}?token={token}"
-        return json_response(
-            {"url": url, "token": token, "expiresAt": _iso(expires)},
+        return model_response(
+            OperatorLink,
+            {"url": url, "token": token, "expiresAt": iso(expires, seconds=True)},
             headers={"Cache-Control": "no-store"},
         )
 
@@ -185,4 +270,6 @@ class OperatorApi:
         if self._inbox is not None:
             engaged = await self._inbox.engagement_timeline(notification_id, bucket_seconds=size)
             rows = _with_engagement(rows, engaged)
-        return json_response({"id": notification_id, "bucketSeconds": size, "buckets": rows})
+        return model_response(
+            Timeline, {"id": notification_id, "bucketSeconds": size, "buckets": rows}
+        )

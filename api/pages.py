@@ -17,6 +17,7 @@ from pydantic import ValidationError
 
 from api.notifications import NOTIFICATION_ID
 from api.push_page import WEB_DIR
+from api.routing import PUBLIC, Route
 
 __all__ = ["LivePages"]
 
@@ -58,11 +59,11 @@ class LivePages:
         }
         self._operator = (web_dir / _OPERATOR_PAGE).read_bytes()
 
-    def routes(self) -> list[web.RouteDef]:
+    def routes(self) -> list[Route]:
         return [
-            web.get("/inbox", self.inbox_redirect),
-            web.get("/notifications/{id}", self.operator),
-            *(web.get(path, self.asset) for path in _ASSETS),
+            Route("GET", "/inbox", self.inbox_redirect, PUBLIC),
+            Route("GET", "/notifications/{id}", self.operator, PUBLIC),
+            *(Route("GET", path, self.asset, PUBLIC) for path in _ASSETS),
         ]
 
     async def inbox_redirect(self, request: web.Request) -> web.StreamResponse:

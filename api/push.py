@@ -20,7 +20,7 @@ DELETE works the same way (token, API key, or the subscription's own auth secret
 what the page's "turn off" uses), and a token for one person can never remove another's
 subscription: the answer is 404, as for one that does not exist. GET lists a user's
 subscriptions for support, with an API key only. The endpoints authenticate themselves, so the
-API-key middleware lets them through (`SELF_AUTHENTICATED_PATHS`).
+API-key middleware lets them through (their routes declare `SELF_AUTHENTICATED`).
 """
 
 from __future__ import annotations
@@ -30,7 +30,6 @@ import hmac
 import ipaddress
 import re
 from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import Annotated, Any, Final
 from urllib.parse import urlsplit
 
@@ -39,9 +38,19 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 from pydantic import model_validator as _model_validator
 
-from api.http import ApiProblem, error_response, json_response, read_json
+from api.http import ApiProblem, error_response, iso, model_response, read_json
 from api.link_tokens import LinkTokenError, LinkTokens
+from api.routing import (
+    DATE_TIME,
+    SELF_AUTHENTICATED,
+    UNAUTHORIZED,
+    Answer,
+    Route,
+    error,
+    json_body,
+)
 from api.schemas import RecipientKey
+from api.users import USER_KEY
 from delivery.allowed_hosts import AllowedHosts
 from dialogs.channel_links import ChannelLink
 from errors import NotOwner
@@ -50,7 +59,6 @@ from storage.subscriptions import PushSubscription, SubscriptionStore, subscript
 
 __all__ = [
     "PUSH_PURPOSE",
-    "SELF_AUTHENTICATED_PATHS",
     "PushApi",
     "PushLinks",
     "PushSubscriptionJson",
@@ -64,8 +72,6 @@ PUSH_PURPOSE: Final = "webpush"
 
 VAPID_KEY_PATH: Final = "/api/push/vapid-public-key"
 SUBSCRIPTIONS_PATH: Final = "/api/push/subscriptions"
-SELF_AUTHENTICATED_PATHS: Final = frozenset({VAPID_KEY_PATH, SUBSCRIPTIONS_PATH})
-"""Paths that check their own credentials (link token, proof of a subscription, or API key)."""
 
 MAX_ENDPOINT = 2048
 MAX_USER_AGENT = 512
@@ -82,6 +88,148 @@ the handler also checks that the point is on P-256."""
 AUTH_PATTERN: Final = "^[A-Za-z0-9_-]{21}[AQgw](==)?$"
 """Canonical base64url of 16 bytes, as published."""
 _UNPRINTABLE = re.compile(rf"[{_CONTROL}\u2028\u2029]")
+
+
+_NULL = {"type": "null"}
+
+
+class VapidPublicKey(Answer):
+    publicKey: str = Field(
+        description="Herald's VAPID public key (RFC 8292): the uncompressed P-256 point, "
+        "base64url; pass it to pushManager.subscribe() as applicationServerKey.",
+        pattern="^B[A-Za-z0-9_-]{86}$",
+    )
+
+
+class PushSubscriptionInfo(Answer):
+    """A stored subscription as the API shows it (its keys never leave Herald)."""
+
+    id: str = Field(pattern="^[0-9a-f]{64}$", description="SHA-256 of the endpoint, hex.")
+    userId: str
+    endpoint: str = Field(max_length=MAX_ENDPOINT)
+    expirationTime: float | None = Field(
+        ge=0, description="Milliseconds since 1970 when the subscription ends; null: never."
+    )
+    userAgent: str | None
+    createdAt: str = Field(json_schema_extra=DATE_TIME)
+    updatedAt: str = Field(json_schema_extra=DATE_TIME)
+
+
+class PushSubscriptionList(Answer):
+    userId: str
+    items: list[PushSubscriptionInfo]
+
+
+def _alternative(
+    title: str, properties: dict[str, Any], required: list[str], description: str
+) -> dict[str, Any]:
+    return {
+        "title": title,
+        "description": description,
+        "type": "object",
+        "properties": properties,
+        "required": required,
+        "additionalProperties": False,
+    }
+
+
+def _non_null(schema: dict[str, Any]) -> dict[str, Any]:
+    """The non-null branch of pydantic's `anyOf: [X, null]` for an optional field."""
+    branches = [b for b in schema.get("anyOf", [schema]) if b != _NULL]
+    return dict(branches[0])
+
+
+def document_push_schemas(schemas: dict[str, Any]) -> None:
+    """Publish the request bodies as the handlers read them: exactly one way of proving whose
+    browser it is (three closed alternatives), rather than a bag of optional fields."""
+    subscribe = schemas["SubscribeRequest"]["properties"]
+    token = _non_null(subscribe["token"])
+    user_id = _non_null(subscribe["userId"])
+    previous = _non_null(subscribe["previous"])
+    subscription, agent = subscribe["subscription"], subscribe["userAgent"]
+    schemas["SubscribeRequest"] = {
+        "title": "SubscribeRequest",
+        "description": "A browser's subscription and the proof of whose it is.",
+        "oneOf": [
+            _alternative(
+                "WithLinkToken",
+                {
+                    "subscription": subscription,
+                    "token": token,
+                    "userId": {"anyOf": [user_id, _NULL]},
+                    "previous": _NULL,
+                    "userAgent": agent,
+                },
+                ["subscription", "token"],
+                "From the consent page: the link token the bot gave this person (a userId, if "
+                "given, must be the token's).",
+            ),
+            _alternative(
+                "ReplacingASubscription",
+                {
+                    "subscription": subscription,
+                    "previous": previous,
+                    "token": _NULL,
+                    "userId": _NULL,
+                    "userAgent": agent,
+                },
+                ["subscription", "previous"],
+                "From the service worker after pushsubscriptionchange: the subscription this "
+                "one replaces, proven by its auth secret; the owner carries over.",
+            ),
+            _alternative(
+                "FromABackend",
+                {
+                    "subscription": subscription,
+                    "userId": user_id,
+                    "token": _NULL,
+                    "previous": _NULL,
+                    "userAgent": agent,
+                },
+                ["subscription", "userId"],
+                "From a backend holding an API key (Authorization: Bearer), for the user named.",
+            ),
+        ],
+    }
+    unsubscribe = schemas["UnsubscribeRequest"]["properties"]
+    endpoint = unsubscribe["endpoint"]
+    auth = _non_null(unsubscribe["auth"])
+    schemas["UnsubscribeRequest"] = {
+        "title": "UnsubscribeRequest",
+        "description": "The endpoint of the subscription to remove and the proof of whose it is.",
+        "oneOf": [
+            _alternative(
+                "WithLinkToken",
+                {
+                    "endpoint": endpoint,
+                    "token": token,
+                    "userId": {"anyOf": [user_id, _NULL]},
+                    "auth": _NULL,
+                },
+                ["endpoint", "token"],
+                "The token's user's subscription only.",
+            ),
+            _alternative(
+                "WithItsSecret",
+                {"endpoint": endpoint, "auth": auth, "token": _NULL, "userId": _NULL},
+                ["endpoint", "auth"],
+                "The subscription's own auth secret (what the consent page sends).",
+            ),
+            _alternative(
+                "FromABackend",
+                {
+                    "endpoint": endpoint,
+                    "userId": {"anyOf": [user_id, _NULL]},
+                    "token": _NULL,
+                    "auth": _NULL,
+                },
+                ["endpoint"],
+                "With an API key; with userId, only if the subscription is that user's.",
+            ),
+        ],
+    }
+
+_OPTIONAL_KEY: list[dict[str, list[str]]] = [{}, {"apiKey": []}]
 
 
 def _loopback(host: str) -> bool:
@@ -283,10 +431,6 @@ class UnsubscribeRequest(_Strict):
         return self
 
 
-def _iso(epoch: float) -> str:
-    return datetime.fromtimestamp(epoch, UTC).isoformat().replace("+00:00", "Z")
-
-
 def subscription_answer(subscription: PushSubscription) -> dict[str, Any]:
     """A subscription as the API shows it: never its keys."""
     expiration = subscription.expiration_time
@@ -296,8 +440,8 @@ def subscription_answer(subscription: PushSubscription) -> dict[str, Any]:
         "endpoint": subscription.endpoint,
         "expirationTime": None if expiration is None else expiration * 1000.0,
         "userAgent": subscription.user_agent,
-        "createdAt": _iso(subscription.created_at),
-        "updatedAt": _iso(subscription.updated_at),
+        "createdAt": iso(subscription.created_at),
+        "updatedAt": iso(subscription.updated_at),
     }
 
 
@@ -345,16 +489,127 @@ class PushApi:
         # An API key or an Entra ID token (checked by the middleware): acts for any user.
         self._is_backend = is_backend
 
-    def routes(self) -> list[web.RouteDef]:
+    def routes(self) -> list[Route]:
         return [
-            web.get(VAPID_KEY_PATH, self.vapid_public_key),
-            web.post(SUBSCRIPTIONS_PATH, self.subscribe),
-            web.delete(SUBSCRIPTIONS_PATH, self.unsubscribe),
-            web.get(SUBSCRIPTIONS_PATH, self.list_subscriptions),
+            Route(
+                "GET",
+                VAPID_KEY_PATH,
+                self.vapid_public_key,
+                SELF_AUTHENTICATED,
+                doc={
+                    "operationId": "getVapidPublicKey",
+                    "summary": "Herald's VAPID public key, for pushManager.subscribe().",
+                    "security": [],
+                    "responses": {
+                        "200": {"description": "The key.", "content": json_body(VapidPublicKey)},
+                    },
+                },
+            ),
+            Route(
+                "POST",
+                SUBSCRIPTIONS_PATH,
+                self.subscribe,
+                SELF_AUTHENTICATED,
+                doc={
+                    "operationId": "postPushSubscription",
+                    "summary": "Register a browser's push subscription for one person.",
+                    "description": "Proof of whose browser it is: the bot's link token, the "
+                    "subscription it replaces, or an API key with userId. The same endpoint "
+                    "posted again is updated (200); posted by a backend for another person it "
+                    "moves to them (201), while a link token or `previous` cannot take another "
+                    "person's endpoint (403). Nothing is stored on any 4xx.",
+                    "security": _OPTIONAL_KEY,
+                    "requestBody": {"required": True, "content": json_body(SubscribeRequest)},
+                    "responses": {
+                        "200": {
+                            "description": "Updated (this person had this endpoint already).",
+                            "content": json_body(PushSubscriptionInfo),
+                        },
+                        "201": {
+                            "description": "Registered.",
+                            "content": json_body(PushSubscriptionInfo),
+                        },
+                        "400": error(
+                            "Invalid body: not a subscription (an endpoint that is not https, or "
+                            "http off loopback; keys that are not a P-256 point and a 16-byte "
+                            "secret), or no userId with an API key."
+                        ),
+                        "401": error(
+                            "No credentials, or a forged, expired or other-purpose link token, or "
+                            "a `previous` Herald does not hold."
+                        ),
+                        "403": error(
+                            "The link token was issued to another user than userId, or (field "
+                            "subscription.endpoint) the endpoint is another person's: only a "
+                            "backend "
+                            "may move it."
+                        ),
+                        "404": error("userId names no user Herald knows."),
+                        "409": error("Removed by a concurrent DELETE while being saved; post "
+                        "again."),
+                        "413": error("Body too large."),
+                        "415": error("Body is not application/json."),
+                    },
+                },
+            ),
+            Route(
+                "DELETE",
+                SUBSCRIPTIONS_PATH,
+                self.unsubscribe,
+                SELF_AUTHENTICATED,
+                doc={
+                    "operationId": "deletePushSubscription",
+                    "summary": "Remove a browser's push subscription.",
+                    "security": _OPTIONAL_KEY,
+                    "requestBody": {"required": True, "content": json_body(UnsubscribeRequest)},
+                    "responses": {
+                        "204": {"description": "Removed."},
+                        "400": error("Invalid body."),
+                        "401": error(
+                            "No credentials, a link token that is not valid, or the wrong secret."
+                        ),
+                        "403": error("The link token was issued to another user than userId."),
+                        "404": error(
+                            "No such subscription, or not the user's the token or userId names."
+                        ),
+                        "413": error("Body too large."),
+                        "415": error("Body is not application/json."),
+                    },
+                },
+            ),
+            Route(
+                "GET",
+                SUBSCRIPTIONS_PATH,
+                self.list_subscriptions,
+                SELF_AUTHENTICATED,
+                doc={
+                    "operationId": "getPushSubscriptions",
+                    "summary": "A user's browser subscriptions (for support; keys are never "
+                    "shown).",
+                    "parameters": [
+                        {
+                            "name": "userId",
+                            "in": "query",
+                            "required": True,
+                            "description": "The user's id or alias, exactly once.",
+                            "schema": USER_KEY.json_schema(),
+                        }
+                    ],
+                    "responses": {
+                        "200": {
+                            "description": "The subscriptions, oldest first.",
+                            "content": json_body(PushSubscriptionList),
+                        },
+                        "400": error("No userId, more than one, or not a valid id."),
+                        "401": UNAUTHORIZED,
+                        "404": error("No such user."),
+                    },
+                },
+            ),
         ]
 
     async def vapid_public_key(self, request: web.Request) -> web.Response:
-        return json_response({"publicKey": self._public_key})
+        return model_response(VapidPublicKey, {"publicKey": self._public_key})
 
     def _token_user(self, token: str, claimed: str | None) -> str:
         try:
@@ -440,7 +695,8 @@ class PushApi:
         saved = await self._subscriptions.get(record.id)
         if saved is None:  # removed between the two statements (a concurrent DELETE)
             raise ApiProblem(409, "conflict", "the subscription was removed meanwhile; post again")
-        return json_response(subscription_answer(saved), 200 if outcome == "updated" else 201)
+        status = 200 if outcome == "updated" else 201
+        return model_response(PushSubscriptionInfo, subscription_answer(saved), status)
 
     async def unsubscribe(self, request: web.Request) -> web.Response:
         body = UnsubscribeRequest.model_validate(await _object(request))
@@ -480,7 +736,8 @@ class PushApi:
         user_id = await self._backend_user(request, _user_key(values[0]))
         assert user_id is not None
         items = await self._subscriptions.for_user(user_id)
-        return json_response({"userId": user_id, "items": [subscription_answer(s) for s in items]})
+        answers = [subscription_answer(s) for s in items]
+        return model_response(PushSubscriptionList, {"userId": user_id, "items": answers})
 
 
 class _UserQuery(_Strict):

@@ -12,6 +12,8 @@ from typing import Final
 
 from aiohttp import web
 
+from api.routing import PUBLIC, Route
+
 __all__ = ["WEB_DIR", "PushPage"]
 
 WEB_DIR: Final = Path(__file__).resolve().parent.parent / "web"
@@ -45,8 +47,11 @@ class PushPage:
             for path, (name, content_type) in _FILES.items()
         }
 
-    def routes(self) -> list[web.RouteDef]:
-        return [web.get("/push", self.redirect)] + [web.get(path, self.serve) for path in _FILES]
+    def routes(self) -> list[Route]:
+        return [
+            Route("GET", "/push", self.redirect, PUBLIC),
+            *(Route("GET", path, self.serve, PUBLIC) for path in _FILES),
+        ]
 
     async def redirect(self, request: web.Request) -> web.StreamResponse:
         location = "/push/" + (f"?{request.query_string}" if request.query_string else "")

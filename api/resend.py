@@ -20,8 +20,17 @@ from typing import Any, Final, Literal
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
-from api.http import ApiProblem, json_response, path_param, read_json
+from api.http import ApiProblem, model_response, path_param, read_json
 from api.notifications import NOTIFICATION_ID
+from api.routing import (
+    BACKEND,
+    UNAUTHORIZED,
+    Answer,
+    Route,
+    error,
+    json_body,
+    path_id,
+)
 from api.schemas import MAX_RECIPIENTS, NotificationId, Recipients, content_hash
 from delivery.channel import ChannelRegistry
 from delivery.outbox import DeliveryLedger
@@ -32,6 +41,15 @@ from storage.protocols import InboxStore, NotificationStore
 __all__ = ["ResendApi", "ResendRequest"]
 
 _PAGE: Final = 1000
+
+
+class Resent(Answer):
+    id: str | None = Field(description="The new notification (null: nobody matched).")
+    resendOf: str
+    filter: Literal["failed", "dead", "unread"]
+    recipients: int = Field(ge=0)
+    outcome: Literal["created", "unchanged", "updated", "nobody"]
+    version: int | None = Field(None, ge=1)
 
 
 class ResendRequest(BaseModel):
@@ -69,8 +87,34 @@ class ResendApi:
         self._channels = channels
         self._router = router
 
-    def routes(self) -> list[web.RouteDef]:
-        return [web.post("/api/notifications/{id}/resend", self.resend)]
+    def routes(self) -> list[Route]:
+        return [
+            Route(
+                "POST",
+                "/api/notifications/{id}/resend",
+                self.resend,
+                BACKEND,
+                doc={
+                    "operationId": "resendNotification",
+                    "summary": "Send it again, as a linked notification, to the people a filter "
+                    "picks (failed, dead targets with a new one since, unread after N hours).",
+                    "parameters": [path_id("The notification id.", NOTIFICATION_ID)],
+                    "requestBody": {"required": True, "content": json_body(ResendRequest)},
+                    "responses": {
+                        "200": {"description": "Nobody matched; nothing created.",
+                                "content": json_body(Resent)},
+                        "202": {"description": "The linked notification was accepted.",
+                                "content": json_body(Resent)},
+                        "400": error("Invalid body or id."),
+                        "401": UNAUTHORIZED,
+                        "404": error("No such notification."),
+                        "409": error("It was recalled, or too many people match."),
+                        "413": error("Body too large."),
+                        "415": error("Body is not application/json."),
+                    },
+                },
+            ),
+        ]
 
     async def resend(self, request: web.Request) -> web.Response:
         notification_id = path_param(request, "id", NOTIFICATION_ID)
@@ -104,7 +148,7 @@ class ResendApi:
         answer: dict[str, Any] = {"resendOf": notification_id, "filter": body.filter,
                                   "recipients": len(people)}
         if not people:
-            return json_response({**answer, "id": None, "outcome": "nobody"})
+            return model_response(Resent, {**answer, "id": None, "outcome": "nobody"})
         digest = hashlib.sha256("\n".join(people).encode()).hexdigest()[:12]
         new_id = body.id or f"{notification_id[:160]}.{body.filter}.{digest}"
         # The people come from Herald's own records, not from a sender: read like a stored
@@ -122,7 +166,8 @@ class ResendApi:
         )
         if outcome != "unchanged":
             self._router.submit(new_id)
-        return json_response(
+        return model_response(
+            Resent,
             {**answer, "id": new_id, "outcome": outcome, "version": created.version},
             status=202,
             headers={"Location": f"/api/notifications/{new_id}"},

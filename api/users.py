@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 from aiohttp import web
-from pydantic import TypeAdapter
+from pydantic import Field, TypeAdapter
 
-from api.http import ApiProblem, json_response, path_param, query_param
+from api.http import ApiProblem, iso, model_response, path_param, query_param
+from api.routing import (
+    BACKEND,
+    UNAUTHORIZED,
+    Answer,
+    Route,
+    error,
+    json_body,
+    path_id,
+)
 from api.schemas import RecipientKey
 from engagement import EngagementService
 from storage.protocols import InboxStore, UserStore
@@ -26,14 +34,51 @@ _BOOLS = {"true": True, "false": False}
 _INTEGER = re.compile(r"[0-9]{1,9}")
 
 
+class AcknowledgeRequest(Answer):
+    text: str
+
+
+class HistoryItem(Answer):
+    id: str
+    type: str
+    title: str
+    severity: Literal["info", "warning", "error"]
+    version: int
+    createdAt: str
+    read: bool
+    readAt: str | None
+    text: str | None = None
+    url: str | None = None
+    icon: str | None = None
+    readVia: str | None = Field(
+        None,
+        description="Where it was first read: inbox, chat, teams, teams-receipt, webpush, "
+        "mobile or api.",
+    )
+    acknowledge: AcknowledgeRequest | None = Field(
+        None, description="The acknowledgement the notification asks for (its button's text)."
+    )
+    acknowledged: bool | None = Field(None, description="Present when it asks for one.")
+    acknowledgedAt: str | None = None
+    recalled: Literal[True] | None = Field(
+        None,
+        description="Only in the live feed: its sender recalled it (drop it from the list); "
+        "what it said is left out.",
+    )
+
+
+class History(Answer):
+    userId: str
+    items: list[HistoryItem]
+
+
+class ReadAll(Answer):
+    userId: str
+    updated: int = Field(ge=0)
+
+
 def _integer(raw: str) -> int | None:
     return int(raw) if _INTEGER.fullmatch(raw) else None
-
-
-def _iso(epoch: float | None) -> str | None:
-    if epoch is None:
-        return None
-    return datetime.fromtimestamp(epoch, UTC).isoformat().replace("+00:00", "Z")
 
 
 def history_item(entry: InboxEntry) -> dict[str, Any]:
@@ -45,9 +90,9 @@ def history_item(entry: InboxEntry) -> dict[str, Any]:
         "title": event.get("title"),
         "severity": event.get("severity", "info"),
         "version": entry.version,
-        "createdAt": _iso(entry.created_at),
+        "createdAt": iso(entry.created_at),
         "read": entry.read_at is not None,
-        "readAt": _iso(entry.read_at),
+        "readAt": iso(entry.read_at),
     }
     for key in ("text", "url", "icon"):
         if event.get(key) is not None:
@@ -58,7 +103,7 @@ def history_item(entry: InboxEntry) -> dict[str, Any]:
     if isinstance(ask, dict) and ask.get("text"):
         item["acknowledge"] = {"text": ask["text"]}
         item["acknowledged"] = entry.acknowledged_at is not None
-        item["acknowledgedAt"] = _iso(entry.acknowledged_at)
+        item["acknowledgedAt"] = iso(entry.acknowledged_at)
     if entry.recalled:
         # Only for the live feed, so open pages drop it: what it said is withdrawn.
         item.update(recalled=True, title="Recalled by its sender")
@@ -77,10 +122,61 @@ class UsersApi:
         self._inbox = inbox
         self._engagement = engagement
 
-    def routes(self) -> list[web.RouteDef]:
+    def routes(self) -> list[Route]:
         return [
-            web.get("/api/users/{id}/notifications", self.list_notifications),
-            web.post("/api/users/{id}/notifications/read-all", self.read_all),
+            Route(
+                "GET",
+                "/api/users/{id}/notifications",
+                self.list_notifications,
+                BACKEND,
+                doc={
+                    "operationId": "getUserNotifications",
+                    "summary": "A user's notification history, newest first.",
+                    "parameters": [
+                        path_id("The user's id or alias (email, UPN).", USER_KEY),
+                        {
+                            "name": "unread",
+                            "in": "query",
+                            "required": False,
+                            "schema": {"type": "boolean", "default": False},
+                        },
+                        {
+                            "name": "limit",
+                            "in": "query",
+                            "required": False,
+                            "schema": {
+                                "type": "integer",
+                                "minimum": 1,
+                                "maximum": MAX_LIMIT,
+                                "default": 50,
+                            },
+                        },
+                    ],
+                    "responses": {
+                        "200": {"description": "History.", "content": json_body(History)},
+                        "400": error("Invalid user id or query (each parameter at most once)."),
+                        "401": UNAUTHORIZED,
+                        "404": error("No such user."),
+                    },
+                },
+            ),
+            Route(
+                "POST",
+                "/api/users/{id}/notifications/read-all",
+                self.read_all,
+                BACKEND,
+                doc={
+                    "operationId": "readAllUserNotifications",
+                    "summary": "Mark all of a user's notifications read.",
+                    "parameters": [path_id("The user's id or alias.", USER_KEY)],
+                    "responses": {
+                        "200": {"description": "Marked.", "content": json_body(ReadAll)},
+                        "400": error("Not a valid user id or alias."),
+                        "401": UNAUTHORIZED,
+                        "404": error("No such user."),
+                    },
+                },
+            ),
         ]
 
     async def _user(self, request: web.Request) -> str:
@@ -104,7 +200,8 @@ class UsersApi:
             )
         user_id = await self._user(request)
         entries = await self._inbox.list(user_id, unread_only=unread, limit=limit)
-        return json_response({"userId": user_id, "items": [history_item(e) for e in entries]})
+        items = [history_item(e) for e in entries]
+        return model_response(History, {"userId": user_id, "items": items})
 
     async def read_all(self, request: web.Request) -> web.Response:
         user_id = await self._user(request)
@@ -112,4 +209,4 @@ class UsersApi:
             updated = await self._engagement.read_all(user_id, "api")
         else:
             updated = await self._inbox.mark_all_read(user_id, "api")
-        return json_response({"userId": user_id, "updated": updated})
+        return model_response(ReadAll, {"userId": user_id, "updated": updated})

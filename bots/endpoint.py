@@ -31,6 +31,11 @@ from msrest.exceptions import DeserializationError  # type: ignore[attr-defined]
 from pydantic import ValidationError
 
 from api.http import ApiProblem, error_response, json_response, read_json
+from api.routing import (
+    PUBLIC,
+    Route,
+    error,
+)
 from bots.inbound import InboundActivity
 from notifications.problems import first_problem
 from proactive.adapter import HeraldAdapter
@@ -89,8 +94,46 @@ class MessagesEndpoint:
         self._auth = auth
         self._service_urls = service_urls or ServiceUrlPolicy()
 
-    def routes(self) -> list[web.RouteDef]:
-        return [web.post("/api/messages", self.post)]
+    def routes(self) -> list[Route]:
+        return [
+            Route(
+                "POST",
+                "/api/messages",
+                self.post,
+                PUBLIC,
+                doc={
+                    "operationId": "postActivity",
+                    "summary": "Bot Framework activities (Emulator, Teams, Direct Line).",
+                    "requestBody": {
+                        "required": True,
+                        "content": {"application/json": {"schema": {"type": "object"}}},
+                    },
+                    "responses": {
+                        "200": {
+                            "description": "Invoke response, or the replies of an activity "
+                            "with deliveryMode expectReplies."
+                        },
+                        "201": {"description": "Processed."},
+                        "400": error(
+                            "Not an activity: bad JSON, a malformed field (named), or a "
+                            "serviceUrl Herald does not send to. Nothing was stored."
+                        ),
+                        "401": error(
+                            "Not authenticated: no or a bad Bot Framework token (Bot Framework "
+                            "mode; checked before the body is read), or any token in Emulator "
+                            "mode."
+                        ),
+                        "413": error("Body too large."),
+                        "415": error("Not application/json."),
+                        "501": {"description": "An invoke the bot does not handle."},
+                        "503": error(
+                            "The Bot Framework's signing keys could not be fetched; try again "
+                            "after Retry-After seconds."
+                        ),
+                    },
+                },
+            ),
+        ]
 
     async def post(self, request: web.Request) -> web.Response:
         try:

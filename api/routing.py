@@ -1,0 +1,220 @@
+"""The route table: each route of Herald's HTTP server declared once.
+
+A `Route` says what serves it (method, path, handler), who may call it (`Auth`), and how the
+OpenAPI document describes it (`Operation`). The auth middleware decides from the declaration of
+the route aiohttp matched, and the OpenAPI document is built from the same declarations, so
+neither depends on path strings kept in step with the handlers.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any, Final
+
+from aiohttp import hdrs, web
+from pydantic import BaseModel, ConfigDict, TypeAdapter
+
+from api.schemas import ApiError
+
+__all__ = [
+    "BACKEND",
+    "DATE_TIME",
+    "PUBLIC",
+    "REF",
+    "ROUTES",
+    "SELF_AUTHENTICATED",
+    "UNAUTHORIZED",
+    "Access",
+    "Answer",
+    "Auth",
+    "Operation",
+    "Route",
+    "RouteTable",
+    "Schema",
+    "backend_or_link",
+    "error",
+    "json_body",
+    "named_body",
+    "path_id",
+    "with_challenge",
+]
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+class Access(enum.Enum):
+    """Who may reach a route's handler."""
+
+    PUBLIC = "public"
+    """Anyone: the handler checks what it needs itself or nothing at all (the bot's endpoint
+    checks Bot Framework tokens, Microsoft Graph's notifications their clientState; health,
+    the spec, pages and their assets are open)."""
+    BACKEND = "backend"
+    """An API key or an Entra ID access token; 401 without (or, on a route with a link purpose,
+    a link token for that purpose)."""
+    SELF_AUTHENTICATED = "self-authenticated"
+    """The handler checks the caller's proof (a link token, a device or subscription secret)
+    and also accepts a backend; the middleware records a backend's credentials when given."""
+
+
+LinkPurpose = Callable[[web.Request], str]
+"""The link-token purpose a route accepts for this request (e.g. `operator:{id}`)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Auth:
+    access: Access
+    link: LinkPurpose | None = None
+    """BACKEND routes only: a link token for this purpose is accepted instead of a backend."""
+
+
+PUBLIC: Final = Auth(Access.PUBLIC)
+BACKEND: Final = Auth(Access.BACKEND)
+SELF_AUTHENTICATED: Final = Auth(Access.SELF_AUTHENTICATED)
+
+
+def backend_or_link(purpose: LinkPurpose) -> Auth:
+    """A backend, or whoever holds a link token for `purpose` (checked by the middleware)."""
+    return Auth(Access.BACKEND, link=purpose)
+
+
+REF: Final = "#/components/schemas/{model}"
+
+
+DATE_TIME: Final[dict[str, Any]] = {"format": "date-time"}
+"""`json_schema_extra` of an answer's time field (RFC 3339 in UTC, as api/http.py's iso writes)."""
+
+
+class Answer(BaseModel):
+    """A response body: every field it may carry is listed, no others (additionalProperties)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+Operation = Mapping[str, Any]
+"""An OpenAPI operation object, with `Schema(Model)` wherever a model's JSON Schema goes (see
+`json_body`): the document publishes each such model under components and refers to it."""
+
+
+@dataclass(frozen=True, slots=True)
+class Schema:
+    """A pydantic model in an operation: under `requestBody` the schema of what the handler
+    accepts (validation), elsewhere of what it answers (serialization)."""
+
+    model: type[BaseModel]
+
+
+def json_body(model: type[BaseModel]) -> dict[str, Any]:
+    """The `content` of a JSON request or response body that `model` describes."""
+    return {"application/json": {"schema": Schema(model)}}
+
+
+def named_body(name: str) -> dict[str, Any]:
+    """The `content` of a JSON body whose schema the document builds beside the models."""
+    return {"application/json": {"schema": {"$ref": REF.format(model=name)}}}
+
+
+def error(description: str) -> dict[str, Any]:
+    """An error response: `{"error": {...}}` (api/http.py's error_response)."""
+    return {"description": description, "content": json_body(ApiError)}
+
+
+def with_challenge(response: dict[str, Any]) -> dict[str, Any]:
+    """A 401 response, which always carries `WWW-Authenticate: Bearer ...`."""
+    return {
+        **response,
+        "headers": {
+            "WWW-Authenticate": {
+                "required": True,
+                "schema": {"type": "string", "pattern": "^Bearer "},
+            }
+        },
+    }
+
+
+UNAUTHORIZED: Final = with_challenge(error("No or wrong API key."))
+
+
+def path_id(description: str, rule: TypeAdapter[str], name: str = "id") -> dict[str, Any]:
+    """A path parameter, published with the rule its handler checks it against."""
+    return {
+        "name": name,
+        "in": "path",
+        "required": True,
+        "description": description,
+        "schema": rule.json_schema(),
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class Route(web.AbstractRouteDef):
+    """One route, declared once. Also an aiohttp route definition (`app.add_routes` takes
+    it), but only `RouteTable.add` records its `auth` for the middleware."""
+
+    method: str
+    path: str
+    handler: Handler
+    auth: Auth
+    doc: Operation | None = None
+    """How the OpenAPI document describes it; None: not in the document (pages, assets)."""
+
+    def register(self, router: web.UrlDispatcher) -> list[web.AbstractRoute]:
+        if self.method == hdrs.METH_GET:
+            return web.get(self.path, self.handler).register(router)
+        return web.route(self.method, self.path, self.handler).register(router)
+
+
+def _methods(route: Route) -> tuple[str, ...]:
+    # aiohttp answers HEAD on every GET route (web.get's allow_head): the same declaration.
+    return (route.method, hdrs.METH_HEAD) if route.method == hdrs.METH_GET else (route.method,)
+
+
+class RouteTable:
+    """The routes one app serves, by method and path template, in the order they were added."""
+
+    def __init__(self) -> None:
+        self._routes: dict[tuple[str, str], Route] = {}
+
+    def add(self, app: web.Application, routes: Iterable[Route]) -> None:
+        """Register routes with the app's router and remember their declarations."""
+        for route in routes:
+            for method in _methods(route):
+                key = (method, route.path)
+                if key in self._routes:
+                    raise ValueError(f"{method} {route.path} is declared twice")
+                self._routes[key] = route
+            route.register(app.router)
+
+    def __iter__(self) -> Iterator[Route]:
+        """Each route once (not its HEAD twin)."""
+        return (
+            route for (method, _), route in self._routes.items() if method == route.method
+        )
+
+    def declared(self, method: str, path: str) -> Route | None:
+        return self._routes.get((method, path))
+
+    def matched(self, request: web.Request) -> Route | None:
+        """The declaration of the route aiohttp matched for this request; None when it matched
+        none (404, 405)."""
+        route = request.match_info.route
+        resource = route.resource
+        if resource is None:
+            return None
+        return self._routes.get((route.method, resource.canonical))
+
+    async def on_path(self, request: web.Request) -> list[Route]:
+        """The routes declared on this request's path when aiohttp matched none because of
+        the method (405): the path is served, just not with that method."""
+        for resource in request.app.router.resources():
+            match, allowed = await resource.resolve(request)
+            if match is None and allowed:
+                declared = (self._routes.get((m, resource.canonical)) for m in allowed)
+                return [route for route in declared if route is not None]
+        return []
+
+
+ROUTES: Final = web.AppKey("herald_routes", RouteTable)
+"""The app's route table (for what reads the routes after start-up, e.g. tests)."""
