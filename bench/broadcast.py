@@ -94,7 +94,7 @@ if str(ROOT) not in sys.path:
 
 from botbuilder.schema import Activity  # noqa: E402
 
-from api.schemas import Event  # noqa: E402
+from notifications.event import Event  # noqa: E402
 from bench.profile_summary import load as load_profile  # noqa: E402
 from bench.profile_summary import render as render_profile  # noqa: E402
 from proactive.identity import stored_reference, user_key  # noqa: E402
@@ -541,13 +541,15 @@ async def sdk_loop(
     from botbuilder.schema import ConversationReference
 
     from dialogs.cards import notification_activity
+    from notifications.event import Notice
 
+    notice = Notice.model_validate(value)  # what the bot's turn reads, parsed once
     adapter = CloudAdapter(ConfigurationBotFrameworkAuthentication(_SdkConfig()))
     refs = [ConversationReference().deserialize(r.reference) for r in references]
     failures: list[BaseException] = []
 
     async def callback(turn_context: TurnContext) -> None:
-        await turn_context.send_activity(notification_activity(value))
+        await turn_context.send_activity(notification_activity(notice))
 
     async def on_error(turn_context: TurnContext, error: Exception) -> None:
         failures.append(error)
