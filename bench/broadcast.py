@@ -94,9 +94,9 @@ if str(ROOT) not in sys.path:
 
 from botbuilder.schema import Activity  # noqa: E402
 
-from notifications.event import Event  # noqa: E402
 from bench.profile_summary import load as load_profile  # noqa: E402
 from bench.profile_summary import render as render_profile  # noqa: E402
+from notifications.event import Event  # noqa: E402
 from proactive.identity import stored_reference, user_key  # noqa: E402
 from storage.records import StoredReference, UserRecord  # noqa: E402
 from storage.sqlite import SqliteDatabase  # noqa: E402
