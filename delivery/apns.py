@@ -62,7 +62,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from delivery.channel import Channel, DeliveryResult, Pace, Target
 from delivery.http2 import ConnectionLost, Http2Origin, NotProcessed
 from delivery.mobile import MOBILE
-from delivery.mobile_payload import Fitted, custom_keys, fit_push
+from delivery.mobile_payload import ACKNOWLEDGE_CATEGORY, Fitted, custom_keys, fit_push
 from delivery.outbox import DeliveryJob
 from delivery.payload import collapse_id, encode_json
 from errors import SettingsError
@@ -242,11 +242,6 @@ def _reserved(key: str) -> bool:
 
 def _expires_at(event: Notice) -> int | None:
     return None if event.expires_at is None else int(event.expires_at.timestamp())
-
-
-ACKNOWLEDGE_CATEGORY: Final = "HERALD_ACKNOWLEDGE"
-"""The category of a notification that asks for an acknowledgement (the same as FCM's `apns`
-block sets, delivery/fcm.py): the iOS app registers an acknowledge action for it."""
 
 
 def _assemble(

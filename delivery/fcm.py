@@ -67,7 +67,7 @@ from yarl import URL
 from delivery.badges import MaybeBadged, UnreadCounts, unwrap, with_badges
 from delivery.channel import Channel, DeliveryResult, Pace, Target
 from delivery.mobile import APNS_NOT_CONFIGURED, MOBILE
-from delivery.mobile_payload import Fitted, custom_keys, fit_push
+from delivery.mobile_payload import ACKNOWLEDGE_CATEGORY, Fitted, custom_keys, fit_push
 from delivery.outbox import DeliveryJob
 from delivery.payload import collapse_id, encode_json
 from errors import DeliveryError, DeliveryFailed, RetryLater, SettingsError, TargetGone
@@ -107,9 +107,6 @@ _ANDROID_NOTIFICATION_PRIORITY: Final = {
 _BADGE_ROOM: Final = 64
 """Bytes kept free in every message for the person's unread badge (`herald.unread`, Android's
 `notification_count`, APNs `badge`), added per device to the shared content."""
-ACKNOWLEDGE_CATEGORY: Final = "HERALD_ACKNOWLEDGE"
-"""The APNs category of a notification that asks for an acknowledgement: an iOS app registers
-an action for it that reports to POST /api/notifications/{id}/acknowledge."""
 _RESERVED_DATA_KEYS: Final = frozenset({"from", "message_type"})
 _RESERVED_DATA_PREFIXES: Final = ("google", "gcm")
 _MAX_REASON: Final = 200

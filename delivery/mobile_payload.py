@@ -22,7 +22,7 @@ from typing import Any, Final, TypeVar
 from delivery.payload import Shrink, fit_json
 from notifications.event import Notice
 
-__all__ = ["SHRINK", "Fitted", "custom_keys", "event_data", "fit_push"]
+__all__ = ["ACKNOWLEDGE_CATEGORY", "SHRINK", "Fitted", "custom_keys", "event_data", "fit_push"]
 
 _Built = TypeVar("_Built")
 
@@ -34,6 +34,10 @@ SHRINK: Final[tuple[Shrink, ...]] = (
     ("url", "drop", 0),
     ("title", "truncate", 1),
 )
+ACKNOWLEDGE_CATEGORY: Final = "HERALD_ACKNOWLEDGE"
+"""The iOS category of a notification that asks for an acknowledgement, whichever way it goes
+(APNs directly, or FCM's `apns` block): the app registers an action for it that reports to
+POST /api/notifications/{id}/acknowledge."""
 _ATTEMPTS: Final = 4
 """Rounds of fitting: each takes the envelope's size, as measured, off the fields' budget."""
 
