@@ -20,6 +20,15 @@
     │   │                             not be listed
     │   ├── AudiencePartFailed(reason)  never will be (gone, forbidden): counted, not retried
     │   └── AudienceUnavailable(after)  not now (throttled, down): the expansion waits
+    ├── TransportError                an outbound HTTP exchange produced no answer to read
+    │   │                             (outbound/errors.py maps every HTTP library's exceptions to
+    │   │                             these); `retryable` is False for InvalidRequest only
+    │   ├── ConnectFailed             no connection (DNS, refused, unreachable, proxy): nothing sent
+    │   │   └── TlsFailed             the TLS handshake or the peer's certificate failed
+    │   ├── TimedOut                  the connect or answer deadline passed
+    │   ├── ConnectionLost            the connection broke mid-exchange (the peer may have acted)
+    │   ├── BadAnswer                 not HTTP, garbled, or over the size limit
+    │   └── InvalidRequest            cannot be sent as given (also a ValueError): never retried
     └── DeliveryError                 one send to one target did not succeed
         ├── TargetGone                the target will never accept a delivery again
         │                             (bot uninstalled or blocked, conversation deleted, token
@@ -30,7 +39,9 @@
         └── ChannelUnavailable        the channel is not configured on this instance
 
 Each channel maps its SDK's or HTTP client's exceptions to these in one place, the way httpx
-maps httpcore's, so the outbox can decide retry/dead/failed without knowing any SDK.
+maps httpcore's, so the outbox can decide retry/dead/failed without knowing any SDK. A failed
+HTTP exchange is read once, by outbound/errors.py's `map_transport_error`, whichever client
+made it; the caller then says what it means for it (a retry, a 503, a failed delivery).
 """
 
 from __future__ import annotations

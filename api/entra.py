@@ -33,6 +33,7 @@ import httpx
 import jwt
 
 from errors import IdentityProviderUnavailable, TokenRejected
+from outbound.errors import map_transport_error
 
 if TYPE_CHECKING:
     from config import Settings
@@ -148,8 +149,9 @@ class EntraTokens:
     async def _get_json(self, url: str) -> dict[str, Any]:
         try:
             response = await self._client().get(url)
-        except httpx.HTTPError as exc:
-            raise IdentityProviderUnavailable(f"cannot reach {url}: {exc!r}") from exc
+        except httpx.RequestError as exc:
+            error = map_transport_error(exc)  # Herald's one reading of transport failures
+            raise IdentityProviderUnavailable(f"cannot reach {url}: {error.reason}") from exc
         if response.status_code != 200:
             raise IdentityProviderUnavailable(f"{url} answered {response.status_code}")
         try:

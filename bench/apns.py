@@ -104,7 +104,8 @@ async def library_loop(info: dict[str, Any], tokens: Sequence[str]) -> tuple[flo
         ssl_context=ssl.create_default_context(cafile=info["caFile"]),
     )
     client.pool.protocol_class = StandIn
-    payload = json.loads(build_payload({**EVENT, "id": "bench-1"}, "bench-1", 1, badge=1))
+    notice = StoredEvent.from_document({**EVENT, "id": "bench-1"})
+    payload = json.loads(build_payload(notice, "bench-1", 1, badge=1))
 
     def request(token: str) -> NotificationRequest:
         return NotificationRequest(

@@ -29,9 +29,10 @@ What goes to a device (one payload per notification version and badge, cached):
   `herald.id`, `herald.version`, `herald.type`, `herald.severity`, `herald.url` (the link) and
   the event's `data` (strings; other values as JSON).
 
-The payload is kept within APNs' 4,096 bytes: the text is cut first (keeping a readable start),
-then the event's data and the image go, then the rest of the text, the link, and the title
-last; a push is never refused for its size.
+The payload is kept within APNs' 4,096 bytes (by the builder shared with FCM,
+delivery/mobile_payload.py): the text is cut first (keeping a readable start), then the event's
+data and the image go, then the rest of the text, the link, and the title last; a push is never
+refused for its size.
 
 Answers: `BadDeviceToken`, `Unregistered`/`ExpiredToken` (410) and `DeviceTokenNotForTopic` →
 the APNs token is removed from the installation (`deadTargets`); `TooManyRequests`, 5xx,
@@ -48,7 +49,7 @@ import logging
 import ssl
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
@@ -61,8 +62,9 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from delivery.channel import Channel, DeliveryResult, Pace, Target
 from delivery.http2 import ConnectionLost, Http2Origin, NotProcessed
 from delivery.mobile import MOBILE
+from delivery.mobile_payload import ACKNOWLEDGE_CATEGORY, Fitted, custom_keys, fit_push
 from delivery.outbox import DeliveryJob
-from delivery.payload import Shrink, collapse_id, encode_json, fit_json
+from delivery.payload import collapse_id, encode_json
 from errors import SettingsError
 from notifications.event import Notice
 from storage.devices import DeviceRecord, DeviceStore
@@ -126,14 +128,6 @@ _INTERRUPTION: Final = {
     "low": "passive",
     "very-low": "passive",
 }
-_SHRINK: Final[tuple[Shrink, ...]] = (
-    ("body", "truncate", 280),
-    ("data", "drop", 0),
-    ("image", "drop", 0),
-    ("body", "truncate", 0),
-    ("url", "drop", 0),
-    ("title", "truncate", 1),
-)
 _MAX_REASON: Final = 200
 
 
@@ -241,42 +235,27 @@ def _origin(url: str, name: str, context: ssl.SSLContext, connections: int) -> H
     )
 
 
-def _data_value(value: Any) -> str:
-    if isinstance(value, str):
-        return value
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
-
-
-def _event_data(data: Mapping[str, Any] | None) -> dict[str, str]:
-    """The event's `data` as custom keys: strings, `aps` and Herald's own keys left out."""
-    return {
-        key: _data_value(value)
-        for key, value in (data or {}).items()
-        if value is not None and key != "aps" and not key.startswith("herald.")
-    }
+def _reserved(key: str) -> bool:
+    """APNs keeps `aps` for itself; every other custom key reaches the app."""
+    return key == "aps"
 
 
 def _expires_at(event: Notice) -> int | None:
     return None if event.expires_at is None else int(event.expires_at.timestamp())
 
 
-ACKNOWLEDGE_CATEGORY: Final = "HERALD_ACKNOWLEDGE"
-"""The category of a notification that asks for an acknowledgement (the same as FCM's `apns`
-block sets, delivery/fcm.py): the iOS app registers an acknowledge action for it."""
-
-
 def _assemble(
-    fitted: Mapping[str, Any],
+    fitted: Fitted,
     event: Notice,
     notification_id: str,
     version: int,
     badge: int | None,
-) -> dict[str, Any]:
+) -> bytes:
     alert: dict[str, str] = {}
-    if fitted.get("title"):
-        alert["title"] = fitted["title"]
-    if fitted.get("body"):
-        alert["body"] = fitted["body"]
+    if fitted.title:
+        alert["title"] = fitted.title
+    if fitted.body:
+        alert["body"] = fitted.body
     aps: dict[str, Any] = {
         "alert": alert,
         "thread-id": collapse_id(notification_id),
@@ -284,29 +263,16 @@ def _assemble(
     }
     if badge is not None:
         aps["badge"] = badge
-    image = fitted.get("image")
-    if image:
+    if fitted.image:
         aps["mutable-content"] = 1
-    document: dict[str, Any] = {"aps": aps}
-    document.update(fitted.get("data") or {})
-    document.update(
-        {
-            "herald.id": notification_id,
-            "herald.version": str(version),
-            "herald.type": event.type,
-            "herald.severity": event.severity,
-        }
-    )
-    if fitted.get("url"):
-        document["herald.url"] = fitted["url"]
-    if image:
-        document["herald.image"] = image
     if event.acknowledge is not None and event.acknowledge.text:
         # The app registers an action for this category; it reports the acknowledgement to
         # POST /api/notifications/{id}/acknowledge with its link token (as with FCM).
         aps["category"] = ACKNOWLEDGE_CATEGORY
-        document["herald.acknowledge"] = event.acknowledge.text
-    return document
+    document: dict[str, Any] = {"aps": aps}
+    # As FCM puts data keys into an iOS payload, so one app handles both paths.
+    document.update(custom_keys(fitted, event, notification_id, version, image=True))
+    return encode_json(document)
 
 
 def build_payload(
@@ -318,24 +284,12 @@ def build_payload(
     limit: int = MAX_PAYLOAD,
 ) -> bytes:
     """The notification's APNs payload (compact UTF-8 JSON), shrunk to `limit` bytes."""
-    flat: dict[str, Any] = {
-        "title": event.title,
-        "body": event.text,
-        "image": event.icon,
-        "url": event.url,
-        "data": _event_data(event.data) or None,
-    }
-    flat = {k: v for k, v in flat.items() if v is not None}
-    budget = limit
-    for _ in range(4):
-        fitted = json.loads(fit_json(flat, budget, _SHRINK))
-        encoded = encode_json(_assemble(fitted, event, notification_id, version, badge))
-        if len(encoded) <= limit:
-            return encoded
-        budget -= len(encoded) - limit  # the envelope around the fitted fields takes the rest
-        if budget <= 0:
-            break
-    raise ValueError(f"the payload cannot be fitted into {limit} bytes")
+
+    def assemble(fitted: Fitted) -> tuple[bytes, int]:
+        encoded = _assemble(fitted, event, notification_id, version, badge)
+        return encoded, len(encoded)
+
+    return fit_push(event, limit, assemble, reserved=_reserved, name="payload")
 
 
 @dataclass(frozen=True, slots=True)

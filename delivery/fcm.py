@@ -29,9 +29,10 @@ What goes to a device (cached per notification version and platform):
 - web: `Urgency`, `TTL` and `Topic` headers, notification `tag`, and the click link as
   `fcm_options.link`.
 
-The whole message, token aside, is kept within FCM's 4,096-byte payload limit: the text is cut
-first (keeping a readable start), then the event's data and the image go, then the rest of the
-text, the link, and the title last.
+The whole message, token aside, is kept within FCM's 4,096-byte payload limit (by the builder
+shared with APNs, delivery/mobile_payload.py): the text is cut first (keeping a readable
+start), then the event's data and the image go, then the rest of the text, the link, and the
+title last.
 
 Errors per token (FCM's error body: `errorCode` in its FcmError detail, else the google.rpc
 `status`): UNREGISTERED and SENDER_ID_MISMATCH → the token is removed from the installation
@@ -52,9 +53,9 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
-from typing import Any, Final
+from typing import Final
 
 import google.auth.exceptions
 import google.auth.transport.requests
@@ -66,9 +67,11 @@ from yarl import URL
 from delivery.badges import MaybeBadged, UnreadCounts, unwrap, with_badges
 from delivery.channel import Channel, DeliveryResult, Pace, Target
 from delivery.mobile import APNS_NOT_CONFIGURED, MOBILE
+from delivery.mobile_payload import ACKNOWLEDGE_CATEGORY, Fitted, custom_keys, fit_push
 from delivery.outbox import DeliveryJob
-from delivery.payload import Shrink, collapse_id, encode_json, fit_json
+from delivery.payload import collapse_id, encode_json
 from errors import DeliveryError, DeliveryFailed, RetryLater, SettingsError, TargetGone
+from notifications.event import Notice
 from outbound.errors import TimedOut, TransportError
 from outbound.http import LeanHttpClient
 from retry_after import retry_after_seconds
@@ -95,14 +98,6 @@ FCM_SEND_PATH: Final = "/v1/projects/{0}/messages:send"
 FCM_SCOPES: Final = ("https://www.googleapis.com/auth/firebase.messaging",)
 """The OAuth scope FCM's HTTP v1 API documents for `messages:send`."""
 
-_SHRINK: Final[tuple[Shrink, ...]] = (
-    ("body", "truncate", 280),
-    ("data", "drop", 0),
-    ("image", "drop", 0),
-    ("body", "truncate", 0),
-    ("url", "drop", 0),
-    ("title", "truncate", 1),
-)
 _ANDROID_NOTIFICATION_PRIORITY: Final = {
     "very-low": "min",
     "low": "low",
@@ -112,9 +107,6 @@ _ANDROID_NOTIFICATION_PRIORITY: Final = {
 _BADGE_ROOM: Final = 64
 """Bytes kept free in every message for the person's unread badge (`herald.unread`, Android's
 `notification_count`, APNs `badge`), added per device to the shared content."""
-ACKNOWLEDGE_CATEGORY: Final = "HERALD_ACKNOWLEDGE"
-"""The APNs category of a notification that asks for an acknowledgement: an iOS app registers
-an action for it that reports to POST /api/notifications/{id}/acknowledge."""
 _RESERVED_DATA_KEYS: Final = frozenset({"from", "message_type"})
 _RESERVED_DATA_PREFIXES: Final = ("google", "gcm")
 _MAX_REASON: Final = 200
@@ -125,33 +117,16 @@ def _web_topic(notification_id: str) -> str:
     return hashlib.sha256(notification_id.encode()).hexdigest()[:32]
 
 
-def _data_value(value: Any) -> str:
-    if isinstance(value, str):
-        return value
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+def _reserved(key: str) -> bool:
+    """FCM refuses data keys it keeps for itself (`from`, `message_type`, `google*`, `gcm*`)."""
+    lowered = key.lower()
+    return lowered in _RESERVED_DATA_KEYS or lowered.startswith(_RESERVED_DATA_PREFIXES)
 
 
-def _event_data(data: Mapping[str, Any] | None) -> dict[str, str]:
-    """The event's `data` as FCM takes it: string values, FCM's reserved keys left out."""
-    result: dict[str, str] = {}
-    for key, value in (data or {}).items():
-        lowered = key.lower()
-        if value is None or lowered in _RESERVED_DATA_KEYS:
-            continue
-        if lowered.startswith(_RESERVED_DATA_PREFIXES) or key.startswith("herald."):
-            continue
-        result[key] = _data_value(value)
-    return result
-
-
-def _seconds_left(event: Mapping[str, Any], now: float) -> tuple[int, float] | None:
-    expires = event.get("expiresAt")
-    if not expires:
+def _seconds_left(event: Notice, now: float) -> tuple[int, float] | None:
+    if event.expires_at is None:
         return None
-    try:
-        at = datetime.fromisoformat(str(expires)).timestamp()
-    except ValueError:
-        return None
+    at = event.expires_at.timestamp()
     return max(0, int(at - now)), at
 
 
@@ -163,32 +138,18 @@ def _encoded_size(message: messaging.Message) -> int:
 
 
 def _assemble(
-    fitted: Mapping[str, Any],
-    event: Mapping[str, Any],
+    fitted: Fitted,
+    event: Notice,
     notification_id: str,
     version: int,
     platform: str,
     now: float,
 ) -> messaging.Message:
-    urgency = event.get("urgency")
+    urgency = event.urgency
     collapse = collapse_id(notification_id)
-    url = fitted.get("url")
-    data = dict(fitted.get("data") or {})
-    data.update(
-        {
-            "herald.id": notification_id,
-            "herald.version": str(version),
-            "herald.type": str(event.get("type", "")),
-            "herald.severity": str(event.get("severity", "info")),
-        }
-    )
-    if url:
-        data["herald.url"] = url
-    ask = event.get("acknowledge")
-    acknowledge = ask.get("text") if isinstance(ask, dict) else None
-    if acknowledge:
-        # The app shows it as an action and reports the acknowledgement with its link token.
-        data["herald.acknowledge"] = str(acknowledge)
+    url = fitted.url
+    data = custom_keys(fitted, event, notification_id, version)
+    acknowledge = event.acknowledge.text if event.acknowledge is not None else None
     left = _seconds_left(event, now)
     android = apns = webpush = None
     if platform == "android":
@@ -208,12 +169,12 @@ def _assemble(
         }
         if left:
             headers["apns-expiration"] = str(int(left[1]))
-        image = fitted.get("image")
+        image = fitted.image
         apns = messaging.APNSConfig(
             headers=headers,
             payload=messaging.APNSPayload(
                 aps=messaging.Aps(
-                    thread_id=str(event.get("type", "")) or None,
+                    thread_id=event.type or None,
                     mutable_content=True if image else None,
                     category=ACKNOWLEDGE_CATEGORY if acknowledge else None,
                 )
@@ -223,7 +184,7 @@ def _assemble(
     else:
         headers = {"Topic": _web_topic(notification_id)}
         if urgency:
-            headers["Urgency"] = str(urgency)
+            headers["Urgency"] = urgency
         if left:
             headers["TTL"] = str(left[0])
         webpush = messaging.WebpushConfig(
@@ -233,7 +194,7 @@ def _assemble(
         )
     message = messaging.Message(
         notification=messaging.Notification(
-            title=fitted.get("title"), body=fitted.get("body"), image=fitted.get("image")
+            title=fitted.title, body=fitted.body, image=fitted.image
         ),
         data=data,
         android=android,
@@ -248,7 +209,7 @@ def _assemble(
 
 
 def build_message(
-    event: Mapping[str, Any],
+    event: Notice,
     notification_id: str,
     version: int,
     platform: str,
@@ -259,25 +220,12 @@ def build_message(
     """The message for one platform, shrunk to `limit` bytes (token aside); the caller sets
     `token`. Raises ValueError for content the SDK (and so FCM) would refuse."""
     when = time.time() if now is None else now
-    flat: dict[str, Any] = {
-        "title": event.get("title"),
-        "body": event.get("text"),
-        "image": event.get("icon"),
-        "url": event.get("url"),
-        "data": _event_data(event.get("data")) or None,
-    }
-    flat = {k: v for k, v in flat.items() if v is not None}
-    budget = limit
-    for _ in range(4):
-        fitted = json.loads(fit_json(flat, budget, _SHRINK))
+
+    def assemble(fitted: Fitted) -> tuple[messaging.Message, int]:
         message = _assemble(fitted, event, notification_id, version, platform, when)
-        size = _encoded_size(message)
-        if size <= limit:
-            return message
-        budget -= size - limit  # the envelope around the fitted fields takes the rest
-        if budget <= 0:
-            break
-    raise ValueError(f"the message cannot be fitted into {limit} bytes")
+        return message, _encoded_size(message)
+
+    return fit_push(event, limit, assemble, reserved=_reserved, name="message")
 
 
 def _badged(template: messaging.Message, unread: int | None) -> messaging.Message:
@@ -639,7 +587,7 @@ class FcmChannel(Channel[MaybeBadged[DeviceRecord]]):
         if template is None:
             try:
                 template = build_message(
-                    notification.event.content(),
+                    notification.event,
                     notification.id,
                     notification.version,
                     platform,

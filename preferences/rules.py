@@ -27,9 +27,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
-from typing import Final, Literal, Self
+from typing import Final, Literal, Self, get_args
 from zoneinfo import ZoneInfo
 
+from notifications.event import Urgency
 from preferences.model import CHANNELS, UserPreferences
 
 __all__ = [
@@ -49,8 +50,8 @@ __all__ = [
     "quiet_window_end",
 ]
 
-Urgency = Literal["very-low", "low", "normal", "high"]
-URGENCIES: Final[frozenset[str]] = frozenset({"very-low", "low", "normal", "high"})
+URGENCIES: Final[frozenset[str]] = frozenset(get_args(Urgency))
+"""The event's urgencies (notifications/, the domain core, defines them), for checks at run time."""
 Action = Literal["deliver", "skip", "defer"]
 
 SKIP_EXPIRED: Final = "expired"
