@@ -3,7 +3,7 @@
 A `Route` says what serves it (method, path, handler), who may call it (`Auth`), what it takes
 (`Body`: the pydantic model its JSON body must satisfy) and how the OpenAPI document describes
 it (`Operation`). The auth middleware decides from the declaration of the route aiohttp matched,
-the route parses and validates its body itself (`body(request, Model)` hands the handler the
+the route parses and validates its body, once (`body(request, Model)` hands the handler the
 result), and the OpenAPI document, request bodies included, is built from the same
 declarations, so none of them depends on path strings or models kept in step with the handlers.
 """
@@ -157,8 +157,10 @@ def path_id(description: str, rule: TypeAdapter[str], name: str = "id") -> dict[
 
 @dataclass(frozen=True, slots=True)
 class Body:
-    """A JSON request body the route itself reads and validates against `model` before the
-    handler sees it (`body(request, Model)`); the operation's requestBody is generated from it."""
+    """A JSON request body the route reads and validates against `model`, handed to the
+    handler as the model (`body(request, Model)`); the operation's requestBody is generated
+    from it. Parsed when the handler first asks, not before it runs: its own checks that come
+    first (credentials, path, If-Match) keep answering first, as the API always has."""
 
     model: type[BaseModel]
     required: bool = True
@@ -169,6 +171,10 @@ class Body:
     not_object: str | None = None
     """The message of a 400 `invalid_body` for JSON that is not an object; None: the model's
     own validation answers (a 400 `invalid_field`)."""
+
+    def __post_init__(self) -> None:
+        if not self.required and not self.absent_is_empty:
+            raise ValueError(f"an optional {self.model.__name__} body must read absent as {{}}")
 
     def operation(self) -> dict[str, Any]:
         return {"required": self.required, "content": json_body(self.model)}

@@ -65,6 +65,20 @@ async def test_every_documented_request_body_is_the_routes_declaration(
     assert validated >= 10
 
 
+async def test_a_handlers_earlier_checks_still_answer_first(herald: RunningHerald) -> None:
+    # The body is parsed when the handler asks for it: a caller without credentials, or a
+    # user that does not exist, hears that, not what is wrong with the body.
+    for method, path, auth, status in [
+        ("POST", "/api/devices", False, 401),
+        ("PUT", "/api/users/nobody/subscriptions/calendar", True, 404),
+        ("PUT", "/api/users/nobody/preferences", True, 404),
+    ]:
+        got, answer = await herald.request(
+            method, path, data=b"[1]", headers={"Content-Type": "application/json"}, auth=auth
+        )
+        assert got == status, (method, path, answer)
+
+
 async def _ok(request: web.Request) -> web.StreamResponse:
     return web.Response(status=204)
 
@@ -88,6 +102,11 @@ def test_the_table_refuses_a_request_body_declared_only_in_the_operation(
 def test_a_get_declares_no_body() -> None:
     with pytest.raises(ValueError, match="takes no body"):
         Route("GET", "/x", _ok, PUBLIC, body=Body(_Greeting))
+
+
+def test_an_optional_body_reads_absent_as_empty() -> None:
+    with pytest.raises(ValueError, match="absent"):
+        Body(_Greeting, required=False)
 
 
 class _Greeting(BaseModel):
