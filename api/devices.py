@@ -40,14 +40,16 @@ from pydantic import (
     field_validator,
 )
 
-from api.http import ApiProblem, iso, model_response, path_param, read_json
+from api.http import ApiProblem, iso, model_response, path_param
 from api.link_tokens import LinkTokenError, LinkTokens
 from api.routing import (
     DATE_TIME,
     SELF_AUTHENTICATED,
     UNAUTHORIZED,
     Answer,
+    Body,
     Route,
+    body,
     error,
     json_body,
 )
@@ -456,10 +458,6 @@ class DevicesApi:
                     "token another installation held is removed from it. A user Herald has not "
                     "met yet is created. The device's timeZone becomes the user's time zone for "
                     "quiet hours if they have none. Nothing is stored on any 4xx." + _WHO,
-                    "requestBody": {
-                        "required": True,
-                        "content": json_body(DeviceRegistrationBody),
-                    },
                     "responses": {
                         "200": {
                             "description": "Updated (the installation was registered before).",
@@ -486,6 +484,7 @@ class DevicesApi:
                         "415": error("Body is not application/json."),
                     },
                 },
+                body=Body(DeviceRegistrationBody, not_object="the registration is a JSON object"),
             ),
             Route(
                 "GET",
@@ -590,10 +589,7 @@ class DevicesApi:
 
     async def register(self, request: web.Request) -> web.Response:
         caller = self._caller(request)
-        body = await read_json(request)
-        if not isinstance(body, dict):
-            raise ApiProblem(400, "invalid_body", "the registration is a JSON object")
-        registration = DeviceRegistrationBody.model_validate(body)
+        registration = await body(request, DeviceRegistrationBody)
         if registration.fcm_token is None and registration.apns_token is None:
             raise ApiProblem(
                 400, "missing_field", "give fcmToken (or, for iOS, apnsToken)", "fcmToken"

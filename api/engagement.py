@@ -17,13 +17,13 @@ from __future__ import annotations
 
 import hmac
 from collections.abc import Callable
-from typing import Any, Final, Literal
+from typing import Final, Literal
 
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.devices import DEVICES_PURPOSE
-from api.http import ApiProblem, iso, model_response, path_param, read_json
+from api.http import ApiProblem, iso, model_response, path_param
 from api.link_tokens import LinkTokenError, LinkTokens
 from api.notifications import NOTIFICATION_ID, notification_id_parameter
 from api.push import SubscriptionProof
@@ -32,8 +32,10 @@ from api.routing import (
     SELF_AUTHENTICATED,
     UNAUTHORIZED,
     Answer,
+    Body,
     Route,
     backend_or_link,
+    body,
     error,
     json_body,
 )
@@ -115,27 +117,21 @@ class PushEngagement(SubscriptionProof):
 ENGAGEMENT_REQUESTS: Final = (UserEngagement, PushEngagement)
 
 
-async def _body(request: web.Request) -> dict[str, Any]:
-    if not request.can_read_body:
-        return {}
-    body = await read_json(request)
-    if not isinstance(body, dict):
-        raise ApiProblem(400, "invalid_body", "the body is a JSON object")
-    return body
-
-
 _WHO = (
     " Credentials: the mobile app's link token (purpose devices, the one it registers "
     "with: the person is the token's; surface `mobile`), or a backend's API key with "
     "`userId` (surface `api`), as Authorization: Bearer."
 )
-_USER_BODY = {"required": False, "content": json_body(UserEngagement)}
+_NOT_OBJECT = "the body is a JSON object"
+# Without a body, the app's report names nobody (its token does) and the browser's proves nothing
+# (the model says what is missing).
+_USER_BODY = Body(UserEngagement, required=False, absent_is_empty=True, not_object=_NOT_OBJECT)
 _FORBIDDEN = error("A link token for another user than userId.")
 _BROWSER = (
     " The service worker proves whose browser it is with its subscription's endpoint and "
     "auth secret (no other credential). Surface `webpush`."
 )
-_PROOF = {"required": True, "content": json_body(PushEngagement)}
+_PROOF = Body(PushEngagement, absent_is_empty=True, not_object=_NOT_OBJECT)
 _BAD_PROOF = error("No subscription Herald holds has that endpoint and secret.")
 
 
@@ -170,7 +166,6 @@ class EngagementApi:
                     "anywhere is read everywhere: inbox pages update live, unread counts and "
                     "badges follow." + _WHO,
                     "parameters": [notification_id_parameter()],
-                    "requestBody": _USER_BODY,
                     "responses": {
                         "200": {"description": "Read.", "content": json_body(ReadAnswer)},
                         "400": error("Not a valid notification id or body (userId missing with "
@@ -183,6 +178,7 @@ class EngagementApi:
                         "415": error("Body is not application/json."),
                     },
                 },
+                body=_USER_BODY,
             ),
             Route(
                 "POST",
@@ -196,7 +192,6 @@ class EngagementApi:
                     "description": "Recorded once, with time and surface; a repeat (from any "
                     "surface) answers the first record with `first: false`. Implies read." + _WHO,
                     "parameters": [notification_id_parameter()],
-                    "requestBody": _USER_BODY,
                     "responses": {
                         "200": {
                             "description": "Acknowledged.",
@@ -212,6 +207,7 @@ class EngagementApi:
                         "415": error("Body is not application/json."),
                     },
                 },
+                body=_USER_BODY,
             ),
             Route(
                 "POST",
@@ -223,7 +219,6 @@ class EngagementApi:
                     "summary": "A click on a browser notification: read.",
                     "description": "Idempotent." + _BROWSER,
                     "security": [],
-                    "requestBody": _PROOF,
                     "responses": {
                         "200": {"description": "Read.", "content": json_body(ReadAnswer)},
                         "400": error("Not a valid body."),
@@ -233,6 +228,7 @@ class EngagementApi:
                         "415": error("Body is not application/json."),
                     },
                 },
+                body=_PROOF,
             ),
             Route(
                 "POST",
@@ -244,7 +240,6 @@ class EngagementApi:
                     "summary": "The browser notification's acknowledge action.",
                     "description": "Recorded once." + _BROWSER,
                     "security": [],
-                    "requestBody": _PROOF,
                     "responses": {
                         "200": {
                             "description": "Acknowledged.",
@@ -258,6 +253,7 @@ class EngagementApi:
                         "415": error("Body is not application/json."),
                     },
                 },
+                body=_PROOF,
             ),
         ]
 
@@ -288,24 +284,24 @@ class EngagementApi:
     async def _browser(self, request: web.Request) -> tuple[str, str]:
         """(user id, notification id) of a service worker's report, proven by the
         subscription's auth secret."""
-        body = PushEngagement.model_validate(await _body(request))
-        found = await self._subscriptions.get(subscription_id(body.endpoint))
-        if found is None or not hmac.compare_digest(found.auth, body.auth):
+        proof = await body(request, PushEngagement)
+        found = await self._subscriptions.get(subscription_id(proof.endpoint))
+        if found is None or not hmac.compare_digest(found.auth, proof.auth):
             raise ApiProblem(
                 401, "invalid_proof", "that is no subscription Herald holds (or the wrong secret)"
             )
-        return found.user_id, body.id
+        return found.user_id, proof.id
 
     async def read(self, request: web.Request) -> web.Response:
         notification_id = path_param(request, "id", NOTIFICATION_ID)
-        body = UserEngagement.model_validate(await _body(request))
-        user_id, via = await self._person(request, body)
+        report = await body(request, UserEngagement)
+        user_id, via = await self._person(request, report)
         return await self._read(user_id, notification_id, via)
 
     async def acknowledge(self, request: web.Request) -> web.Response:
         notification_id = path_param(request, "id", NOTIFICATION_ID)
-        body = UserEngagement.model_validate(await _body(request))
-        user_id, via = await self._person(request, body)
+        report = await body(request, UserEngagement)
+        user_id, via = await self._person(request, report)
         outcome = await self._engagement.acknowledge(user_id, notification_id, via)
         return await self._acknowledged(user_id, notification_id, outcome)
 

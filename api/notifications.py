@@ -13,15 +13,17 @@ from typing import Annotated, Any, Final, Literal, Protocol
 from aiohttp import web
 from pydantic import Field, TypeAdapter
 
-from api.http import ApiProblem, iso, model_response, path_param, read_json
+from api.http import ApiProblem, iso, model_response, path_param
 from api.prompt_answers import prompt_answer_counts
 from api.routing import (
     BACKEND,
     DATE_TIME,
     UNAUTHORIZED,
     Answer,
+    Body,
     Route,
     backend_or_link,
+    body,
     error,
     json_body,
     path_id,
@@ -347,7 +349,6 @@ class NotificationsApi:
                 doc={
                     "operationId": "postNotification",
                     "summary": "Post an event to be delivered to its recipients.",
-                    "requestBody": {"required": True, "content": json_body(Event)},
                     "responses": {
                         "202": {
                             "description": "Accepted; delivery runs in the background.",
@@ -367,6 +368,7 @@ class NotificationsApi:
                         "415": error("Body is not application/json."),
                     },
                 },
+                body=Body(Event),
             ),
             Route(
                 "GET",
@@ -443,7 +445,7 @@ class NotificationsApi:
         ]
 
     async def post(self, request: web.Request) -> web.Response:
-        event = Event.model_validate(await read_json(request))
+        event = await body(request, Event)
         notification_id = event.id or uuid.uuid4().hex
         NOTIFICATION_ID_LOG.set(notification_id)
         stored = StoredEvent.model_validate({**event.document(), "id": notification_id})

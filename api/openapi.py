@@ -1,7 +1,7 @@
 """GET /openapi.json: an OpenAPI 3.1 document of Herald's HTTP API, built from the route table.
 
-Each route's declaration (api/routing.py) carries its operation; the schemas come from the
-pydantic models those operations name, the same models the handlers validate and answer with,
+Each route's declaration (api/routing.py) carries its operation and its request body; the schemas
+come from the pydantic models those name, the same models the routes validate and answer with,
 so the document cannot drift from the code; schemathesis checks the running server against it.
 """
 
@@ -89,9 +89,10 @@ def build_document(routes: Iterable[Route], version: str = "0.1.0") -> dict[str,
     modes: dict[type[BaseModel], JsonSchemaMode] = {}
     paths: dict[str, dict[str, Any]] = {}
     for route in routes:
-        if route.doc is None:
+        declared = route.operation()
+        if declared is None:
             continue
-        operation = _resolve(dict(route.doc), modes, request=False)
+        operation = _resolve(declared, modes, request=False)
         if route.auth.access is Access.PUBLIC:
             # Who may call it is the route's declaration, not the operation's to repeat.
             operation["security"] = []

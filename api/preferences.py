@@ -14,14 +14,15 @@ from urllib.parse import quote
 from aiohttp import web
 from pydantic import BaseModel
 
-from api.http import ApiProblem, json_response, path_param, read_json
+from api.http import ApiProblem, json_response, path_param
 from api.routing import (
     BACKEND,
     REF,
     UNAUTHORIZED,
+    Body,
     Route,
+    body,
     error,
-    json_body,
     named_body,
     path_id,
 )
@@ -210,7 +211,6 @@ class PreferencesApi:
                             "schema": {"type": "string", "pattern": "[!-~]"},
                         },
                     ],
-                    "requestBody": {"required": True, "content": json_body(UserPreferences)},
                     "responses": {
                         "200": _preferences_answer("Saved; the new ETag."),
                         "400": error(
@@ -228,6 +228,7 @@ class PreferencesApi:
                         "428": error("No If-Match header (or an empty one); nothing was written."),
                     },
                 },
+                body=Body(UserPreferences, not_object="the preferences document is a JSON object"),
             ),
         ]
 
@@ -277,7 +278,7 @@ class PreferencesApi:
                 "changes made meanwhile are not overwritten",
                 "If-Match",
             )
-        wanted = UserPreferences.from_json_dict(await _object(request))
+        wanted = await body(request, UserPreferences)
         tags = parse_etags(if_match)
         current = await self._read(user_id)
         if tags is None:
@@ -293,13 +294,6 @@ class PreferencesApi:
         except NotFound as exc:
             raise ApiProblem(404, "not_found", f"no user with id {user_id!r}", "id") from exc
         return self._answer(saved, user_id)
-
-
-async def _object(request: web.Request) -> dict[str, object]:
-    body = await read_json(request)
-    if not isinstance(body, dict):
-        raise ApiProblem(400, "invalid_body", "the preferences document is a JSON object")
-    return body
 
 
 def _stale() -> ApiProblem:

@@ -38,14 +38,16 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 from pydantic import model_validator as _model_validator
 
-from api.http import ApiProblem, error_response, iso, model_response, read_json
+from api.http import ApiProblem, error_response, iso, model_response
 from api.link_tokens import LinkTokenError, LinkTokens
 from api.routing import (
     DATE_TIME,
     SELF_AUTHENTICATED,
     UNAUTHORIZED,
     Answer,
+    Body,
     Route,
+    body,
     error,
     json_body,
 )
@@ -519,7 +521,6 @@ class PushApi:
                     "moves to them (201), while a link token or `previous` cannot take another "
                     "person's endpoint (403). Nothing is stored on any 4xx.",
                     "security": _OPTIONAL_KEY,
-                    "requestBody": {"required": True, "content": json_body(SubscribeRequest)},
                     "responses": {
                         "200": {
                             "description": "Updated (this person had this endpoint already).",
@@ -551,6 +552,7 @@ class PushApi:
                         "415": error("Body is not application/json."),
                     },
                 },
+                body=Body(SubscribeRequest, not_object=_NOT_OBJECT),
             ),
             Route(
                 "DELETE",
@@ -561,7 +563,6 @@ class PushApi:
                     "operationId": "deletePushSubscription",
                     "summary": "Remove a browser's push subscription.",
                     "security": _OPTIONAL_KEY,
-                    "requestBody": {"required": True, "content": json_body(UnsubscribeRequest)},
                     "responses": {
                         "204": {"description": "Removed."},
                         "400": error("Invalid body."),
@@ -576,6 +577,7 @@ class PushApi:
                         "415": error("Body is not application/json."),
                     },
                 },
+                body=Body(UnsubscribeRequest, not_object=_NOT_OBJECT),
             ),
             Route(
                 "GET",
@@ -645,28 +647,30 @@ class PushApi:
             raise ApiProblem(400, "invalid_field", refusal, "subscription.endpoint")
 
     async def subscribe(self, request: web.Request) -> web.Response:
-        body = SubscribeRequest.model_validate(await _object(request))
+        wanted = await body(request, SubscribeRequest)
         replaced: str | None = None
         backend = False
-        if body.token is not None:
-            user_id = self._token_user(body.token, body.user_id)
-        elif body.previous is not None:
-            old = await self._subscriptions.get(subscription_id(body.previous.endpoint))
-            if old is None or not hmac.compare_digest(old.auth, body.previous.auth):
+        if wanted.token is not None:
+            user_id = self._token_user(wanted.token, wanted.user_id)
+        elif wanted.previous is not None:
+            old = await self._subscriptions.get(subscription_id(wanted.previous.endpoint))
+            if old is None or not hmac.compare_digest(old.auth, wanted.previous.auth):
                 raise _unauthorized(
                     "previous names no subscription Herald holds (or the wrong secret)",
                     "invalid_proof",
                 )
             user_id, replaced = old.user_id, old.id
         else:
-            backend_user = await self._backend_user(request, body.user_id)
+            backend_user = await self._backend_user(request, wanted.user_id)
             if backend_user is None:
                 raise _missing_credentials()
             user_id, backend = backend_user, True
-        browser = body.subscription
+        browser = wanted.subscription
         self._check_push_service(browser.endpoint)
         agent = (
-            body.user_agent if body.user_agent is not None else request.headers.get("User-Agent")
+            wanted.user_agent
+            if wanted.user_agent is not None
+            else request.headers.get("User-Agent")
         )
         record = PushSubscription(
             user_id=user_id,
@@ -699,21 +703,21 @@ class PushApi:
         return model_response(PushSubscriptionInfo, subscription_answer(saved), status)
 
     async def unsubscribe(self, request: web.Request) -> web.Response:
-        body = UnsubscribeRequest.model_validate(await _object(request))
-        key = subscription_id(body.endpoint)
+        wanted = await body(request, UnsubscribeRequest)
+        key = subscription_id(wanted.endpoint)
         found = await self._subscriptions.get(key)
         owner: str | None
-        if body.token is not None:
-            owner = self._token_user(body.token, body.user_id)
-        elif body.auth is not None:
-            if found is not None and not hmac.compare_digest(found.auth, body.auth):
+        if wanted.token is not None:
+            owner = self._token_user(wanted.token, wanted.user_id)
+        elif wanted.auth is not None:
+            if found is not None and not hmac.compare_digest(found.auth, wanted.auth):
                 raise _unauthorized("that is not this subscription's secret", "invalid_proof")
             owner = found.user_id if found is not None else None
         elif self._is_backend(request):
             owner = None
-            if body.user_id is not None:
-                resolved = await self._users.resolve([body.user_id])
-                owner = resolved.get(body.user_id, body.user_id)
+            if wanted.user_id is not None:
+                resolved = await self._users.resolve([wanted.user_id])
+                owner = resolved.get(wanted.user_id, wanted.user_id)
         else:
             raise _missing_credentials()
         if found is None or (owner is not None and found.user_id != owner):
@@ -740,6 +744,9 @@ class PushApi:
         return model_response(PushSubscriptionList, {"userId": user_id, "items": answers})
 
 
+_NOT_OBJECT: Final = "the body is a JSON object"
+
+
 class _UserQuery(_Strict):
     user_id: RecipientKey = Field(alias="userId")
 
@@ -756,9 +763,3 @@ def _missing_credentials() -> ApiProblem:
         "or an API key (Authorization: Bearer <key>) with userId",
     )
 
-
-async def _object(request: web.Request) -> dict[str, Any]:
-    body = await read_json(request)
-    if not isinstance(body, dict):
-        raise ApiProblem(400, "invalid_body", "the body is a JSON object")
-    return body

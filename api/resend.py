@@ -20,13 +20,15 @@ from typing import Any, Final, Literal
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
-from api.http import ApiProblem, model_response, path_param, read_json
+from api.http import ApiProblem, model_response, path_param
 from api.notifications import NOTIFICATION_ID
 from api.routing import (
     BACKEND,
     UNAUTHORIZED,
     Answer,
+    Body,
     Route,
+    body,
     error,
     json_body,
     path_id,
@@ -99,7 +101,6 @@ class ResendApi:
                     "summary": "Send it again, as a linked notification, to the people a filter "
                     "picks (failed, dead targets with a new one since, unread after N hours).",
                     "parameters": [path_id("The notification id.", NOTIFICATION_ID)],
-                    "requestBody": {"required": True, "content": json_body(ResendRequest)},
                     "responses": {
                         "200": {"description": "Nobody matched; nothing created.",
                                 "content": json_body(Resent)},
@@ -113,15 +114,16 @@ class ResendApi:
                         "415": error("Body is not application/json."),
                     },
                 },
+                body=Body(ResendRequest),
             ),
         ]
 
     async def resend(self, request: web.Request) -> web.Response:
         notification_id = path_param(request, "id", NOTIFICATION_ID)
-        body = ResendRequest.model_validate(await read_json(request))
-        if body.filter == "unread" and body.hours is None:
+        wanted = await body(request, ResendRequest)
+        if wanted.filter == "unread" and wanted.hours is None:
             raise ApiProblem(400, "missing_field", "hours is required with filter unread", "hours")
-        if body.filter != "unread" and body.hours is not None:
+        if wanted.filter != "unread" and wanted.hours is not None:
             raise ApiProblem(400, "invalid_field", "hours goes with filter unread only", "hours")
         record = await self._notifications.get(notification_id)
         if record is None:
@@ -130,27 +132,27 @@ class ResendApi:
             raise ApiProblem(
                 409, "recalled", f"notification {notification_id!r} was recalled", "id"
             )
-        if body.filter == "unread":
-            assert body.hours is not None
+        if wanted.filter == "unread":
+            assert wanted.hours is not None
             people = await self._inbox.unread_recipients(
                 notification_id,
-                created_before=time.time() - body.hours * 3600,
+                created_before=time.time() - wanted.hours * 3600,
                 limit=MAX_RECIPIENTS + 1,
             )
         else:
-            people = await self._picked(notification_id, body.filter)
+            people = await self._picked(notification_id, wanted.filter)
         people = sorted(dict.fromkeys(people))
         if len(people) > MAX_RECIPIENTS:
             raise ApiProblem(
                 409, "too_many", f"more than {MAX_RECIPIENTS} people match: resend in parts "
                 "with explicit recipients", "filter",
             )
-        answer: dict[str, Any] = {"resendOf": notification_id, "filter": body.filter,
+        answer: dict[str, Any] = {"resendOf": notification_id, "filter": wanted.filter,
                                   "recipients": len(people)}
         if not people:
             return model_response(Resent, {**answer, "id": None, "outcome": "nobody"})
         digest = hashlib.sha256("\n".join(people).encode()).hexdigest()[:12]
-        new_id = body.id or f"{notification_id[:160]}.{body.filter}.{digest}"
+        new_id = wanted.id or f"{notification_id[:160]}.{wanted.filter}.{digest}"
         # The people come from Herald's own records, not from a sender: read like a stored
         # event (leniently), not refused by today's rules for a posted one.
         audience = Recipients.model_validate({"users": people}, context={LENIENT: True})

@@ -1,9 +1,11 @@
 """The route table: each route of Herald's HTTP server declared once.
 
-A `Route` says what serves it (method, path, handler), who may call it (`Auth`), and how the
-OpenAPI document describes it (`Operation`). The auth middleware decides from the declaration of
-the route aiohttp matched, and the OpenAPI document is built from the same declarations, so
-neither depends on path strings kept in step with the handlers.
+A `Route` says what serves it (method, path, handler), who may call it (`Auth`), what it takes
+(`Body`: the pydantic model its JSON body must satisfy) and how the OpenAPI document describes
+it (`Operation`). The auth middleware decides from the declaration of the route aiohttp matched,
+the route parses and validates its body, once (`body(request, Model)` hands the handler the
+result), and the OpenAPI document, request bodies included, is built from the same
+declarations, so none of them depends on path strings or models kept in step with the handlers.
 """
 
 from __future__ import annotations
@@ -11,11 +13,12 @@ from __future__ import annotations
 import enum
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 from aiohttp import hdrs, web
 from pydantic import BaseModel, ConfigDict, TypeAdapter
 
+from api.http import ApiProblem, read_json
 from api.schemas import ApiError
 
 __all__ = [
@@ -29,11 +32,14 @@ __all__ = [
     "Access",
     "Answer",
     "Auth",
+    "Body",
     "Operation",
+    "RawBody",
     "Route",
     "RouteTable",
     "Schema",
     "backend_or_link",
+    "body",
     "error",
     "json_body",
     "named_body",
@@ -42,6 +48,7 @@ __all__ = [
 ]
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+ModelT = TypeVar("ModelT", bound=BaseModel)
 
 
 class Access(enum.Enum):
@@ -149,6 +156,76 @@ def path_id(description: str, rule: TypeAdapter[str], name: str = "id") -> dict[
 
 
 @dataclass(frozen=True, slots=True)
+class Body:
+    """A JSON request body the route reads and validates against `model`, handed to the
+    handler as the model (`body(request, Model)`); the operation's requestBody is generated
+    from it. Parsed when the handler first asks, not before it runs: its own checks that come
+    first (credentials, path, If-Match) keep answering first, as the API always has."""
+
+    model: type[BaseModel]
+    required: bool = True
+    """The operation's `requestBody.required`."""
+    absent_is_empty: bool = False
+    """No body at all reads as `{}` (then the model says what is missing), rather than being
+    refused for its media type or as no JSON."""
+    not_object: str | None = None
+    """The message of a 400 `invalid_body` for JSON that is not an object; None: the model's
+    own validation answers (a 400 `invalid_field`)."""
+
+    def __post_init__(self) -> None:
+        if not self.required and not self.absent_is_empty:
+            raise ValueError(f"an optional {self.model.__name__} body must read absent as {{}}")
+
+    def operation(self) -> dict[str, Any]:
+        return {"required": self.required, "content": json_body(self.model)}
+
+    async def parse(self, request: web.Request) -> BaseModel:
+        """The body as the model, or the ApiProblem / ValidationError that the errors
+        middleware answers with (415, 413, 400 with the field)."""
+        document: Any = {} if self.absent_is_empty and not request.can_read_body else None
+        if document is None:
+            document = await read_json(request)
+        if self.not_object is not None and not isinstance(document, dict):
+            raise ApiProblem(400, "invalid_body", self.not_object)
+        return self.model.model_validate(document)
+
+
+@dataclass(frozen=True, slots=True)
+class RawBody:
+    """A request body the handler reads itself, because the route's rules are not the API's
+    (the bot's activities, Microsoft Graph's batches: own size limits, lenient reading, own
+    error codes); `content` is what the document publishes for it."""
+
+    content: Mapping[str, Any]
+    required: bool = True
+
+    def operation(self) -> dict[str, Any]:
+        return {"required": self.required, "content": dict(self.content)}
+
+
+_DECLARED_BODY: Final = web.RequestKey("herald_declared_body", Body)
+_BODY: Final = web.RequestKey("herald_body", BaseModel)
+
+
+async def body(request: web.Request, model: type[ModelT]) -> ModelT:
+    """The request's body, parsed and validated (once) as its route declares. Asking for
+    another model than the declared one is Herald's bug (a 500), never a second reading."""
+    parsed = request.get(_BODY)
+    if parsed is None:
+        declared = request.get(_DECLARED_BODY)
+        if declared is None or declared.model is not model:
+            raise RuntimeError(
+                f"{request.method} {request.path}: the handler reads a {model.__name__} body, "
+                f"its route declares {declared.model.__name__ if declared else 'none'}"
+            )
+        parsed = await declared.parse(request)
+        request[_BODY] = parsed
+    if not isinstance(parsed, model):
+        raise RuntimeError(f"{request.method} {request.path}: the body is no {model.__name__}")
+    return parsed
+
+
+@dataclass(frozen=True, slots=True)
 class Route(web.AbstractRouteDef):
     """One route, declared once. Also an aiohttp route definition (`app.add_routes` takes
     it), but only `RouteTable.add` records its `auth` for the middleware."""
@@ -158,12 +235,55 @@ class Route(web.AbstractRouteDef):
     handler: Handler
     auth: Auth
     doc: Operation | None = None
-    """How the OpenAPI document describes it; None: not in the document (pages, assets)."""
+    """How the OpenAPI document describes it; None: not in the document (pages, assets).
+    Never its requestBody: that is generated from `body`."""
+    body: Body | RawBody | None = None
+
+    def __post_init__(self) -> None:
+        if self.doc is not None and "requestBody" in self.doc:
+            raise ValueError(
+                f"{self.method} {self.path}: declare the request body as the route's body "
+                "(Body(Model), or RawBody for one the handler reads itself), not in its operation"
+            )
+        if self.body is not None and self.method in (hdrs.METH_GET, hdrs.METH_HEAD):
+            raise ValueError(f"{self.method} {self.path}: a {self.method} takes no body")
+
+    def operation(self) -> dict[str, Any] | None:
+        """The OpenAPI operation, its requestBody generated from the declared body."""
+        if self.doc is None:
+            return None
+        if self.body is None:
+            return dict(self.doc)
+        operation: dict[str, Any] = {}
+        for key, value in self.doc.items():
+            if key == "responses":
+                operation["requestBody"] = self.body.operation()
+            operation[key] = value
+        operation.setdefault("requestBody", self.body.operation())
+        return operation
+
+    def _serve(self) -> Handler:
+        declared, handler = self.body, self.handler
+        if not isinstance(declared, Body):
+            return handler
+
+        async def serve(request: web.Request) -> web.StreamResponse:
+            request[_DECLARED_BODY] = declared
+            response = await handler(request)
+            if response.status < 400 and _BODY not in request:
+                # It answered without reading what its route declares: its checks and the
+                # document's could differ. Herald's bug, a 500, never a success.
+                raise RuntimeError(
+                    f"{request.method} {request.path} answered without reading its body"
+                )
+            return response
+
+        return serve
 
     def register(self, router: web.UrlDispatcher) -> list[web.AbstractRoute]:
         if self.method == hdrs.METH_GET:
-            return web.get(self.path, self.handler).register(router)
-        return web.route(self.method, self.path, self.handler).register(router)
+            return web.get(self.path, self._serve()).register(router)
+        return web.route(self.method, self.path, self._serve()).register(router)
 
 
 def _methods(route: Route) -> tuple[str, ...]:
