@@ -213,7 +213,17 @@ async def test_the_route_answers_a_bad_body_as_the_api_does(
                                            "body_too_large")
 
 
-@pytest.mark.parametrize("path", ["/wrong-model", "/unread", "/undeclared"])
+async def test_a_handler_that_answers_without_reading_its_declared_body_is_logged(
+    client: TestClient[web.Request, web.Application], caplog: pytest.LogCaptureFixture
+) -> None:
+    async with client.post(
+        "/unread", data=b'{"name": "Ada"}', headers={"Content-Type": "application/json"}
+    ) as response:
+        assert response.status == 204  # what it did is done: no 500 hiding a success
+    assert "POST /unread answered without reading the body its route declares" in caplog.text
+
+
+@pytest.mark.parametrize("path", ["/wrong-model", "/undeclared"])
 async def test_a_handler_at_odds_with_its_declaration_is_a_500(
     client: TestClient[web.Request, web.Application], path: str
 ) -> None:
