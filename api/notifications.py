@@ -28,7 +28,7 @@ from api.routing import (
 )
 from api.schemas import MAX_CARD_BYTES, Event, NotificationId, content_hash
 from delivery.audience import Expansion, audience_parts
-from delivery.outbox import DeliveryCounters, DeliveryLedger
+from delivery.outbox import DeliveryCounters, DeliveryLedger, DeliveryQueue
 from delivery.reach import NOT_INSTALLABLE
 from delivery.router import Router, send_at
 from logs import NOTIFICATION_ID as NOTIFICATION_ID_LOG
@@ -320,6 +320,7 @@ class NotificationsApi:
         notifications: NotificationStore,
         users: UserStore,
         outbox: DeliveryLedger,
+        queue: DeliveryQueue,
         router: Router,
         prompts: PromptStore,
         pacing: Pacing,
@@ -334,6 +335,7 @@ class NotificationsApi:
         self._notifications = notifications
         self._users = users
         self._outbox = outbox
+        self._queue = queue
         self._router = router
         self._prompts = prompts
 
@@ -582,7 +584,7 @@ class NotificationsApi:
             # Returns once no send of it is under way here: nothing goes out after this answer.
             await self._recalls.recall(notification_id)
         cancelled = (await self._outbox.counters(notification_id)).outstanding
-        deleting = await self._outbox.retract(notification_id)
+        deleting = await self._queue.retract(notification_id)
         withdrawn = await self._inbox.withdraw(notification_id) if self._inbox else 0
         if withdrawn:
             self._on_withdrawn()
