@@ -121,8 +121,8 @@ def create_app(settings: Settings) -> web.Application:
     conversations = stores.conversations
     notifications = stores.notifications
     inbox = stores.inbox
-    # The queue goes to the router and the worker (stores.queue); everything else only reads
-    # the ledger, or recalls through it.
+    # The queue goes to the router, the worker and recalls (stores.queue); everything else only
+    # reads the ledger.
     outbox = stores.ledger
     bot_storage = stores.bot_storage
     prompts = stores.prompts
@@ -368,7 +368,7 @@ def create_app(settings: Settings) -> web.Application:
             service_urls=service_urls,
         ).routes(),
         NotificationsApi(
-            notifications, users, outbox, router, prompts, worker, inbox,
+            notifications, users, outbox, stores.queue, router, prompts, worker, inbox,
             recalls=worker, on_withdrawn=inbox_feed.publish_all,
         ).routes(),
         UsersApi(users, inbox, engagement).routes(),

@@ -30,7 +30,7 @@ from api.routing import (
 )
 from api.schemas import MAX_CARD_BYTES, Event, NotificationId, content_hash
 from delivery.audience import Expansion, audience_parts
-from delivery.outbox import DeliveryCounters, DeliveryLedger
+from delivery.outbox import DeliveryCounters, DeliveryLedger, DeliveryQueue
 from delivery.reach import NOT_INSTALLABLE
 from delivery.router import Router, send_at
 from logs import NOTIFICATION_ID as NOTIFICATION_ID_LOG
@@ -322,6 +322,7 @@ class NotificationsApi:
         notifications: NotificationStore,
         users: UserStore,
         outbox: DeliveryLedger,
+        queue: DeliveryQueue,
         router: Router,
         prompts: PromptStore,
         pacing: Pacing,
@@ -336,6 +337,7 @@ class NotificationsApi:
         self._notifications = notifications
         self._users = users
         self._outbox = outbox
+        self._queue = queue
         self._router = router
         self._prompts = prompts
 
@@ -584,7 +586,7 @@ class NotificationsApi:
             # Returns once no send of it is under way here: nothing goes out after this answer.
             await self._recalls.recall(notification_id)
         cancelled = (await self._outbox.counters(notification_id)).outstanding
-        deleting = await self._outbox.retract(notification_id)
+        deleting = await self._queue.retract(notification_id)
         withdrawn = await self._inbox.withdraw(notification_id) if self._inbox else 0
         if withdrawn:
             self._on_withdrawn()

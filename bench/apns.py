@@ -60,16 +60,19 @@ if str(ROOT) not in sys.path:
 from aioapns import APNs, NotificationRequest, PushType  # noqa: E402
 from aioapns.connection import APNsProductionClientProtocol  # noqa: E402
 
-from bench.broadcast import API_KEY, BenchError, start_herald, start_sink  # noqa: E402
+from bench.broadcast import (  # noqa: E402
+    API_KEY,
+    BenchError,
+    seeding_stores,
+    start_herald,
+    start_sink,
+)
 from bench.fcm import Meter, Standin  # noqa: E402
 from delivery.apns import ApnsChannel, ApnsConfig, ApnsTarget, build_payload  # noqa: E402
 from delivery.outbox import DeliveryJob  # noqa: E402
 from notifications.event import StoredEvent  # noqa: E402
 from storage.devices import DeviceRecord, DeviceRegistration  # noqa: E402
 from storage.records import NotificationRecord, UserRecord  # noqa: E402
-from storage.sqlite import SqliteDatabase  # noqa: E402
-from storage.sqlite_devices import SqliteDeviceStore  # noqa: E402
-from storage.sqlite_users import SqliteUserStore  # noqa: E402
 
 RATE_TARGET = 2_000.0
 EVENT: dict[str, Any] = {
@@ -182,10 +185,10 @@ async def herald_channel(
 
 
 async def seed(db_path: Path, tokens: Sequence[str]) -> None:
-    db = SqliteDatabase(db_path, synchronous="NORMAL")
-    await db.open()
+    stores = seeding_stores(db_path, synchronous="NORMAL")
+    await stores.open()
     try:
-        users, devices = SqliteUserStore(db), SqliteDeviceStore(db)
+        users, devices = stores.users, stores.devices
         for index, token in enumerate(tokens):
             user = f"emulator:bench-{index:06d}"
             await users.upsert_user(UserRecord(user, "emulator"))
@@ -195,7 +198,7 @@ async def seed(db_path: Path, tokens: Sequence[str]) -> None:
                 )
             )
     finally:
-        await db.close()
+        await stores.close()
 
 
 async def end_to_end(

@@ -18,7 +18,7 @@ removed from the environment of the driver and of every child.
 records the ``time.monotonic()`` arrival time and conversation id of every activity -- runs as
 its own process, so it has the second core to itself. N Emulator users (channelId ``emulator``,
 so Herald's token buckets do not apply) are written into a fresh SQLite file *before* Herald
-starts, through Herald's own ``SqliteUserStore``/``SqliteConversationStore``; each reference is
+starts, through Herald's own stores (storage/backends.py ``sqlite_stores``); each reference is
 what ``proactive.identity.stored_reference`` returns for the Emulator's ``conversationUpdate``
 activity (deserialised by botbuilder, as ``/api/messages`` does), with the sink as serviceUrl.
 Herald then starts as ``python app.py`` (HERALD_DATA_DIR, HERALD_API_KEYS, PORT, HOST=127.0.0.1,
@@ -98,10 +98,9 @@ from bench.profile_summary import load as load_profile  # noqa: E402
 from bench.profile_summary import render as render_profile  # noqa: E402
 from notifications.event import Event  # noqa: E402
 from proactive.identity import stored_reference, user_key  # noqa: E402
+from storage.backends import Stores, sqlite_stores  # noqa: E402
 from storage.records import StoredReference, UserRecord  # noqa: E402
 from storage.sqlite import SqliteDatabase  # noqa: E402
-from storage.sqlite_conversations import SqliteConversationStore  # noqa: E402
-from storage.sqlite_users import SqliteUserStore  # noqa: E402
 
 PYTHON = sys.executable
 API_KEY = "bench-" + uuid.uuid4().hex
@@ -360,16 +359,29 @@ def _activity(kind: Kind, index: int, service_url: str) -> dict[str, Any]:
     return activity
 
 
+SEED_RETENTION_SECONDS = 90 * 86400.0
+"""Herald's default HERALD_HISTORY_DAYS: seeding reads no history back, Herald reopens the file
+with its own settings."""
+
+
+def seeding_stores(db_path: Path, *, synchronous: str) -> Stores:
+    """Herald's SQLite stores as `create_app` wires them (storage/backends.py), over a bench's
+    file: the benches seed through them so the rows are exactly Herald's. `synchronous` below
+    FULL only skips the fsync per commit while seeding."""
+    return sqlite_stores(
+        SqliteDatabase(db_path, synchronous=synchronous), retention_seconds=SEED_RETENTION_SECONDS
+    )
+
+
 async def seed(db_path: Path, kind: Kind, n: int, service_url: str) -> list[StoredReference]:
     """Write N users and their conversation references with Herald's own stores.
 
     `synchronous=OFF` only for the seeding connection: the rows are identical, they are just
     not fsynced one by one (Herald reopens the file with its normal settings).
     """
-    db = SqliteDatabase(db_path, synchronous="OFF")
-    await db.open()
-    users = SqliteUserStore(db)
-    conversations = SqliteConversationStore(db)
+    stores = seeding_stores(db_path, synchronous="OFF")
+    await stores.open()
+    users, conversations = stores.users, stores.conversations
     references: list[StoredReference] = []
     try:
         for index in range(n):
@@ -391,7 +403,7 @@ async def seed(db_path: Path, kind: Kind, n: int, service_url: str) -> list[Stor
         if await users.count() != n:
             raise BenchError("seeding wrote the wrong number of users")
     finally:
-        await db.close()
+        await stores.close()
     return references
 
 

@@ -74,14 +74,12 @@ from bench.broadcast import (  # noqa: E402
     _ms,
     _verdict,
     peak_rss_mib,
+    seeding_stores,
     start_herald,
     start_sink,
 )
 from proactive.identity import stored_reference, user_key  # noqa: E402
 from storage.records import UserRecord  # noqa: E402
-from storage.sqlite import SqliteDatabase  # noqa: E402
-from storage.sqlite_conversations import SqliteConversationStore  # noqa: E402
-from storage.sqlite_users import SqliteUserStore  # noqa: E402
 
 TENANT_RATE = 50.0
 URGENT_TARGET = 1.0
@@ -128,11 +126,11 @@ def _activity(index: int, tenant: str, service_url: str) -> dict[str, Any]:
 async def seed(db_path: Path, tenants: dict[str, int], service_url: str) -> list[Seeded]:
     """Users of each tenant and their references, with Herald's own stores (not fsynced one
     by one: Herald reopens the file with its normal settings)."""
-    db = SqliteDatabase(db_path, synchronous="OFF")
-    await db.open()
+    stores = seeding_stores(db_path, synchronous="OFF")
+    await stores.open()
     seeded: list[Seeded] = []
     try:
-        users, conversations = SqliteUserStore(db), SqliteConversationStore(db)
+        users, conversations = stores.users, stores.conversations
         for tenant, count in tenants.items():
             for index in range(count):
                 activity = Activity().deserialize(_activity(index, tenant, service_url))
@@ -146,7 +144,7 @@ async def seed(db_path: Path, tenants: dict[str, int], service_url: str) -> list
                 await conversations.upsert(reference)
                 seeded.append(Seeded(key, reference.conversation_id, tenant))
     finally:
-        await db.close()
+        await stores.close()
     return seeded
 
 

@@ -30,9 +30,17 @@ from pathlib import Path
 __all__ = ["Profile", "load", "main", "render"]
 
 HERALD_PACKAGES = frozenset(
-    {"api", "bots", "delivery", "dialogs", "preferences", "proactive", "storage", "sources"}
+    {
+        "api", "bots", "delivery", "dialogs", "engagement", "notifications", "outbound",
+        "preferences", "proactive", "storage", "sources",
+    }
 )
-HERALD_MODULES = frozenset({"app.py", "server.py", "lifecycle.py", "config.py", "errors.py"})
+HERALD_MODULES = frozenset(
+    {
+        "app.py", "server.py", "lifecycle.py", "config.py", "errors.py", "logs.py",
+        "retry_after.py", "private_file.py",
+    }
+)
 # Frames every busy sample passes through; they say nothing about where the cost is.
 SCAFFOLDING = frozenset({"app.py", "server.py", "threading.py", "selectors.py"})
 SCAFFOLDING_PACKAGES = frozenset({"asyncio", "aiohttp/web.py"})

@@ -50,12 +50,9 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench.broadcast import API_KEY, BenchError, start_herald  # noqa: E402
-from delivery.outbox_sqlite import SqliteOutbox  # noqa: E402
+from bench.broadcast import API_KEY, BenchError, seeding_stores, start_herald  # noqa: E402
+from notifications.event import StoredEvent  # noqa: E402
 from storage.records import UserRecord  # noqa: E402
-from storage.sqlite import SqliteDatabase  # noqa: E402
-from storage.sqlite_notifications import SqliteNotificationStore  # noqa: E402
-from storage.sqlite_users import SqliteUserStore  # noqa: E402
 
 P99_TARGET_MS = 100.0
 
@@ -66,31 +63,30 @@ def user_id(index: int) -> str:
 
 async def seed(db_path: Path, users: int, notifications: int) -> list[str]:
     """N users with K notifications each in their inbox; the notification ids, oldest first."""
-    db = SqliteDatabase(db_path, synchronous="NORMAL")
-    await db.open()
+    stores = seeding_stores(db_path, synchronous="NORMAL")
+    await stores.open()
     try:
-        store, outbox = SqliteNotificationStore(db), SqliteOutbox(db)
-        user_store = SqliteUserStore(db)
+        store, queue, user_store = stores.notifications, stores.queue, stores.users
         ids = [user_id(i) for i in range(users)]
         for uid in ids:
             await user_store.upsert_user(UserRecord(uid, "emulator"))
         nids: list[str] = []
         for k in range(notifications):
             nid = f"policy-{k}"
-            event = {
+            event = StoredEvent.from_document({
                 "id": nid, "type": "hr.policy", "title": f"Policy update {k}",
                 "acknowledge": {"text": "I have read it"}, "recipients": {"all": True},
-            }
+            })
             digest = hashlib.sha256(nid.encode()).hexdigest()
             _, record = await store.put(nid, digest, event, "hr.policy", users)
             for start in range(0, users, 500):
                 page = ids[start : start + 500]
-                await outbox.add_page(nid, record.version, [], page, page[-1])
-            await outbox.finish_expansion(nid, record.version)
+                await queue.add_page(nid, record.version, [], page, page[-1])
+            await queue.finish_expansion(nid, record.version)
             nids.append(nid)
         return nids
     finally:
-        await db.close()
+        await stores.close()
 
 
 def percentiles(samples: Sequence[float]) -> dict[str, float]:

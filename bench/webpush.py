@@ -73,16 +73,14 @@ from cryptography.hazmat.primitives import serialization  # noqa: E402
 from cryptography.hazmat.primitives.asymmetric import ec  # noqa: E402
 from pywebpush import WebPusher, webpush  # noqa: E402
 
+from bench.broadcast import seeding_stores  # noqa: E402
 from delivery.allowed_hosts import AllowedHosts  # noqa: E402
 from delivery.outbox import DeliveryJob  # noqa: E402
 from delivery.vapid import VapidKeys  # noqa: E402
 from delivery.webpush import WebPushChannel  # noqa: E402
 from notifications.event import StoredEvent  # noqa: E402
 from storage.records import NotificationRecord, UserRecord  # noqa: E402
-from storage.sqlite import SqliteDatabase  # noqa: E402
-from storage.sqlite_subscriptions import SqliteSubscriptionStore  # noqa: E402
-from storage.sqlite_users import SqliteUserStore  # noqa: E402
-from storage.subscriptions import PushSubscription, SubscriptionStore  # noqa: E402
+from storage.subscriptions import PushSubscription  # noqa: E402
 from tests.peers.webpush import WebPushTesting, WebPushTestingServer  # noqa: E402
 
 API_KEY = "bench-" + uuid.uuid4().hex
@@ -341,10 +339,9 @@ async def end_to_end(
 ) -> tuple[Result, str]:
     """Herald as `python app.py`: one {"all": true} event to N users with one browser each."""
     data_dir = workdir / f"herald-{uuid.uuid4().hex[:8]}"
-    db = SqliteDatabase(data_dir / "herald.db", synchronous="NORMAL")
-    await db.open()
-    users = SqliteUserStore(db)
-    store: SubscriptionStore = SqliteSubscriptionStore(db)
+    stores = seeding_stores(data_dir / "herald.db", synchronous="NORMAL")
+    await stores.open()
+    users, store = stores.users, stores.subscriptions
     for i, sub in enumerate(subs):
         user_id = f"bench:user-{i:05d}"
         await users.upsert_user(UserRecord(user_id=user_id, channel_id="bench", name=f"U{i}"))
@@ -353,7 +350,7 @@ async def end_to_end(
                 user_id=user_id, endpoint=sub.endpoint, p256dh=sub.p256dh, auth=sub.auth
             )
         )
-    await db.close()
+    await stores.close()
     port = _free_port()
     env = _loopback_env(
         HERALD_DATA_DIR=str(data_dir),

@@ -11,7 +11,7 @@ and what each part found so far. So a restart resumes mid-part, the audience is 
 whole, and the status shows progress per part.
 
 A person named by two parts is planned once: with every page the outbox marks who it planned
-for the notification's version (`Outbox.planned`), and later pages leave them out.
+for the notification's version (`DeliveryQueue.planned`), and later pages leave them out.
 
 People Herald never had a conversation with (no stored reference, active or closed) but whom
 a directory or roster lists as Entra ID users of a tenant are returned with that tenant

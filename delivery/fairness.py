@@ -15,7 +15,7 @@ leased) and in the worker (which leased job gets the next token):
    Retries and deferred deliveries keep their tag: when due they are the oldest.
 
 Virtual clocks live in memory (one number per lane, bounded); a restarted process takes them
-from the lowest tags still outstanding (Outbox.lane_tags).
+from the lowest tags still outstanding (DeliveryQueue.lane_tags).
 """
 
 from __future__ import annotations

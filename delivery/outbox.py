@@ -1,8 +1,12 @@
 """The durable outbox: one Delivery job per (notification, user, channel, target).
 
-The outbox is both the queue the workers lease from (`DeliveryQueue`: the router writes it, the
-worker leases and settles) and the ledger the status counters are read from (`DeliveryLedger`:
-the API, the operator pages, engagement and /metrics only read it, recalls aside), so a delivery
+Two Protocols over the same delivery rows: the queue the workers lease from (`DeliveryQueue`:
+the router writes it, the worker leases and settles, a recall re-queues through it) and the
+ledger the status counters are read from (`DeliveryLedger`: the API, the operator pages,
+engagement and /metrics only read it). Each backend implements them as two objects (SQLite:
+delivery/outbox_sqlite.py and delivery/ledger_sqlite.py; scaled out: delivery/outbox_azure.py
+on Azure Storage Queues with Cosmos DB rows, and delivery/ledger_cosmos.py), so either side can
+change without the other. A settlement writes the row the ledger reads, so a delivery
 is never "sent but not recorded" in a way that loses it: a worker that
 dies mid-send leaves its lease to expire (or be recovered at start-up) and the job is sent again
 (at-least-once). Expansion writes a page of deliveries, the matching history entries and the
@@ -22,7 +26,6 @@ __all__ = [
     "DeliveryLedger",
     "DeliveryQueue",
     "NewDelivery",
-    "Outbox",
     "ReportRow",
     "Settlement",
     "TimelineBucket",
@@ -140,6 +143,27 @@ class DeliveryCounters:
     def outstanding(self) -> int:
         return self.totals["queued"] + self.totals["retrying"]
 
+    def add(
+        self, *, channel: str, status: str, reason: str | None, lane: str, n: int, due: float
+    ) -> None:
+        """Count `n` deliveries of one (channel, status, reason, lane) group, the earliest of
+        them due at `due`: every ledger folds its rows in here, so the counters mean the same
+        on each backend however it groups them."""
+        name = COUNTER_NAMES[status]
+        if status in ("queued", "retrying"):
+            if self.next_due is None or due < self.next_due:
+                self.next_due = due
+            if lane:
+                self.lanes[lane] = self.lanes.get(lane, 0) + n
+        self.totals[name] += n
+        if channel:
+            per = self.channels.setdefault(channel, dict.fromkeys(COUNTER_NAMES.values(), 0))
+            per[name] += n
+        # Delivered rows carry a reason only when it says how (delivery/reach.py).
+        if reason and status in ("skipped", "failed", "dead", "delivered"):
+            key = f"{status}:{reason}"
+            self.reasons[key] = self.reasons.get(key, 0) + n
+
 
 class DeliveryQueue(Protocol):
     """The jobs to send: written by the router's expansion, leased and settled by the worker.
@@ -211,11 +235,17 @@ class DeliveryQueue(Protocol):
         behind all of it. Empty where the backend does not order by tags."""
         ...
 
+    async def retract(self, notification_id: str) -> int:
+        """Queue the notification's delivered jobs that carry a `remote_id` (a message the
+        channel can take back) again, at once, for the worker to retract (a recall). Returns
+        how many."""
+        ...
+
 
 class DeliveryLedger(Protocol):
     """What became of each delivery, for those who read it (status, report, operator pages,
-    read receipts, /metrics) and for a recall, which queues sent messages for retraction.
-    Kept apart from `DeliveryQueue` so readers depend on no lease or settlement."""
+    read receipts, /metrics). Reads only, kept apart from `DeliveryQueue` so readers depend on
+    no lease or settlement."""
 
     async def counters(self, notification_id: str) -> DeliveryCounters:
         """The notification's counters and the due time of its next outstanding delivery."""
@@ -228,12 +258,6 @@ class DeliveryLedger(Protocol):
     async def report(self, notification_id: str, *, after: int, limit: int) -> list[ReportRow]:
         """Deliveries of a notification in id order after `after`: the report is streamed a
         page at a time, so it costs the same memory for 50 recipients or 50,000."""
-        ...
-
-    async def retract(self, notification_id: str) -> int:
-        """Queue the notification's delivered jobs that carry a `remote_id` (a message the
-        channel can take back) again, at once, for the worker to retract (a recall). Returns
-        how many."""
         ...
 
     async def sent_upto(self, user_id: str, target: str, remote_id: str) -> list[str]:
@@ -250,8 +274,3 @@ class DeliveryLedger(Protocol):
         windows with none are left out. Feeds the operator page's delivery-rate chart, so it
         is one grouped query, never a scan the size of the audience into memory."""
         ...
-
-
-class Outbox(DeliveryQueue, DeliveryLedger, Protocol):
-    """The queue and its ledger as one backend provides them (SQLite; Cosmos DB with Azure
-    Storage Queues): one object satisfies both, so the wiring passes it as each."""

@@ -1,9 +1,10 @@
-"""The scaled-out outbox: the ledger in Cosmos DB, the queue in Azure Storage Queues.
+"""The scaled-out delivery queue: messages in Azure Storage Queues, each job's row in Cosmos DB.
 
-Several Herald instances share one ledger (container `deliveries`: one document per delivery
-job, with its status, attempts, reasons, sent version and the channel's remote id — what the
-counters, the report and edits read) and one queue (delivery/queue_azure.py: messages that name
-a job; receiving one is taking its lease).
+Several Herald instances share one set of rows (container `deliveries`: one document per
+delivery job, with its status, attempts, reasons, sent version and the channel's remote id —
+what edits need here, and what delivery/ledger_cosmos.py's ledger reads for the counters and the
+report) and one queue (delivery/queue_azure.py: messages that name a job; receiving one is
+taking its lease). This module writes both; the ledger only reads the rows.
 
 **The token rule.** Every outstanding ledger row names the one message that carries it (`tok`);
 a message whose token is not its row's, or whose row is no longer outstanding, is stale and is
@@ -30,7 +31,7 @@ being written; a message received more than `max_dequeues` times is moved to the
 queue and its delivery counted `failed` (reason `poison`). The pop receipts of the leases this
 process holds are kept in memory: `settle` and `release` need them. After a crash nobody has
 them, and none are needed: the visibility timeouts run out and the messages come back (so
-`recover` at start-up has nothing of a previous process to release; it releases this outbox's
+`recover` at start-up has nothing of a previous process to release; it releases this queue's
 own leases). A delivery whose send went out but whose settlement was not written is sent again
 then: at-least-once, at most once more per crash.
 
@@ -54,20 +55,12 @@ from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
-from delivery.outbox import (
-    COUNTER_NAMES,
-    DeliveryCounters,
-    DeliveryJob,
-    NewDelivery,
-    ReportRow,
-    Settlement,
-    TimelineBucket,
-)
+from delivery.outbox import DeliveryJob, NewDelivery, Settlement
 from delivery.queue_azure import AzureDeliveryQueue, QueuedMessage
 from storage.cosmos import CosmosDatabase, bounded, doc_id
 from storage.cosmos_notifications import CosmosNotificationStore, inbox_id
 
-__all__ = ["AzureQueueOutbox", "job_id"]
+__all__ = ["AzureStorageDeliveryQueue", "job_id"]
 
 log = logging.getLogger(__name__)
 
@@ -133,8 +126,10 @@ def _parse(content: str) -> tuple[int, str] | None:
     return (int(job), token) if job.isdigit() and token else None
 
 
-class AzureQueueOutbox:
-    """Outbox with its ledger in Cosmos DB and its queue in Azure Storage Queues."""
+class AzureStorageDeliveryQueue:
+    """The delivery queue for several instances: messages on Azure Storage Queues (through
+    delivery/queue_azure.py's `AzureDeliveryQueue`), each job's row in Cosmos DB (which
+    delivery/ledger_cosmos.py reads)."""
 
     skips_lanes = False
 
@@ -280,6 +275,22 @@ class AzureQueueOutbox:
             # The cursor stays: it holds what each part of the audience found (the status
             # shows it); a new version starts from none. Marks expire by their TTL.
             notification_id, version, {"expandedVersion": version}
+        )
+        return sum(requeued)
+
+    # --- recalls: delivered jobs queued again for retraction --------------------------------
+
+    async def retract(self, notification_id: str) -> int:
+        rows = await self._db.query(
+            "deliveries",
+            "SELECT * FROM c WHERE c.notificationId = @n AND c.status = 'delivered'"
+            " AND IS_STRING(c.remoteId)",
+            {"@n": notification_id},
+        )
+        now = self._clock()
+        requeued = await bounded(
+            self._requeue(row, now, attempts=0, reason=None, error=None, etag=row["_etag"])
+            for row in rows
         )
         return sum(requeued)
 
@@ -520,126 +531,7 @@ class AzureQueueOutbox:
                     return best
         return best
 
-    # --- the ledger -------------------------------------------------------------------------
-
-    async def counters(self, notification_id: str) -> DeliveryCounters:
-        counters = DeliveryCounters()
-        async for page in self._db.pages(
-            "deliveries",
-            "SELECT c.channel, c.status, c.reason, c.dueAt, c.lane FROM c"
-            " WHERE c.notificationId = @n",
-            {"@n": notification_id},
-            page_size=1000,
-        ):
-            for r in page:
-                status = r["status"]
-                name = COUNTER_NAMES[status]
-                if status in _OUTSTANDING:
-                    due = float(r["dueAt"])
-                    if counters.next_due is None or due < counters.next_due:
-                        counters.next_due = due
-                    if r.get("lane"):
-                        counters.lanes[r["lane"]] = counters.lanes.get(r["lane"], 0) + 1
-                counters.totals[name] += 1
-                if r["channel"]:
-                    per = counters.channels.setdefault(
-                        r["channel"], dict.fromkeys(COUNTER_NAMES.values(), 0)
-                    )
-                    per[name] += 1
-                # Delivered rows carry a reason only when it says how (delivery/reach.py).
-                if r.get("reason") and status in ("skipped", "failed", "dead", "delivered"):
-                    key = f"{status}:{r['reason']}"
-                    counters.reasons[key] = counters.reasons.get(key, 0) + 1
-        return counters
-
-    async def depth(self) -> dict[tuple[str, str, str], int]:
-        depth: dict[tuple[str, str, str], int] = {}
-        async for page in self._db.pages(
-            "deliveries",
-            "SELECT c.channel, c.status, c.lane FROM c WHERE c.status IN ('queued', 'retrying')",
-            page_size=1000,
-        ):
-            for r in page:
-                key = (r["channel"], r["status"], r.get("lane") or "")
-                depth[key] = depth.get(key, 0) + 1
-        return depth
-
-    async def report(self, notification_id: str, *, after: int, limit: int) -> list[ReportRow]:
-        rows = await self._db.query(
-            "deliveries",
-            "SELECT TOP @n * FROM c WHERE c.notificationId = @nid AND c.jobId > @after"
-            " ORDER BY c.jobId",
-            {"@n": limit, "@nid": notification_id, "@after": after},
-            page_size=limit,
-        )
-        return [
-            ReportRow(
-                id=int(r["jobId"]),
-                user_id=r["userId"],
-                channel=r["channel"],
-                target=r["target"],
-                status=COUNTER_NAMES[r["status"]],
-                reason=r.get("reason"),
-                attempts=int(r["attempts"]),
-                last_error=r.get("lastError"),
-                updated_at=float(r["updatedAt"]),
-            )
-            for r in rows
-        ]
-
-    async def retract(self, notification_id: str) -> int:
-        rows = await self._db.query(
-            "deliveries",
-            "SELECT * FROM c WHERE c.notificationId = @n AND c.status = 'delivered'"
-            " AND IS_STRING(c.remoteId)",
-            {"@n": notification_id},
-        )
-        now = self._clock()
-        requeued = await bounded(
-            self._requeue(row, now, attempts=0, reason=None, error=None, etag=row["_etag"])
-            for row in rows
-        )
-        return sum(requeued)
-
-    async def sent_upto(self, user_id: str, target: str, remote_id: str) -> list[str]:
-        # One person's messages in one conversation: a short list, filtered here.
-        rows = await self._db.query(
-            "deliveries",
-            "SELECT c.notificationId, c.remoteId, c.updatedAt FROM c"
-            " WHERE c.target = @t AND c.userId = @u AND IS_STRING(c.remoteId)",
-            {"@t": target, "@u": user_id},
-        )
-        hits = [float(r["updatedAt"]) for r in rows if r["remoteId"] == remote_id]
-        if not hits:
-            return []
-        upto = max(hits)
-        return list(
-            dict.fromkeys(r["notificationId"] for r in rows if float(r["updatedAt"]) <= upto)
-        )
-
-    async def timeline(
-        self, notification_id: str, *, bucket_seconds: float
-    ) -> list[TimelineBucket]:
-        # The stand-in (and this SDK's cross-partition queries) have no GROUP BY: the final
-        # rows are read a page at a time and counted here; memory is one counter per bucket.
-        counts: dict[int, dict[str, int]] = {}
-        async for page in self._db.pages(
-            "deliveries",
-            "SELECT c.status, c.updatedAt FROM c WHERE c.notificationId = @n"
-            " AND c.status IN ('delivered', 'skipped', 'failed', 'dead')",
-            {"@n": notification_id},
-            page_size=1000,
-        ):
-            for r in page:
-                bucket = int(float(r["updatedAt"]) // bucket_seconds)
-                per = counts.setdefault(bucket, {})
-                per[r["status"]] = per.get(r["status"], 0) + 1
-        return [
-            TimelineBucket(start=bucket * bucket_seconds, **counts[bucket])
-            for bucket in sorted(counts)
-        ]
-
-    # --- lifecycle (the application opens the database; the queue is this outbox's) ----------
+    # --- lifecycle (the application opens the database; the Storage queue is this one's) ----
 
     async def open(self) -> None:
         await self._queue.open()

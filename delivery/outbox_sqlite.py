@@ -1,4 +1,4 @@
-"""The outbox on the embedded SQLite store (single instance: the file is Herald's own)."""
+"""The delivery queue on the embedded SQLite store (single instance: the file is Herald's own)."""
 
 from __future__ import annotations
 
@@ -6,20 +6,10 @@ import json
 import time
 from collections.abc import Collection, Sequence
 
-from delivery.outbox import (
-    COUNTER_NAMES,
-    DeliveryCounters,
-    DeliveryJob,
-    NewDelivery,
-    ReportRow,
-    Settlement,
-    TimelineBucket,
-)
+from delivery.outbox import DeliveryJob, NewDelivery, Settlement
 from storage.sqlite import SqliteDatabase
 
-__all__ = ["SqliteOutbox"]
-
-_OUTSTANDING = frozenset({"queued", "retrying"})
+__all__ = ["SqliteDeliveryQueue"]
 
 # Highest priority, then lowest fair tag first (delivery/fairness.py), skipping the lanes the
 # worker already holds enough of (never for urgent jobs: they go before what it holds); the
@@ -53,8 +43,9 @@ _SETTLE = (
 )
 
 
-class SqliteOutbox:
-    """Outbox on SQLite. Leases are rows' `lease_until`; statuses are the ledger."""
+class SqliteDeliveryQueue:
+    """The delivery queue on SQLite: a job is a row of `deliveries`, its lease the row's
+    `lease_until`. The statuses it writes are what delivery/ledger_sqlite.py reads."""
 
     skips_lanes = True
 
@@ -228,64 +219,6 @@ class SqliteOutbox:
         )
         return {r["lane"]: float(r["tag"]) for r in rows}
 
-    async def counters(self, notification_id: str) -> DeliveryCounters:
-        # One pass: the earliest due time per group too, kept for the outstanding statuses.
-        rows = await self._db.fetchall(
-            "SELECT channel, status, reason, lane, COUNT(*) AS n, MIN(due_at) AS due"
-            " FROM deliveries WHERE notification_id = ? GROUP BY channel, status, reason, lane",
-            (notification_id,),
-        )
-        counters = DeliveryCounters()
-        for r in rows:
-            name = COUNTER_NAMES[r["status"]]
-            n = int(r["n"])
-            if r["status"] in _OUTSTANDING:
-                due = float(r["due"])
-                if counters.next_due is None or due < counters.next_due:
-                    counters.next_due = due
-                if r["lane"]:
-                    counters.lanes[r["lane"]] = counters.lanes.get(r["lane"], 0) + n
-            counters.totals[name] += n
-            if r["channel"]:
-                per = counters.channels.setdefault(
-                    r["channel"], dict.fromkeys(COUNTER_NAMES.values(), 0)
-                )
-                per[name] += n
-            # Delivered rows carry a reason only when it says how (delivery/reach.py).
-            if r["reason"] and r["status"] in ("skipped", "failed", "dead", "delivered"):
-                key = f"{r['status']}:{r['reason']}"
-                counters.reasons[key] = counters.reasons.get(key, 0) + n
-        return counters
-
-    async def depth(self) -> dict[tuple[str, str, str], int]:
-        rows = await self._db.fetchall(
-            "SELECT channel, status, lane, COUNT(*) AS n FROM deliveries"
-            " WHERE status IN ('queued', 'retrying') GROUP BY channel, status, lane"
-        )
-        return {(r["channel"], r["status"], r["lane"]): int(r["n"]) for r in rows}
-
-    async def report(self, notification_id: str, *, after: int, limit: int) -> list[ReportRow]:
-        rows = await self._db.fetchall(
-            "SELECT id, user_id, channel, target, status, reason, attempts, last_error,"
-            " updated_at FROM deliveries WHERE notification_id = ? AND id > ?"
-            " ORDER BY id LIMIT ?",
-            (notification_id, after, limit),
-        )
-        return [
-            ReportRow(
-                id=r["id"],
-                user_id=r["user_id"],
-                channel=r["channel"],
-                target=r["target"],
-                status=COUNTER_NAMES[r["status"]],
-                reason=r["reason"],
-                attempts=r["attempts"],
-                last_error=r["last_error"],
-                updated_at=float(r["updated_at"]),
-            )
-            for r in rows
-        ]
-
     async def retract(self, notification_id: str) -> int:
         now = time.time()
         return await self._db.write(
@@ -294,32 +227,3 @@ class SqliteOutbox:
             " AND remote_id IS NOT NULL",
             (now, now, notification_id),
         )
-
-    async def sent_upto(self, user_id: str, target: str, remote_id: str) -> list[str]:
-        # Both lookups read the deliveries_by_remote index: one conversation's messages.
-        rows = await self._db.fetchall(
-            "SELECT notification_id FROM deliveries"
-            " WHERE target = ? AND user_id = ? AND remote_id IS NOT NULL"
-            " AND updated_at <= (SELECT MAX(updated_at) FROM deliveries"
-            " WHERE target = ? AND remote_id = ? AND user_id = ?)",
-            (target, user_id, target, remote_id, user_id),
-        )
-        return list(dict.fromkeys(str(r["notification_id"]) for r in rows))
-
-    async def timeline(
-        self, notification_id: str, *, bucket_seconds: float
-    ) -> list[TimelineBucket]:
-        rows = await self._db.fetchall(
-            "SELECT CAST(updated_at / ? AS INTEGER) AS bucket, status, COUNT(*) AS n"
-            " FROM deliveries WHERE notification_id = ?"
-            " AND status IN ('delivered', 'skipped', 'failed', 'dead')"
-            " GROUP BY bucket, status ORDER BY bucket",
-            (bucket_seconds, notification_id),
-        )
-        counts: dict[int, dict[str, int]] = {}
-        for r in rows:
-            counts.setdefault(int(r["bucket"]), {})[r["status"]] = int(r["n"])
-        return [
-            TimelineBucket(start=bucket * bucket_seconds, **by_status)
-            for bucket, by_status in counts.items()
-        ]

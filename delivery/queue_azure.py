@@ -1,8 +1,8 @@
 """The delivery queue on Azure Storage Queues (`azure-storage-queue`, async client).
 
 A message names one delivery job and the token of the ledger row it belongs to (see
-delivery/outbox_azure.py); it carries nothing else. The queue gives the scaled-out outbox what
-it needs from a queue shared by several Herald instances:
+delivery/outbox_azure.py); it carries nothing else. It gives the scaled-out delivery queue
+what that needs from a queue shared by several Herald instances:
 
 - **leases**: a received message is invisible to every other consumer for the visibility
   timeout (the worker's lease); settled, it is deleted; not settled (the process died), it

@@ -18,8 +18,9 @@ from botbuilder.core import Storage
 
 from config import Settings
 from delivery.budget import BudgetStore
-from delivery.outbox import DeliveryLedger, DeliveryQueue, Outbox
-from delivery.outbox_sqlite import SqliteOutbox
+from delivery.ledger_sqlite import SqliteDeliveryLedger
+from delivery.outbox import DeliveryLedger, DeliveryQueue
+from delivery.outbox_sqlite import SqliteDeliveryQueue
 from storage.devices import DeviceStore
 from storage.graph_subscriptions import (
     GraphChangeInbox,
@@ -63,9 +64,10 @@ class Stores:
     conversations: ConversationStore
     notifications: NotificationStore
     inbox: InboxStore
-    outbox: Outbox
-    """The delivery queue and its ledger (one object on either backend): pass it on as
-    `queue` or `ledger`, whichever side the consumer needs."""
+    queue: DeliveryQueue
+    """The delivery jobs: the router and the worker write it, a recall re-queues through it."""
+    ledger: DeliveryLedger
+    """What became of each delivery, over the rows the queue writes: everyone else reads it."""
     bot_storage: Storage
     prompts: PromptStore
     subscriptions: SubscriptionStore
@@ -90,17 +92,10 @@ class Stores:
     sqlite: SqliteDatabase | None = None
     """The embedded database, when that is the backend (tests look into it)."""
 
-    @property
-    def queue(self) -> DeliveryQueue:
-        return self.outbox
-
-    @property
-    def ledger(self) -> DeliveryLedger:
-        return self.outbox
-
 
 def sqlite_stores(db: SqliteDatabase, *, retention_seconds: float) -> Stores:
-    """The embedded backend: every store in one SQLite file (WAL), the outbox too."""
+    """The embedded backend: every store in one SQLite file (WAL), the delivery queue and its
+    ledger too."""
 
     async def check() -> dict[str, bool]:
         try:
@@ -114,7 +109,8 @@ def sqlite_stores(db: SqliteDatabase, *, retention_seconds: float) -> Stores:
         conversations=SqliteConversationStore(db),
         notifications=SqliteNotificationStore(db),
         inbox=SqliteInboxStore(db, retention_seconds=retention_seconds),
-        outbox=SqliteOutbox(db),
+        queue=SqliteDeliveryQueue(db),
+        ledger=SqliteDeliveryLedger(db),
         bot_storage=SqliteBotStorage(db),
         prompts=SqlitePromptStore(db),
         subscriptions=SqliteSubscriptionStore(db),
@@ -144,7 +140,8 @@ def cosmos_stores(
     """Cosmos DB for every store and the delivery ledger, Azure Storage Queues for the queue
     (config.py refuses any other combination with cosmos). The SDKs are imported only here."""
     from delivery.budget_cosmos import CosmosBudgetStore
-    from delivery.outbox_azure import AzureQueueOutbox
+    from delivery.ledger_cosmos import CosmosDeliveryLedger
+    from delivery.outbox_azure import AzureStorageDeliveryQueue
     from storage.cosmos_bot_state import CosmosBotStorage
     from storage.cosmos_conversations import CosmosConversationStore
     from storage.cosmos_devices import CosmosDeviceStore
@@ -159,21 +156,21 @@ def cosmos_stores(
     from storage.cosmos_users import CosmosUserStore
 
     notifications = CosmosNotificationStore(db)
-    outbox = AzureQueueOutbox(
+    deliveries = AzureStorageDeliveryQueue(
         db, queue, notifications,
         history_seconds=retention_seconds, max_dequeues=max_dequeues,
     )
 
     async def open_() -> None:
         await db.open()
-        await outbox.open()
+        await deliveries.open()
 
     async def close() -> None:
-        await outbox.close()
+        await deliveries.close()
         await db.close()
 
     async def check() -> dict[str, bool]:
-        store, queued = await asyncio.gather(db.check(), outbox.check())
+        store, queued = await asyncio.gather(db.check(), deliveries.check())
         return {"store": store, "queue": queued}
 
     return Stores(
@@ -181,7 +178,8 @@ def cosmos_stores(
         conversations=CosmosConversationStore(db),
         notifications=notifications,
         inbox=CosmosInboxStore(db, notifications, retention_seconds=retention_seconds),
-        outbox=outbox,
+        queue=deliveries,
+        ledger=CosmosDeliveryLedger(db),
         bot_storage=CosmosBotStorage(db),
         prompts=CosmosPromptStore(db),
         subscriptions=CosmosSubscriptionStore(db),

@@ -216,7 +216,7 @@ _MIGRATIONS: tuple[str, ...] = (
     """,
     # 6: audiences (issue 13): who an expansion has planned, per notification and version, so
     # a person named by two parts of an audience (two groups, a group and a team) is planned
-    # once (Outbox.planned).
+    # once (DeliveryQueue.planned).
     """
     CREATE TABLE audience_marks (
         notification_id  TEXT NOT NULL,

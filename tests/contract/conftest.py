@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 from botbuilder.core import Storage
 
-from delivery.outbox import Outbox
+from delivery.outbox import DeliveryLedger, DeliveryQueue
 from delivery.queue_azure import AzureDeliveryQueue
 from storage.backends import Stores, cosmos_stores, sqlite_stores
 from storage.cosmos import CosmosConfig, CosmosDatabase
@@ -61,7 +61,8 @@ class Backend:
     conversations: ConversationStore
     notifications: NotificationStore
     inbox: InboxStore
-    outbox: Outbox
+    queue: DeliveryQueue
+    ledger: DeliveryLedger
     bot_storage: Storage
     prompts: PromptStore
     subscriptions: SubscriptionStore
@@ -96,9 +97,9 @@ async def sqlite_backend(request: pytest.FixtureRequest, tmp_path: Path) -> Asyn
 
 @asynccontextmanager
 async def cosmos_backend(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Backend]:
-    """Scaled out: every store on Cosmos DB (`@vercel/cosmosdb-server`), the outbox's ledger
-    there too and its queue on Azure Storage Queues (`azurite`). Each test gets a database and
-    a queue of its own on the session's servers, removed afterwards."""
+    """Scaled out: every store on Cosmos DB (`@vercel/cosmosdb-server`), the delivery ledger
+    there too and the delivery queue on Azure Storage Queues (`azurite`). Each test gets a
+    database and a queue of its own on the session's servers, removed afterwards."""
     server: CosmosServer = request.getfixturevalue("cosmos_server")
     queues: AzuriteQueues = request.getfixturevalue("azurite")
     name = f"t{uuid.uuid4().hex[:20]}"
@@ -127,7 +128,8 @@ def _backend(name: str, stores: Stores, *, time_unit: float) -> Backend:
         conversations=stores.conversations,
         notifications=stores.notifications,
         inbox=stores.inbox,
-        outbox=stores.outbox,
+        queue=stores.queue,
+        ledger=stores.ledger,
         bot_storage=stores.bot_storage,
         prompts=stores.prompts,
         subscriptions=stores.subscriptions,

@@ -1,7 +1,7 @@
 """Engagement contract: read and acknowledged as one state per (person, notification), the
 funnel a notification's entries add up to, and recalled notifications leaving the inbox.
 
-Entries are written the way the router writes them (`Outbox.add_page`).
+Entries are written the way the router writes them (`DeliveryQueue.add_page`).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ async def _post(backend: Backend, nid: str, users: list[str], title: str | None 
     )
     content_hash = hashlib.sha256(f"{nid}/{title}".encode()).hexdigest()
     _, record = await backend.notifications.put(nid, content_hash, event, "policy.new", 0)
-    await backend.outbox.add_page(nid, record.version, [], users, None)
+    await backend.queue.add_page(nid, record.version, [], users, None)
 
 
 async def test_the_first_read_keeps_its_time_and_surface(backend: Backend) -> None:

@@ -17,7 +17,7 @@ async def _post(backend: Backend, nid: str, users: list[str], title: str | None 
     )
     digest = hashlib.sha256(f"{nid}/{title}".encode()).hexdigest()
     _, record = await backend.notifications.put(nid, digest, event, "case.assigned", 0)
-    await backend.outbox.add_page(nid, record.version, [], users, None)
+    await backend.queue.add_page(nid, record.version, [], users, None)
 
 
 async def _tick(backend: Backend) -> None:

@@ -15,7 +15,7 @@ async def _post(backend: Backend, nid: str, type_: str, users: list[str]) -> Non
     )
     digest = hashlib.sha256(nid.encode()).hexdigest()
     _, record = await backend.notifications.put(nid, digest, event, type_, 0)
-    await backend.outbox.add_page(nid, record.version, [], users, None)
+    await backend.queue.add_page(nid, record.version, [], users, None)
 
 
 async def test_contains_is_true_only_for_recipients(backend: Backend) -> None:

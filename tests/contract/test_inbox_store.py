@@ -1,7 +1,7 @@
 """InboxStore contract: each user's history, newest first, with read state and retention.
 
 History entries are written by the outbox (with the page of deliveries they belong to), so the
-tests create them the way the router does: `Outbox.add_page(..., inbox_user_ids, ...)`.
+tests create them the way the router does: `DeliveryQueue.add_page(..., inbox_user_ids, ...)`.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ async def _post(backend: Backend, nid: str, users: list[str], title: str | None 
     )
     content_hash = hashlib.sha256(f"{nid}/{title}".encode()).hexdigest()
     _, record = await backend.notifications.put(nid, content_hash, event, "case.assigned", 0)
-    await backend.outbox.add_page(nid, record.version, [], users, None)
+    await backend.queue.add_page(nid, record.version, [], users, None)
 
 
 async def _ids(backend: Backend, user_id: str, *, unread_only: bool = False) -> list[str]:

@@ -83,11 +83,11 @@ async def test_put_changed_content_updates_and_increments_version(backend: Backe
 
 
 async def test_update_restarts_expansion(backend: Backend) -> None:
-    store, outbox = backend.notifications, backend.outbox
+    store, queue = backend.notifications, backend.queue
     first = _event()
     await store.put("n1", _hash(first), first, "training.due", 2)
-    await outbox.add_page("n1", 1, [], ["u1"], "500")
-    await outbox.finish_expansion("n1", 1)
+    await queue.add_page("n1", 1, [], ["u1"], "500")
+    await queue.finish_expansion("n1", 1)
     expanded = await store.get("n1")
     assert expanded is not None
     assert (expanded.expanded_version, expanded.expansion_pending) == (1, False)
@@ -95,7 +95,7 @@ async def test_update_restarts_expansion(backend: Backend) -> None:
 
     second = _event("changed")
     await store.put("n1", _hash(second), second, "training.due", 2)
-    await outbox.add_page("n1", 2, [], ["u1"], "500")
+    await queue.add_page("n1", 2, [], ["u1"], "500")
     third = _event("changed again")
     _, record = await store.put("n1", _hash(third), third, "training.due", 2)
 
@@ -107,22 +107,22 @@ async def test_update_restarts_expansion(backend: Backend) -> None:
 
 
 async def test_pending_expansion_lists_created_and_updated(backend: Backend) -> None:
-    store, outbox = backend.notifications, backend.outbox
+    store, queue = backend.notifications, backend.queue
     for nid in ("a", "b", "c", "d"):
         event = _event(id=nid)
         await store.put(nid, _hash(event), event, "training.due", 1)
-    await outbox.finish_expansion("a", 1)
-    await outbox.finish_expansion("b", 1)
+    await queue.finish_expansion("a", 1)
+    await queue.finish_expansion("b", 1)
     changed = _event("new title", id="b")
     await store.put("b", _hash(changed), changed, "training.due", 1)
 
     assert sorted(await store.pending_expansion()) == ["b", "c", "d"]
 
-    await outbox.finish_expansion("c", 1)
-    await outbox.finish_expansion("b", 1)  # an old version does not finish the new one
+    await queue.finish_expansion("c", 1)
+    await queue.finish_expansion("b", 1)  # an old version does not finish the new one
     assert sorted(await store.pending_expansion()) == ["b", "d"]
-    await outbox.finish_expansion("b", 2)
-    await outbox.finish_expansion("d", 1)
+    await queue.finish_expansion("b", 2)
+    await queue.finish_expansion("d", 1)
     assert await store.pending_expansion() == []
 
 

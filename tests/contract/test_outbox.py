@@ -1,4 +1,5 @@
-"""Outbox contract: pages in, leases out, settlements recorded, edits re-queued, counters.
+"""DeliveryQueue and DeliveryLedger contract: pages in, leases out, settlements recorded, edits
+re-queued (the queue); counters, depth and report over what it wrote (the ledger).
 
 Times are real epoch seconds (a queue backend keeps its own clock), so due jobs are put in the
 past and future ones far ahead; only the lease-expiry test waits, for a few `time_unit`s.
@@ -59,7 +60,7 @@ def _delivered(job: DeliveryJob, version: int, remote_id: str | None = None) -> 
 
 
 async def _lease_all(backend: Backend, limit: int = 1_000) -> list[DeliveryJob]:
-    return await backend.outbox.lease(limit, HOUR)
+    return await backend.queue.lease(limit, HOUR)
 
 
 def _users(jobs: Sequence[DeliveryJob]) -> list[str]:
@@ -71,14 +72,14 @@ def _users(jobs: Sequence[DeliveryJob]) -> list[str]:
 
 async def test_add_page_inserts_and_ignores_duplicates(backend: Backend) -> None:
     await _notify(backend)
-    outbox = backend.outbox
+    queue = backend.queue
     page = [_queued("u1"), _queued("u2"), _queued("u2", channel=WEBPUSH, target="sub-1")]
 
-    assert await outbox.add_page("n1", 1, page, [], "1") == 3
-    assert await outbox.add_page("n1", 1, page, [], "1") == 0
+    assert await queue.add_page("n1", 1, page, [], "1") == 3
+    assert await queue.add_page("n1", 1, page, [], "1") == 0
     more = [*page[:2], _queued("u3"), _queued("u2", target="msteams|a:other")]
-    assert await outbox.add_page("n1", 1, more, [], "2") == 2
-    assert await outbox.add_page("n1", 1, [], [], "2") == 0
+    assert await queue.add_page("n1", 1, more, [], "2") == 2
+    assert await queue.add_page("n1", 1, [], [], "2") == 0
 
     jobs = await _lease_all(backend)
     assert sorted((j.user_id, j.channel, j.target) for j in jobs) == [
@@ -96,17 +97,17 @@ async def test_add_page_inserts_and_ignores_duplicates(backend: Backend) -> None
 async def test_same_delivery_in_two_notifications_is_two_jobs(backend: Backend) -> None:
     await _notify(backend, "n1")
     await _notify(backend, "n2")
-    assert await backend.outbox.add_page("n1", 1, [_queued("u1")], [], None) == 1
-    assert await backend.outbox.add_page("n2", 1, [_queued("u1")], [], None) == 1
+    assert await backend.queue.add_page("n1", 1, [_queued("u1")], [], None) == 1
+    assert await backend.queue.add_page("n2", 1, [_queued("u1")], [], None) == 1
     assert sorted(j.notification_id for j in await _lease_all(backend)) == ["n1", "n2"]
 
 
 async def test_add_page_writes_inbox_entries_once(backend: Backend) -> None:
     await _notify(backend)
-    outbox, inbox = backend.outbox, backend.inbox
-    await outbox.add_page("n1", 1, [_queued("u1")], ["u1", "u2"], "1")
-    await outbox.add_page("n1", 1, [_queued("u1")], ["u1", "u2", "u1"], "1")
-    await outbox.add_page("n1", 1, [], ["u2"], "2")
+    queue, inbox = backend.queue, backend.inbox
+    await queue.add_page("n1", 1, [_queued("u1")], ["u1", "u2"], "1")
+    await queue.add_page("n1", 1, [_queued("u1")], ["u1", "u2", "u1"], "1")
+    await queue.add_page("n1", 1, [], ["u2"], "2")
 
     for user_id in ("u1", "u2"):
         entries = await inbox.list(user_id, unread_only=False, limit=10)
@@ -116,20 +117,20 @@ async def test_add_page_writes_inbox_entries_once(backend: Backend) -> None:
 
 async def test_add_page_saves_the_cursor_only_for_the_current_version(backend: Backend) -> None:
     await _notify(backend, title="v1")
-    outbox, store = backend.outbox, backend.notifications
+    queue, store = backend.queue, backend.notifications
 
-    await outbox.add_page("n1", 1, [], [], "500")
+    await queue.add_page("n1", 1, [], [], "500")
     record = await store.get("n1")
     assert record is not None
     assert record.expand_cursor == "500"
 
     await _notify(backend, title="v2")  # now version 2, cursor reset
-    await outbox.add_page("n1", 1, [], [], "1000")  # a late page of version 1
+    await queue.add_page("n1", 1, [], [], "1000")  # a late page of version 1
     record = await store.get("n1")
     assert record is not None
     assert (record.version, record.expand_cursor) == (2, None)
 
-    await outbox.add_page("n1", 2, [], [], "user-0042")
+    await queue.add_page("n1", 2, [], [], "user-0042")
     record = await store.get("n1")
     assert record is not None
     assert record.expand_cursor == "user-0042"
@@ -140,30 +141,30 @@ async def test_marks_say_who_this_version_planned(backend: Backend) -> None:
     the mark the first one wrote with its rows, for this notification and version only."""
     await _notify(backend, "n1")
     await _notify(backend, "n2")
-    outbox = backend.outbox
-    assert await outbox.planned("n1", 1, ["u1", "u2"]) == set()
+    queue = backend.queue
+    assert await queue.planned("n1", 1, ["u1", "u2"]) == set()
 
-    await outbox.add_page("n1", 1, [_queued("u1"), _queued("u2")], ["u1", "u2"], "a",
-                          marks=["u1", "u2", "u1"])
-    assert await outbox.planned("n1", 1, ["u2", "u3", "u1", "u2"]) == {"u1", "u2"}
-    assert await outbox.planned("n2", 1, ["u1", "u2"]) == set()  # another notification
+    await queue.add_page("n1", 1, [_queued("u1"), _queued("u2")], ["u1", "u2"], "a",
+                         marks=["u1", "u2", "u1"])
+    assert await queue.planned("n1", 1, ["u2", "u3", "u1", "u2"]) == {"u1", "u2"}
+    assert await queue.planned("n2", 1, ["u1", "u2"]) == set()  # another notification
 
     await _notify(backend, "n1", title="v2")  # a new version plans everybody again
-    assert await outbox.planned("n1", 2, ["u1", "u2"]) == set()
-    await outbox.add_page("n1", 2, [_queued("u1")], ["u1"], "b", marks=["u1"])
-    assert await outbox.planned("n1", 2, ["u1", "u2"]) == {"u1"}
+    assert await queue.planned("n1", 2, ["u1", "u2"]) == set()
+    await queue.add_page("n1", 2, [_queued("u1")], ["u1"], "b", marks=["u1"])
+    assert await queue.planned("n1", 2, ["u1", "u2"]) == {"u1"}
 
     many = [f"user-{i:05d}" for i in range(1_203)]  # more than one chunk of a query
-    await outbox.add_page("n2", 1, [], many, "c", marks=many)
-    assert await outbox.planned("n2", 1, [*many, "nobody"]) == set(many)
+    await queue.add_page("n2", 1, [], many, "c", marks=many)
+    assert await queue.planned("n2", 1, [*many, "nobody"]) == set(many)
 
 
 async def test_the_cursor_outlives_the_expansion(backend: Backend) -> None:
     """The last page's state stays after finish_expansion (what each part found, for the
     status); a new version starts without one."""
     await _notify(backend)
-    await backend.outbox.add_page("n1", 1, [], [], '{"v":1,"part":1}')
-    await backend.outbox.finish_expansion("n1", 1)
+    await backend.queue.add_page("n1", 1, [], [], '{"v":1,"part":1}')
+    await backend.queue.finish_expansion("n1", 1)
     record = await backend.notifications.get("n1")
     assert record is not None and not record.expansion_pending
     assert record.expand_cursor == '{"v":1,"part":1}'
@@ -177,7 +178,7 @@ async def test_the_cursor_outlives_the_expansion(backend: Backend) -> None:
 async def test_lease_takes_only_due_unleased_queued_jobs(backend: Backend) -> None:
     await _notify(backend)
     now = time.time()
-    await backend.outbox.add_page(
+    await backend.queue.add_page(
         "n1",
         1,
         [
@@ -196,23 +197,23 @@ async def test_lease_takes_only_due_unleased_queued_jobs(backend: Backend) -> No
 
 async def test_lease_respects_the_limit(backend: Backend) -> None:
     await _notify(backend)
-    await backend.outbox.add_page("n1", 1, [_queued(f"u{i}") for i in range(5)], [], None)
-    first = await backend.outbox.lease(2, HOUR)
-    rest = await backend.outbox.lease(10, HOUR)
+    await backend.queue.add_page("n1", 1, [_queued(f"u{i}") for i in range(5)], [], None)
+    first = await backend.queue.lease(2, HOUR)
+    rest = await backend.queue.lease(10, HOUR)
     assert (len(first), len(rest)) == (2, 3)
     assert sorted(_users(first + rest)) == [f"u{i}" for i in range(5)]
-    assert await backend.outbox.lease(10, HOUR) == []
+    assert await backend.queue.lease(10, HOUR) == []
 
 
 async def test_lease_takes_the_earliest_due_first_in_due_order(backend: Backend) -> None:
     await _notify(backend)
     now = time.time()
     offsets = {"u50": 50, "u10": 10, "u30": 30, "u40": 40, "u20": 20, "u60": 60}
-    await backend.outbox.add_page(
+    await backend.queue.add_page(
         "n1", 1, [_queued(u, due=now - s) for u, s in offsets.items()], [], None
     )
-    assert _users(await backend.outbox.lease(3, HOUR)) == ["u60", "u50", "u40"]
-    assert _users(await backend.outbox.lease(3, HOUR)) == ["u30", "u20", "u10"]
+    assert _users(await backend.queue.lease(3, HOUR)) == ["u60", "u50", "u40"]
+    assert _users(await backend.queue.lease(3, HOUR)) == ["u30", "u20", "u10"]
 
 
 async def test_lease_takes_urgent_first_then_the_lowest_fair_tag(backend: Backend) -> None:
@@ -222,7 +223,7 @@ async def test_lease_takes_urgent_first_then_the_lowest_fair_tag(backend: Backen
         ("late-normal", 1, 5.0), ("low", 2, 0.0), ("urgent", 0, 99.0), ("early-normal", 1, 1.0),
         ("very-low", 3, 0.0), ("mid-normal", 1, 3.0),
     ]
-    await backend.outbox.add_page(
+    await backend.queue.add_page(
         "n1", 1,
         [
             NewDelivery(user, CONVERSATION, f"msteams|a:{user}", "queued", now - 10 + i,
@@ -231,17 +232,17 @@ async def test_lease_takes_urgent_first_then_the_lowest_fair_tag(backend: Backen
         ],
         [], None,
     )
-    first = await backend.outbox.lease(3, HOUR)
+    first = await backend.queue.lease(3, HOUR)
     assert _users(first) == ["urgent", "early-normal", "mid-normal"]
     assert [(j.lane, j.priority, j.tag) for j in first] == [
         ("msteams|t1", 0, 99.0), ("msteams|t1", 1, 1.0), ("msteams|t1", 1, 3.0)
     ]
-    assert _users(await backend.outbox.lease(3, HOUR)) == ["late-normal", "low", "very-low"]
+    assert _users(await backend.queue.lease(3, HOUR)) == ["late-normal", "low", "very-low"]
 
 
 async def test_counters_and_depth_count_outstanding_deliveries_per_lane(backend: Backend) -> None:
     await _notify(backend)
-    await backend.outbox.add_page(
+    await backend.queue.add_page(
         "n1", 1,
         [
             NewDelivery("a", CONVERSATION, "msteams|a:a", "queued", time.time() - 1,
@@ -255,36 +256,36 @@ async def test_counters_and_depth_count_outstanding_deliveries_per_lane(backend:
         ],
         [], None,
     )
-    counters = await backend.outbox.counters("n1")
+    counters = await backend.ledger.counters("n1")
     assert counters.lanes == {"msteams|t1": 2, "msteams|t2": 1}  # unpaced lanes are not named
-    depth = await backend.outbox.depth()
+    depth = await backend.ledger.depth()
     assert depth == {
         (CONVERSATION, "queued", "msteams|t1"): 2,
         (CONVERSATION, "queued", "msteams|t2"): 1,
         (WEBPUSH, "queued", ""): 1,
     }
     job = next(j for j in await _lease_all(backend) if j.user_id == "c")
-    await backend.outbox.settle([_delivered(job, 1)])
-    assert (await backend.outbox.counters("n1")).lanes == {"msteams|t1": 2}
+    await backend.queue.settle([_delivered(job, 1)])
+    assert (await backend.ledger.counters("n1")).lanes == {"msteams|t1": 2}
 
 
 async def test_a_leased_job_is_leased_again_only_after_the_lease_expires(
     backend: Backend,
 ) -> None:
     await _notify(backend)
-    outbox = backend.outbox
-    await outbox.add_page("n1", 1, [_queued("u1"), _queued("u2")], [], None)
+    queue = backend.queue
+    await queue.add_page("n1", 1, [_queued("u1"), _queued("u2")], [], None)
     lease_seconds = 3 * backend.time_unit
 
-    first = await outbox.lease(1, lease_seconds)
-    second = await outbox.lease(1, lease_seconds)
+    first = await queue.lease(1, lease_seconds)
+    second = await queue.lease(1, lease_seconds)
     assert len(first) == len(second) == 1
     assert first[0].id != second[0].id
-    assert await outbox.lease(10, lease_seconds) == []
+    assert await queue.lease(10, lease_seconds) == []
 
     await asyncio.sleep(lease_seconds + 2 * backend.time_unit)
 
-    again = await outbox.lease(10, HOUR)
+    again = await queue.lease(10, HOUR)
     assert sorted(j.id for j in again) == sorted([first[0].id, second[0].id])
     assert all(j.attempts == 0 for j in again)  # a lapsed lease is not a counted attempt
 
@@ -294,13 +295,13 @@ async def test_a_leased_job_is_leased_again_only_after_the_lease_expires(
 
 async def test_settle_records_each_outcome(backend: Backend) -> None:
     await _notify(backend)
-    outbox = backend.outbox
+    queue, ledger = backend.queue, backend.ledger
     users = ["delivered", "retry-later", "retry-now", "failed", "dead", "skipped"]
-    await outbox.add_page("n1", 1, [_queued(u) for u in users], [], None)
+    await queue.add_page("n1", 1, [_queued(u) for u in users], [], None)
     jobs = {j.user_id: j for j in await _lease_all(backend)}
     now = time.time()
 
-    await outbox.settle(
+    await queue.settle(
         [
             _delivered(jobs["delivered"], 1),
             Settlement(jobs["retry-later"].id, "retrying", now + HOUR, reason="throttled"),
@@ -314,7 +315,7 @@ async def test_settle_records_each_outcome(backend: Backend) -> None:
     (retry,) = await _lease_all(backend)
     assert retry.user_id == "retry-now"
     assert retry.attempts == 1
-    counters = await outbox.counters("n1")
+    counters = await ledger.counters("n1")
     assert counters.totals == {
         **_zero(),
         "delivered": 1,
@@ -330,40 +331,40 @@ async def test_settle_records_each_outcome(backend: Backend) -> None:
         "skipped:expired": 1,
     }
 
-    await outbox.settle(
+    await queue.settle(
         [Settlement(retry.id, "retrying", time.time() - 1, reason="5xx", count_attempt=False)]
     )
     (retry,) = await _lease_all(backend)
     assert retry.attempts == 1  # not counted
-    await outbox.settle([_delivered(retry, 1)])
+    await queue.settle([_delivered(retry, 1)])
     assert await _lease_all(backend) == []
-    assert (await outbox.counters("n1")).totals["delivered"] == 2
+    assert (await ledger.counters("n1")).totals["delivered"] == 2
 
 
 async def test_settle_of_nothing_is_a_no_op(backend: Backend) -> None:
-    await backend.outbox.settle([])
+    await backend.queue.settle([])
 
 
 async def test_delivered_with_the_current_version_stays_delivered(backend: Backend) -> None:
     await _notify(backend)
-    await backend.outbox.add_page("n1", 1, [_queued("u1")], [], None)
+    await backend.queue.add_page("n1", 1, [_queued("u1")], [], None)
     (job,) = await _lease_all(backend)
-    await backend.outbox.settle([_delivered(job, 1, "activity-1")])
+    await backend.queue.settle([_delivered(job, 1, "activity-1")])
     assert await _lease_all(backend) == []
-    assert await backend.outbox.next_due() is None
+    assert await backend.queue.next_due() is None
 
 
 async def test_delivered_with_an_outdated_version_is_requeued_for_an_edit(
     backend: Backend,
 ) -> None:
     await _notify(backend, title="0 %")
-    outbox = backend.outbox
-    await outbox.add_page("n1", 1, [_queued("u1"), _queued("u2")], [], None)
+    queue, ledger = backend.queue, backend.ledger
+    await queue.add_page("n1", 1, [_queued("u1"), _queued("u2")], [], None)
     in_flight = {j.user_id: j for j in await _lease_all(backend)}
 
     await _notify(backend, title="50 %")  # updated while the sends were in flight
 
-    await outbox.settle(
+    await queue.settle(
         [_delivered(in_flight["u1"], 1, "activity-1"), _delivered(in_flight["u2"], 2, "act-2")]
     )
 
@@ -371,12 +372,12 @@ async def test_delivered_with_an_outdated_version_is_requeued_for_an_edit(
     assert edit.id == in_flight["u1"].id
     assert (edit.sent_version, edit.remote_id) == (1, "activity-1")
     assert edit.attempts == 0  # an edit is a new send with its own retry budget
-    counters = await outbox.counters("n1")
+    counters = await ledger.counters("n1")
     assert (counters.totals["queued"], counters.totals["delivered"]) == (1, 1)
 
-    await outbox.settle([_delivered(edit, 2, "activity-1")])
+    await queue.settle([_delivered(edit, 2, "activity-1")])
     assert await _lease_all(backend) == []
-    assert (await outbox.counters("n1")).totals["delivered"] == 2
+    assert (await ledger.counters("n1")).totals["delivered"] == 2
 
 
 # --- finish_expansion ------------------------------------------------------------------------
@@ -384,13 +385,13 @@ async def test_delivered_with_an_outdated_version_is_requeued_for_an_edit(
 
 async def test_finish_expansion_queues_older_deliveries_for_an_edit(backend: Backend) -> None:
     await _notify(backend, title="v1")
-    outbox, store = backend.outbox, backend.notifications
+    queue, store = backend.queue, backend.notifications
     users = ["a", "b", "c", "d"]
-    await outbox.add_page("n1", 1, [_queued(u) for u in users], users, "4")
-    assert await outbox.finish_expansion("n1", 1) == 0
+    await queue.add_page("n1", 1, [_queued(u) for u in users], users, "4")
+    assert await queue.finish_expansion("n1", 1) == 0
     jobs = {j.user_id: j for j in await _lease_all(backend)}
     now = time.time()
-    await outbox.settle(
+    await queue.settle(
         [
             _delivered(jobs["a"], 1, "act-a"),
             _delivered(jobs["b"], 1, "act-b"),
@@ -401,9 +402,9 @@ async def test_finish_expansion_queues_older_deliveries_for_an_edit(backend: Bac
 
     v2 = await _notify(backend, title="v2")
     assert v2.version == 2
-    await outbox.add_page("n1", 2, [_queued(u) for u in [*users, "e"]], [*users, "e"], "5")
+    await queue.add_page("n1", 2, [_queued(u) for u in [*users, "e"]], [*users, "e"], "5")
 
-    assert await outbox.finish_expansion("n1", 2) == 2
+    assert await queue.finish_expansion("n1", 2) == 2
 
     record = await store.get("n1")
     assert record is not None
@@ -417,8 +418,8 @@ async def test_finish_expansion_queues_older_deliveries_for_an_edit(backend: Bac
         ("e", 0, None, 0),
     ]
     # Jobs already sent at the new version are left alone.
-    await outbox.settle([_delivered(j, 2, j.remote_id) for j in edits])
-    assert await outbox.finish_expansion("n1", 2) == 0
+    await queue.settle([_delivered(j, 2, j.remote_id) for j in edits])
+    assert await queue.finish_expansion("n1", 2) == 0
 
 
 async def test_finish_expansion_of_an_outdated_version_does_not_mark_it_done(
@@ -426,7 +427,7 @@ async def test_finish_expansion_of_an_outdated_version_does_not_mark_it_done(
 ) -> None:
     await _notify(backend, title="v1")
     await _notify(backend, title="v2")
-    await backend.outbox.finish_expansion("n1", 1)
+    await backend.queue.finish_expansion("n1", 1)
     record = await backend.notifications.get("n1")
     assert record is not None
     assert record.expansion_pending
@@ -438,56 +439,56 @@ async def test_finish_expansion_of_an_outdated_version_does_not_mark_it_done(
 
 async def test_recover_releases_leases(backend: Backend) -> None:
     await _notify(backend)
-    outbox = backend.outbox
-    await outbox.add_page("n1", 1, [_queued(f"u{i}") for i in range(4)], [], None)
+    queue = backend.queue
+    await queue.add_page("n1", 1, [_queued(f"u{i}") for i in range(4)], [], None)
     jobs = await _lease_all(backend)
-    await outbox.settle([_delivered(jobs[0], 1)])
+    await queue.settle([_delivered(jobs[0], 1)])
     assert await _lease_all(backend) == []
 
-    assert await outbox.recover() == 3
+    assert await queue.recover() == 3
 
     again = await _lease_all(backend)
     assert sorted(j.id for j in again) == sorted(j.id for j in jobs[1:])
-    assert await outbox.recover() == 3
-    assert await outbox.recover() == 0
+    assert await queue.recover() == 3
+    assert await queue.recover() == 0
 
 
 async def test_next_due(backend: Backend) -> None:
-    outbox = backend.outbox
-    assert await outbox.next_due() is None
+    queue = backend.queue
+    assert await queue.next_due() is None
     await _notify(backend)
     now = time.time()
-    await outbox.add_page(
+    await queue.add_page(
         "n1",
         1,
         [_queued("later", due=now + 600), _queued("latest", due=now + 900)],
         [],
         None,
     )
-    due = await outbox.next_due()
+    due = await queue.next_due()
     assert due is not None
     assert abs(due - (now + 600)) < 1.0
 
-    await outbox.add_page("n1", 1, [_queued("now", due=now - 5)], [], None)
-    due = await outbox.next_due()
+    await queue.add_page("n1", 1, [_queued("now", due=now - 5)], [], None)
+    due = await queue.next_due()
     assert due is not None
     assert due <= time.time()
 
     # A leased job becomes due again when its lease runs out, unless it is settled first.
-    (job,) = await outbox.lease(10, 300)
-    due = await outbox.next_due()
+    (job,) = await queue.lease(10, 300)
+    due = await queue.next_due()
     assert due is not None
     assert abs(due - (now + 300)) < 5.0
-    await outbox.settle([_delivered(job, 1)])
-    due = await outbox.next_due()
+    await queue.settle([_delivered(job, 1)])
+    due = await queue.next_due()
     assert due is not None
     assert abs(due - (now + 600)) < 1.0
 
 
 async def test_next_due_ignores_settled_and_skipped_jobs(backend: Backend) -> None:
     await _notify(backend)
-    await backend.outbox.add_page("n1", 1, [_skipped("u1", "muted")], [], None)
-    assert await backend.outbox.next_due() is None
+    await backend.queue.add_page("n1", 1, [_skipped("u1", "muted")], [], None)
+    assert await backend.queue.next_due() is None
 
 
 # --- counters --------------------------------------------------------------------------------
@@ -495,8 +496,8 @@ async def test_next_due_ignores_settled_and_skipped_jobs(backend: Backend) -> No
 
 async def test_counters_totals_per_channel_and_reasons(backend: Backend) -> None:
     await _notify(backend)
-    outbox = backend.outbox
-    await outbox.add_page(
+    queue, ledger = backend.queue, backend.ledger
+    await queue.add_page(
         "n1",
         1,
         [
@@ -515,7 +516,7 @@ async def test_counters_totals_per_channel_and_reasons(backend: Backend) -> None
     )
     jobs = {(j.user_id, j.channel): j for j in await _lease_all(backend)}
     now = time.time()
-    await outbox.settle(
+    await queue.settle(
         [
             _delivered(jobs[("u1", CONVERSATION)], 1),
             Settlement(jobs[("u1", WEBPUSH)].id, "dead", now, reason="gone-410"),
@@ -524,7 +525,7 @@ async def test_counters_totals_per_channel_and_reasons(backend: Backend) -> None
         ]
     )
 
-    counters = await outbox.counters("n1")
+    counters = await ledger.counters("n1")
 
     assert counters.totals == {
         "queued": 1,
@@ -549,7 +550,7 @@ async def test_counters_totals_per_channel_and_reasons(backend: Backend) -> None
 
 
 async def test_counters_of_an_unknown_notification_are_zero(backend: Backend) -> None:
-    counters = await backend.outbox.counters("nope")
+    counters = await backend.ledger.counters("nope")
     assert counters.totals == _zero()
     assert counters.channels == {}
     assert counters.reasons == {}
@@ -557,57 +558,57 @@ async def test_counters_of_an_unknown_notification_are_zero(backend: Backend) ->
 
 
 async def test_counters_next_due_is_the_earliest_outstanding_delivery(backend: Backend) -> None:
-    outbox = backend.outbox
+    queue, ledger = backend.queue, backend.ledger
     await _notify(backend, "n1")
     await _notify(backend, "n2")
-    assert (await outbox.counters("n1")).next_due is None
+    assert (await ledger.counters("n1")).next_due is None
     later = time.time() + HOUR
-    await outbox.add_page(
+    await queue.add_page(
         "n1", 1, [_queued("u1"), _queued("u2", due=later + HOUR), _skipped("u3", "muted")], [], None
     )
     now = time.time()
-    due_now = (await outbox.counters("n1")).next_due
+    due_now = (await ledger.counters("n1")).next_due
     assert due_now is not None and due_now <= now  # u1 is due
     [job] = await _lease_all(backend)
-    assert (await outbox.counters("n1")).next_due == due_now  # leased, still outstanding
-    await outbox.settle([Settlement(job.id, "retrying", later, reason="throttled")])
-    assert (await outbox.counters("n1")).next_due == pytest.approx(later, abs=1.0)
+    assert (await ledger.counters("n1")).next_due == due_now  # leased, still outstanding
+    await queue.settle([Settlement(job.id, "retrying", later, reason="throttled")])
+    assert (await ledger.counters("n1")).next_due == pytest.approx(later, abs=1.0)
 
     # Settled deliveries are due no more; each notification has its own.
-    assert (await outbox.counters("n2")).next_due is None
-    await outbox.add_page("n2", 1, [_queued("u1")], [], None)
+    assert (await ledger.counters("n2")).next_due is None
+    await queue.add_page("n2", 1, [_queued("u1")], [], None)
     [job] = await _lease_all(backend)
-    await outbox.settle([_delivered(job, 1)])
-    assert (await outbox.counters("n2")).next_due is None
-    assert (await outbox.counters("n1")).next_due == pytest.approx(later, abs=1.0)
+    await queue.settle([_delivered(job, 1)])
+    assert (await ledger.counters("n2")).next_due is None
+    assert (await ledger.counters("n1")).next_due == pytest.approx(later, abs=1.0)
 
 
 async def test_counters_are_per_notification(backend: Backend) -> None:
     await _notify(backend, "n1")
     await _notify(backend, "n2")
-    await backend.outbox.add_page("n1", 1, [_queued("u1"), _queued("u2")], [], None)
-    await backend.outbox.add_page("n2", 1, [_queued("u1")], [], None)
-    assert (await backend.outbox.counters("n1")).totals["queued"] == 2
-    assert (await backend.outbox.counters("n2")).totals["queued"] == 1
+    await backend.queue.add_page("n1", 1, [_queued("u1"), _queued("u2")], [], None)
+    await backend.queue.add_page("n2", 1, [_queued("u1")], [], None)
+    assert (await backend.ledger.counters("n1")).totals["queued"] == 2
+    assert (await backend.ledger.counters("n2")).totals["queued"] == 1
 
 
 # --- concurrency -----------------------------------------------------------------------------
 
 
 async def test_concurrent_leasers_never_receive_the_same_job_twice(backend: Backend) -> None:
-    outbox = backend.outbox
+    queue, ledger = backend.queue, backend.ledger
     await _notify(backend, "n1")
     await _notify(backend, "n2")
     for nid in ("n1", "n2"):
-        await outbox.add_page(nid, 1, [_queued(f"u{i:03d}") for i in range(500)], [], None)
+        await queue.add_page(nid, 1, [_queued(f"u{i:03d}") for i in range(500)], [], None)
 
     received: list[list[int]] = [[] for _ in range(4)]
 
     async def leaser(mine: list[int], batch: int) -> None:
-        while jobs := await outbox.lease(batch, HOUR):
+        while jobs := await queue.lease(batch, HOUR):
             mine.extend(j.id for j in jobs)
             await asyncio.sleep(0)
-            await outbox.settle([_delivered(j, 1) for j in jobs[::2]])
+            await queue.settle([_delivered(j, 1) for j in jobs[::2]])
 
     await asyncio.gather(*(leaser(mine, 17 + 8 * i) for i, mine in enumerate(received)))
 
@@ -615,6 +616,6 @@ async def test_concurrent_leasers_never_receive_the_same_job_twice(backend: Back
     assert len(everything) == 1_000
     assert len(set(everything)) == 1_000
     assert all(mine for mine in received)  # each leaser got a share
-    counters = await outbox.counters("n1")
+    counters = await ledger.counters("n1")
     assert counters.totals["queued"] + counters.totals["delivered"] == 500
 

@@ -1,4 +1,4 @@
-"""Outbox.timeline contract: final outcomes of one notification counted per time bucket.
+"""DeliveryLedger.timeline contract: final outcomes of one notification counted per time bucket.
 
 The operator page draws its delivery-rate chart from this. Settlement times are the backend's
 own clock, so the tests bound them by the wall time around the calls rather than fixing them.
@@ -39,17 +39,17 @@ def _totals(buckets: list[TimelineBucket]) -> dict[str, int]:
 
 
 async def test_final_outcomes_are_counted_per_bucket(backend: Backend) -> None:
-    outbox = backend.outbox
+    queue, ledger = backend.queue, backend.ledger
     await _notify(backend, "n1")
     await _notify(backend, "n2")
     before = time.time()
     users = [f"u{i}" for i in range(7)]
     skipped = NewDelivery("s1", "", "", "skipped", time.time(), "unknown-user")
-    await outbox.add_page("n1", 1, [*(_queued(u) for u in users), skipped], [], None)
-    await outbox.add_page("n2", 1, [_queued("other")], [], None)
-    jobs = {job.user_id: job for job in await outbox.lease(100, HOUR)}
+    await queue.add_page("n1", 1, [*(_queued(u) for u in users), skipped], [], None)
+    await queue.add_page("n2", 1, [_queued("other")], [], None)
+    jobs = {job.user_id: job for job in await queue.lease(100, HOUR)}
     now = time.time()
-    await outbox.settle(
+    await queue.settle(
         [
             *(Settlement(jobs[u].id, "delivered", now, sent_version=1) for u in users[:4]),
             Settlement(jobs["u4"].id, "failed", now, reason="bad-payload"),
@@ -61,11 +61,11 @@ async def test_final_outcomes_are_counted_per_bucket(backend: Backend) -> None:
     )
     after = time.time()
 
-    coarse = await outbox.timeline("n1", bucket_seconds=1e9)
+    coarse = await ledger.timeline("n1", bucket_seconds=1e9)
     assert len(coarse) == 1
     assert _totals(coarse) == {"delivered": 4, "skipped": 1, "failed": 1, "dead": 1}
 
-    fine = await outbox.timeline("n1", bucket_seconds=1.0)
+    fine = await ledger.timeline("n1", bucket_seconds=1.0)
     assert _totals(fine) == _totals(coarse)
     starts = [b.start for b in fine]
     assert starts == sorted(starts) and len(set(starts)) == len(starts)
@@ -73,11 +73,11 @@ async def test_final_outcomes_are_counted_per_bucket(backend: Backend) -> None:
         assert bucket.start == math.floor(bucket.start)
         assert math.floor(before) <= bucket.start <= after
 
-    assert _totals(await outbox.timeline("n2", bucket_seconds=60.0))["delivered"] == 1
+    assert _totals(await ledger.timeline("n2", bucket_seconds=60.0))["delivered"] == 1
 
 
 async def test_a_notification_without_outcomes_has_an_empty_timeline(backend: Backend) -> None:
     await _notify(backend, "n1")
-    await backend.outbox.add_page("n1", 1, [_queued("u1")], [], None)
-    assert await backend.outbox.timeline("n1", bucket_seconds=1.0) == []
-    assert await backend.outbox.timeline("nothing", bucket_seconds=1.0) == []
+    await backend.queue.add_page("n1", 1, [_queued("u1")], [], None)
+    assert await backend.ledger.timeline("n1", bucket_seconds=1.0) == []
+    assert await backend.ledger.timeline("nothing", bucket_seconds=1.0) == []

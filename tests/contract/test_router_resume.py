@@ -25,7 +25,7 @@ async def router(backend: Backend) -> AsyncIterator[Router]:
     running = Router(
         backend.users,
         backend.notifications,
-        backend.outbox,
+        backend.queue,
         ChannelRegistry(),
         DeliveryPolicy(),
         resume_seconds=3600,
@@ -56,7 +56,7 @@ async def test_an_expansion_without_progress_for_a_whole_interval_is_taken_over(
 
     record = await backend.notifications.get("orphan")
     assert record is not None and not record.expansion_pending
-    counters = await backend.outbox.counters("orphan")
+    counters = await backend.ledger.counters("orphan")
     assert counters.totals["skipped"] == 3  # every recipient accounted for (unknown users here)
     assert await router.sweep() == []  # nothing left pending
 
@@ -67,11 +67,11 @@ async def test_an_expansion_that_moves_on_is_left_to_its_instance(
     record = await put_elsewhere(backend, "busy")
     assert await router.sweep() == []
     # The other instance writes a page (and its cursor) between the sweeps.
-    await backend.outbox.add_page("busy", record.version, [], [], "1")
+    await backend.queue.add_page("busy", record.version, [], [], "1")
     assert await router.sweep() == []
     # Then it stops moving.
     assert await router.sweep() == ["busy"]
     await router.drained()
     latest = await backend.notifications.get("busy")
     assert latest is not None and not latest.expansion_pending
-    assert (await backend.outbox.counters("busy")).totals["skipped"] == 2  # resumed from its cursor
+    assert (await backend.ledger.counters("busy")).totals["skipped"] == 2  # resumed from its cursor

@@ -17,8 +17,9 @@ from dataclasses import dataclass
 
 import pytest
 
+from delivery.ledger_cosmos import CosmosDeliveryLedger
 from delivery.outbox import DeliveryJob, NewDelivery, Settlement
-from delivery.outbox_azure import AzureQueueOutbox
+from delivery.outbox_azure import AzureStorageDeliveryQueue
 from delivery.queue_azure import AzureDeliveryQueue
 from notifications.event import StoredEvent
 from storage.cosmos import CosmosConfig, CosmosDatabase
@@ -44,10 +45,11 @@ class _HookedQueue(AzureDeliveryQueue):
 
 @dataclass
 class _Pair:
-    a: AzureQueueOutbox
-    b: AzureQueueOutbox
+    a: AzureStorageDeliveryQueue
+    b: AzureStorageDeliveryQueue
     a_queue: _HookedQueue
     notifications: CosmosNotificationStore
+    b_ledger: CosmosDeliveryLedger
 
 
 @pytest.fixture
@@ -61,8 +63,8 @@ async def pair(request: pytest.FixtureRequest) -> AsyncIterator[_Pair]:
     await db_b.open()
     a_queue = _HookedQueue(queues.connection_string, name)
     notifications = CosmosNotificationStore(db_a)
-    a = AzureQueueOutbox(db_a, a_queue, notifications, history_seconds=HOUR)
-    b = AzureQueueOutbox(
+    a = AzureStorageDeliveryQueue(db_a, a_queue, notifications, history_seconds=HOUR)
+    b = AzureStorageDeliveryQueue(
         db_b,
         AzureDeliveryQueue(queues.connection_string, name),
         CosmosNotificationStore(db_b),
@@ -71,7 +73,7 @@ async def pair(request: pytest.FixtureRequest) -> AsyncIterator[_Pair]:
     await a.open()
     await b.open()
     try:
-        yield _Pair(a, b, a_queue, notifications)
+        yield _Pair(a, b, a_queue, notifications, CosmosDeliveryLedger(db_b))
     finally:
         await a.close()
         await b.close()
@@ -93,10 +95,10 @@ async def _one_leased_job(pair: _Pair) -> DeliveryJob:
     return jobs[0]
 
 
-async def _lease_within(outbox: AzureQueueOutbox, seconds: float) -> list[DeliveryJob]:
+async def _lease_within(queue: AzureStorageDeliveryQueue, seconds: float) -> list[DeliveryJob]:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
-        jobs = await outbox.lease(10, HOUR)
+        jobs = await queue.lease(10, HOUR)
         if jobs:
             return jobs
         await asyncio.sleep(0.2)
@@ -131,5 +133,5 @@ async def test_a_job_requeued_while_the_other_instance_receives_it_is_not_lost(
     assert seen_by_b == []  # not yet its turn: the row had not been written
     jobs = await _lease_within(pair.b, 10.0)
     assert [j.id for j in jobs] == [job.id]
-    counters = await pair.b.counters("n1")
+    counters = await pair.b_ledger.counters("n1")
     assert counters.totals["delivered"] == 0

@@ -21,7 +21,7 @@ from aiohttp.test_utils import TestServer
 from api.inbox import InboxApi
 from api.inbox_feed import InboxFeed
 from api.link_tokens import LinkTokens, load_or_create_secret
-from delivery.outbox_sqlite import SqliteOutbox
+from delivery.outbox_sqlite import SqliteDeliveryQueue
 from notifications.event import StoredEvent
 from storage.sqlite import SqliteDatabase
 from storage.sqlite_notifications import SqliteInboxStore, SqliteNotificationStore
@@ -291,7 +291,7 @@ async def test_a_write_by_another_instance_arrives_by_the_poll(tmp_path: Path) -
             )
             _, record = await notifications.put("x1", hashlib.sha256(b"x1").hexdigest(), event,
                                                 "t", 1)
-            await SqliteOutbox(db).add_page("x1", record.version, [], ["u1"], None)
+            await SqliteDeliveryQueue(db).add_page("x1", record.version, [], ["u1"], None)
             arrived = await events.until(lambda e: e.event == "notification", timeout=5.0)
             assert arrived.data["title"] == "from elsewhere"
             assert here_feed.listeners("u1") == 1

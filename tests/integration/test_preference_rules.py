@@ -14,7 +14,7 @@ import pytest
 
 from delivery.channel import ChannelRegistry
 from delivery.conversation import ConversationChannel
-from delivery.outbox_sqlite import SqliteOutbox
+from delivery.outbox_sqlite import SqliteDeliveryQueue
 from delivery.router import Router
 from notifications.event import StoredEvent
 from preferences.rules import DeliveryPolicy
@@ -200,7 +200,7 @@ async def test_router_defers_to_the_real_end_of_the_window_across_dst(
     users = SqliteUserStore(db)
     conversations = SqliteConversationStore(db)
     notifications = SqliteNotificationStore(db)
-    outbox = SqliteOutbox(db)
+    queue = SqliteDeliveryQueue(db)
     await users.upsert_user(UserRecord(user_id="u1", channel_id="emulator"))
     await users.put_preferences(
         "u1",
@@ -215,7 +215,7 @@ async def test_router_defers_to_the_real_end_of_the_window_across_dst(
     router = Router(
         users,
         notifications,
-        outbox,
+        queue,
         ChannelRegistry([channel]),
         DeliveryPolicy(),
         clock=now.timestamp,

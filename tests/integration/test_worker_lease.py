@@ -20,8 +20,9 @@ from typing import Any
 import pytest
 
 from delivery.channel import ChannelRegistry, DeliveryResult, Pace, Target
+from delivery.ledger_sqlite import SqliteDeliveryLedger
 from delivery.outbox import DeliveryJob, NewDelivery
-from delivery.outbox_sqlite import SqliteOutbox
+from delivery.outbox_sqlite import SqliteDeliveryQueue
 from delivery.worker import DeliveryWorker
 from notifications.event import StoredEvent
 from storage.records import NotificationRecord
@@ -68,7 +69,9 @@ class SlowFirstLoad:
 
 
 @pytest.fixture
-async def stores(tmp_path: Path) -> AsyncIterator[tuple[SqliteOutbox, SqliteNotificationStore]]:
+async def stores(
+    tmp_path: Path,
+) -> AsyncIterator[tuple[SqliteDeliveryQueue, SqliteDeliveryLedger, SqliteNotificationStore]]:
     db = SqliteDatabase(tmp_path / "herald.db")
     await db.open()
     notifications = SqliteNotificationStore(db)
@@ -76,27 +79,27 @@ async def stores(tmp_path: Path) -> AsyncIterator[tuple[SqliteOutbox, SqliteNoti
         {"id": "n", "type": "t", "title": "Lease", "recipients": {"all": True}}
     )
     await notifications.put("n", hashlib.sha256(b"n").hexdigest(), event, "t", USERS)
-    yield SqliteOutbox(db), notifications
+    yield SqliteDeliveryQueue(db), SqliteDeliveryLedger(db), notifications
     await db.close()
 
 
 async def test_a_job_whose_lease_ran_out_while_loading_is_given_back_not_sent(
-    stores: tuple[SqliteOutbox, SqliteNotificationStore],
+    stores: tuple[SqliteDeliveryQueue, SqliteDeliveryLedger, SqliteNotificationStore],
 ) -> None:
-    outbox, notifications = stores
+    queue, ledger, notifications = stores
     rows = [
         NewDelivery(f"u{i}", "slow", f"u{i}", "queued", time.time() - 1) for i in range(USERS)
     ]
-    await outbox.add_page("n", 1, rows, [], None)
+    await queue.add_page("n", 1, rows, [], None)
     channel = SlowFirstLoad(delay=0.9 * LEASE)  # past the 75 % margin, within the lease
     worker = DeliveryWorker(
-        outbox, notifications, ChannelRegistry([channel]),
+        queue, notifications, ChannelRegistry([channel]),
         concurrency=4, lease_seconds=LEASE, idle_poll_seconds=0.1,
     )
     await worker.start()
     try:
         deadline = time.monotonic() + 20
-        while (await outbox.counters("n")).totals["delivered"] < USERS:
+        while (await ledger.counters("n")).totals["delivered"] < USERS:
             assert time.monotonic() < deadline, channel.sends
             await asyncio.sleep(0.05)
     finally:

@@ -153,7 +153,7 @@ async def test_history_entries_and_delivery_rows_carry_the_retention_as_ttl(
     )
     assert outcome == "created"
     now = time.time()
-    await stores.outbox.add_page(
+    await stores.queue.add_page(
         "case-4711",
         record.version,
         [
@@ -210,7 +210,7 @@ async def test_queries_are_parameterised(wire: tuple[CosmosProxy, Stores, str]) 
         {"id": "n'1", "type": "case.assigned", "title": "t", "recipients": {"all": True}}
     )
     _, record = await stores.notifications.put("n'1", "hash-1", event, "case.assigned", 1)
-    await stores.outbox.add_page("n'1", record.version, [], [HOSTILE], None)
+    await stores.queue.add_page("n'1", record.version, [], [HOSTILE], None)
     proxy.seen.clear()
 
     # Every read a request for this user (or keyed by caller input) can make.
@@ -231,7 +231,7 @@ async def test_queries_are_parameterised(wire: tuple[CosmosProxy, Stores, str]) 
     await stores.devices.targets_for([HOSTILE])
     await stores.subscriptions.for_user(HOSTILE)
     await stores.subscriptions.targets_for([HOSTILE])
-    await stores.outbox.counters("n'1")
+    await stores.ledger.counters("n'1")
 
     queries = [s for s in proxy.seen if s.is_query]
     assert len(queries) >= 15

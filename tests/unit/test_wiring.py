@@ -9,6 +9,8 @@ import pytest
 
 from api.auth import api_key_hashes, hash_key
 from config import Settings
+from delivery.ledger_sqlite import SqliteDeliveryLedger
+from delivery.outbox_sqlite import SqliteDeliveryQueue
 from delivery.ratelimit import burst_below
 from delivery.wakeup import WakeUp
 from storage.backends import stores_for
@@ -52,7 +54,8 @@ async def test_sqlite_settings_select_the_embedded_stores(tmp_path: Path) -> Non
     settings = Settings.from_env({"HERALD_DATA_DIR": str(tmp_path)}, env_file=None)
     stores = stores_for(settings)
     assert not stores.shared and stores.budgets is None and stores.sqlite is not None
-    assert stores.queue is stores.outbox and stores.ledger is stores.outbox
+    assert isinstance(stores.queue, SqliteDeliveryQueue)
+    assert isinstance(stores.ledger, SqliteDeliveryLedger)
     await stores.open()
     try:
         assert await stores.check() == {"store": True}
