@@ -378,14 +378,14 @@ def create_app(settings: Settings) -> web.Application:
         OpenApi(route_table).routes(),
         GraphApi(graph, users).routes(),
         PushApi(
-            subscriptions, users, links, vapid.public_key, api_auth.is_backend,
+            subscriptions, users, links, vapid.public_key,
             allowed_hosts=push_hosts,
         ).routes(),
         PushPage().routes(),
-        DevicesApi(devices, users, preferences, links, api_auth.is_backend).routes(),
+        DevicesApi(devices, users, preferences, links).routes(),
         OperatorApi(notifications, outbox, links, settings.public_url, inbox=inbox).routes(),
         InboxApi(inbox, links, inbox_feed, engagement=engagement).routes(),
-        EngagementApi(engagement, users, subscriptions, links, api_auth.is_backend).routes(),
+        EngagementApi(engagement, users, subscriptions, links).routes(),
         LivePages().routes(),
         LandingPages().routes(),
     ):

@@ -37,6 +37,7 @@ __all__ = [
     "Principal",
     "api_key_hashes",
     "ensure_generated_key",
+    "from_backend",
     "hash_key",
 ]
 
@@ -59,6 +60,14 @@ class Principal:
 
 
 PRINCIPAL = web.RequestKey("herald_principal", Principal)
+
+
+def from_backend(request: web.Request) -> bool:
+    """The request comes from a backend: an API key, or an Entra ID token the middleware
+    accepted. Every route passes the middleware, which records who called (for handlers of
+    self-authenticated routes, which also take other proofs)."""
+    principal = request.get(PRINCIPAL)
+    return principal is not None and principal.backend
 """Set on every request the middleware let through with credentials."""
 
 def _bearer(header: str | None) -> str | None:
@@ -131,14 +140,6 @@ class ApiKeyAuth:
         for known in self._hashes:
             matched |= hmac.compare_digest(digest, known)
         return matched
-
-    def is_backend(self, request: web.Request) -> bool:
-        """The request comes from a backend: an API key, or an Entra ID token the middleware
-        accepted (for handlers of self-authenticated paths, which also take other proofs)."""
-        principal: Principal | None = request.get(PRINCIPAL)
-        if principal is not None:
-            return principal.backend
-        return self.check(request.headers.get("Authorization"))
 
     async def _auth(self, request: web.Request) -> Auth:
         route = self._routes.matched(request)

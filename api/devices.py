@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable
 from typing import Annotated, Any, Final, Literal
 from urllib.parse import quote
 
@@ -40,6 +39,7 @@ from pydantic import (
     field_validator,
 )
 
+from api.auth import from_backend
 from api.http import ApiProblem, iso, model_response, path_param
 from api.link_tokens import LinkTokenError, LinkTokens
 from api.routing import (
@@ -434,14 +434,11 @@ class DevicesApi:
         users: UserStore,
         preferences: PreferencesService,
         tokens: LinkTokens,
-        is_backend: Callable[[web.Request], bool],
     ) -> None:
         self._devices = devices
         self._users = users
         self._preferences = preferences
         self._tokens = tokens
-        # An API key or an Entra ID token (checked by the middleware): acts for any user.
-        self._is_backend = is_backend
 
     def routes(self) -> list[Route]:
         return [
@@ -566,7 +563,7 @@ class DevicesApi:
     def _caller(self, request: web.Request) -> str | None:
         """None for a backend (API key or Entra ID token), else a valid link token's user id."""
         header = request.headers.get("Authorization")
-        if self._is_backend(request):
+        if from_backend(request):
             return _BACKEND
         scheme, _, credential = (header or "").partition(" ")
         if scheme.lower() != "bearer" or not credential.strip():

@@ -16,12 +16,12 @@ once (`first` says whether this call recorded it).
 from __future__ import annotations
 
 import hmac
-from collections.abc import Callable
 from typing import Final, Literal
 
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
+from api.auth import from_backend
 from api.devices import DEVICES_PURPOSE
 from api.http import ApiProblem, iso, model_response, path_param
 from api.link_tokens import LinkTokenError, LinkTokens
@@ -144,13 +144,11 @@ class EngagementApi:
         users: UserStore,
         subscriptions: SubscriptionStore,
         tokens: LinkTokens,
-        is_backend: Callable[[web.Request], bool],
     ) -> None:
         self._engagement = engagement
         self._users = users
         self._subscriptions = subscriptions
         self._tokens = tokens
-        self._is_backend = is_backend
 
     def routes(self) -> list[Route]:
         return [
@@ -259,7 +257,7 @@ class EngagementApi:
 
     async def _person(self, request: web.Request, body: UserEngagement) -> tuple[str, str]:
         """(user id, surface) of a report by the app or a backend."""
-        if self._is_backend(request):
+        if from_backend(request):
             if body.user_id is None:
                 raise ApiProblem(
                     400, "missing_field", "userId is required with an API key", "userId"

@@ -29,7 +29,6 @@ import base64
 import hmac
 import ipaddress
 import re
-from collections.abc import Callable
 from typing import Annotated, Any, Final
 from urllib.parse import urlsplit
 
@@ -38,6 +37,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 from pydantic import model_validator as _model_validator
 
+from api.auth import from_backend
 from api.http import ApiProblem, error_response, iso, model_response
 from api.link_tokens import LinkTokenError, LinkTokens
 from api.routing import (
@@ -480,7 +480,6 @@ class PushApi:
         users: UserStore,
         tokens: LinkTokens,
         vapid_public_key: str,
-        is_backend: Callable[[web.Request], bool],
         allowed_hosts: AllowedHosts,
     ) -> None:
         self._allowed_hosts = allowed_hosts
@@ -488,8 +487,6 @@ class PushApi:
         self._users = users
         self._tokens = tokens
         self._public_key = vapid_public_key
-        # An API key or an Entra ID token (checked by the middleware): acts for any user.
-        self._is_backend = is_backend
 
     def routes(self) -> list[Route]:
         return [
@@ -629,7 +626,7 @@ class PushApi:
 
     async def _backend_user(self, request: web.Request, claimed: str | None) -> str | None:
         """The user a backend names, or None when the request has no valid API key."""
-        if not self._is_backend(request):
+        if not from_backend(request):
             return None
         if claimed is None:
             raise ApiProblem(400, "missing_field", "userId is required with an API key", "userId")
@@ -713,7 +710,7 @@ class PushApi:
             if found is not None and not hmac.compare_digest(found.auth, wanted.auth):
                 raise _unauthorized("that is not this subscription's secret", "invalid_proof")
             owner = found.user_id if found is not None else None
-        elif self._is_backend(request):
+        elif from_backend(request):
             owner = None
             if wanted.user_id is not None:
                 resolved = await self._users.resolve([wanted.user_id])
@@ -727,7 +724,7 @@ class PushApi:
         return web.Response(status=204)
 
     async def list_subscriptions(self, request: web.Request) -> web.Response:
-        if not self._is_backend(request):
+        if not from_backend(request):
             return error_response(
                 401,
                 "unauthorized",

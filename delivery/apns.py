@@ -60,6 +60,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from delivery.channel import Channel, DeliveryResult, Pace, Target
+from delivery.dead_tokens import DeadTokens
 from delivery.http2 import ConnectionLost, Http2Origin, NotProcessed
 from delivery.mobile import MOBILE
 from delivery.mobile_payload import ACKNOWLEDGE_CATEGORY, Fitted, custom_keys, fit_push
@@ -353,7 +354,7 @@ class ApnsChannel(Channel[ApnsTarget]):
         self.token = ProviderToken(key, config.key_id, config.team_id, clock)
         self._payloads: OrderedDict[tuple[str, int, int | None], bytes | str] = OrderedDict()
         self._payload_cache_size = payload_cache_size
-        self._dead_tokens: dict[int, str] = {}
+        self._dead = DeadTokens("APNs", devices.remove_apns_token)
         self.stats = ApnsStats()
 
     @property
@@ -414,17 +415,10 @@ class ApnsChannel(Channel[ApnsTarget]):
         if expires is not None:
             headers.append(("apns-expiration", str(max(expires, 0))))
         origin = self._sandbox if uses_sandbox(device) else self._production
-        result = await self._post(origin, token, headers, payload)
-        if result.status == "dead":
-            self._dead_tokens[job.id] = token
-        return result
+        return self._dead.note(job, token, await self._post(origin, token, headers, payload))
 
     async def retire(self, job: DeliveryJob, reason: str) -> None:
-        token = self._dead_tokens.pop(job.id, None)
-        if token is None:
-            return
-        if await self._devices.remove_apns_token(job.target, token, reason):
-            log.info("removed the APNs token of installation %s (%s)", job.target, reason)
+        await self._dead.retire(job, reason)
 
     async def aclose(self) -> None:
         await self._production.aclose()

@@ -66,6 +66,7 @@ from yarl import URL
 
 from delivery.badges import MaybeBadged, UnreadCounts, unwrap, with_badges
 from delivery.channel import Channel, DeliveryResult, Pace, Target
+from delivery.dead_tokens import DeadTokens
 from delivery.mobile import APNS_NOT_CONFIGURED, MOBILE
 from delivery.mobile_payload import ACKNOWLEDGE_CATEGORY, Fitted, custom_keys, fit_push
 from delivery.outbox import DeliveryJob
@@ -508,7 +509,7 @@ class FcmChannel(Channel[MaybeBadged[DeviceRecord]]):
         self._queue: list[_Pending] = []
         self._timer: asyncio.TimerHandle | None = None
         self._batches: set[asyncio.Task[None]] = set()
-        self._dead_tokens: dict[int, str] = {}
+        self._dead = DeadTokens("FCM", devices.remove_fcm_token)
         self.stats = FcmStats()
 
     @property
@@ -552,16 +553,10 @@ class FcmChannel(Channel[MaybeBadged[DeviceRecord]]):
             return _as_result(map_fcm_error(exc))
         # The device's token goes into the shared content: one JSON string per device.
         result = await self._submit(before + json.dumps(token).encode() + after)
-        if result.status == "dead":
-            self._dead_tokens[job.id] = token
-        return result
+        return self._dead.note(job, token, result)
 
     async def retire(self, job: DeliveryJob, reason: str) -> None:
-        token = self._dead_tokens.pop(job.id, None)
-        if token is None:
-            return
-        if await self._devices.remove_fcm_token(job.target, token, reason):
-            log.info("removed the FCM token of installation %s (%s)", job.target, reason)
+        await self._dead.retire(job, reason)
 
     async def aclose(self) -> None:
         if self._timer is not None:
