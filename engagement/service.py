@@ -14,13 +14,13 @@ field; it is recorded once, with its time and surface, and implies read.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Final, Literal
 
 from delivery.outbox import DeliveryLedger
+from engagement.coalesce import Coalescer
 from notifications.event import Notice, StoredEvent
 from storage.protocols import InboxStore, NotificationStore
 from storage.records import Acknowledgement
@@ -67,11 +67,13 @@ class EngagementService:
         self._notifications = notifications
         self._outbox = outbox
         self._on_changed = on_changed
-        self._reads: list[tuple[str, str, str, asyncio.Future[tuple[float | None, int]]]] = []
-        """Reads waiting for the next shared statement (read storms: `read_counted`)."""
-        self._flusher: asyncio.Task[None] | None = None
-        self._read_alls: list[tuple[str, str, asyncio.Future[int]]] = []
-        self._all_flusher: asyncio.Task[None] | None = None
+        # Reads and read-alls arriving together share their statements (read storms).
+        self._reads: Coalescer[tuple[str, str, str], tuple[float | None, int]] = Coalescer(
+            self._flush_reads, batch=_READ_BATCH, name="herald-reads"
+        )
+        self._read_alls: Coalescer[tuple[str, str], int] = Coalescer(
+            self._flush_read_alls, batch=_READ_BATCH, name="herald-read-alls"
+        )
 
     async def read(self, user_id: str, notification_id: str, via: str) -> float | None:
         """Mark one notification read; when it was first read, or None if the person has no
@@ -89,33 +91,19 @@ class EngagementService:
         Reads arriving together share their statements: while one batch is written, the next
         gathers, so 10,000 people reading at once cost a few hundred statements, not 20,000
         (bench/read_storm.py). A read waits for no timer: a lone read goes at once."""
-        future: asyncio.Future[tuple[float | None, int]] = (
-            asyncio.get_running_loop().create_future()
-        )
-        self._reads.append((user_id, notification_id, via, future))
-        if self._flusher is None or self._flusher.done():
-            self._flusher = asyncio.create_task(self._flush_reads(), name="herald-reads")
-        return await future
+        return await self._reads.submit((user_id, notification_id, via))
 
-    async def _flush_reads(self) -> None:
-        while self._reads:
-            batch, self._reads = self._reads[:_READ_BATCH], self._reads[_READ_BATCH:]
-            try:
-                results = await self._inbox.mark_read_each([(u, n, v) for u, n, v, _ in batch])
-                users = list(
-                    dict.fromkeys(u for (u, *_), r in zip(batch, results, strict=True) if r)
-                )
-                counts = await self._inbox.unread_counts(users) if users else {}
-            except Exception as exc:  # the store failed: each waiting read answers with it
-                for *_, future in batch:
-                    if not future.done():
-                        future.set_exception(exc)
-                continue
-            if users:
-                self._on_changed(users)
-            for (user_id, _, _, future), read_at in zip(batch, results, strict=True):
-                if not future.done():
-                    future.set_result((read_at, counts.get(user_id, 0)))
+    async def _flush_reads(
+        self, batch: Sequence[tuple[str, str, str]]
+    ) -> list[tuple[float | None, int]]:
+        results = await self._inbox.mark_read_each(batch)
+        users = list(dict.fromkeys(u for (u, *_), r in zip(batch, results, strict=True) if r))
+        counts = await self._inbox.unread_counts(users) if users else {}
+        if users:
+            self._on_changed(users)
+        return [
+            (read_at, counts.get(u, 0)) for (u, *_), read_at in zip(batch, results, strict=True)
+        ]
 
     async def unread(self, user_id: str) -> int:
         """The person's unread count now (the badge an app or browser shows)."""
@@ -124,36 +112,19 @@ class EngagementService:
     async def read_all(self, user_id: str, via: str) -> int:
         """Mark everything of the person read; how many were unread. Read-alls arriving
         together share their statements, like `read_counted`."""
-        future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-        self._read_alls.append((user_id, via, future))
-        if self._all_flusher is None or self._all_flusher.done():
-            self._all_flusher = asyncio.create_task(
-                self._flush_read_alls(), name="herald-read-alls"
-            )
-        return await future
+        return await self._read_alls.submit((user_id, via))
 
-    async def _flush_read_alls(self) -> None:
-        while self._read_alls:
-            batch = self._read_alls[:_READ_BATCH]
-            self._read_alls = self._read_alls[_READ_BATCH:]
-            by_via: dict[str, list[str]] = {}
-            for user_id, via, _ in batch:
-                by_via.setdefault(via, []).append(user_id)
-            counts: dict[str, int] = {}
-            try:
-                for via, users in by_via.items():
-                    counts.update(await self._inbox.mark_all_read_each(users, via))
-            except Exception as exc:  # the store failed: each waiting call answers with it
-                for *_, future in batch:
-                    if not future.done():
-                        future.set_exception(exc)
-                continue
-            if counts:
-                self._on_changed(list(counts))
-            for user_id, _, future in batch:
-                # The same person twice in a batch: the first call marked them, the next none.
-                if not future.done():
-                    future.set_result(counts.pop(user_id, 0))
+    async def _flush_read_alls(self, batch: Sequence[tuple[str, str]]) -> list[int]:
+        by_via: dict[str, list[str]] = {}
+        for user_id, via in batch:
+            by_via.setdefault(via, []).append(user_id)
+        counts: dict[str, int] = {}
+        for via, users in by_via.items():
+            counts.update(await self._inbox.mark_all_read_each(users, via))
+        if counts:
+            self._on_changed(list(counts))
+        # The same person twice in a batch: the first call marked them, the next none.
+        return [counts.pop(user_id, 0) for user_id, _ in batch]
 
     async def read_receipt(self, user_id: str, target: str, last_read_message_id: str) -> list[str]:
         """A Teams read receipt: the person read their chat with the bot up to that message,

@@ -18,31 +18,15 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 import pytest
-from botbuilder.core import Storage
 
-from delivery.outbox import DeliveryLedger, DeliveryQueue
 from delivery.queue_azure import AzureDeliveryQueue
 from storage.backends import Stores, cosmos_stores, sqlite_stores
 from storage.cosmos import CosmosConfig, CosmosDatabase
-from storage.devices import DeviceStore
-from storage.graph_subscriptions import (
-    GraphChangeInbox,
-    GraphResourceStore,
-    GraphSubscriptionStore,
-)
-from storage.protocols import (
-    ConversationStore,
-    InboxStore,
-    NotificationStore,
-    PromptStore,
-    UserStore,
-)
 from storage.sqlite import SqliteDatabase
-from storage.subscriptions import SubscriptionStore
 from tests.peers.azure import COSMOS_KEY, AzuriteQueues, CosmosServer
 
 __all__ = ["BACKENDS", "Backend"]
@@ -52,28 +36,13 @@ DEFAULT_RETENTION_SECONDS = 30 * 86400.0
 
 
 @dataclass(frozen=True, slots=True)
-class Backend:
-    """One backend's stores, sharing one database (built by storage/backends.py, as
-    `create_app` wires them)."""
+class Backend(Stores):
+    """One backend's stores, sharing one database, built by storage/backends.py as
+    `create_app` builds them; with a name for the test ids and its time unit."""
 
-    name: str
-    users: UserStore
-    conversations: ConversationStore
-    notifications: NotificationStore
-    inbox: InboxStore
-    queue: DeliveryQueue
-    ledger: DeliveryLedger
-    bot_storage: Storage
-    prompts: PromptStore
-    subscriptions: SubscriptionStore
-    devices: DeviceStore
-    graph_subscriptions: GraphSubscriptionStore
-    graph_changes: GraphChangeInbox
-    graph_resources: GraphResourceStore
-    # An inbox over the same data whose entries expire after the given number of seconds.
-    inbox_with_retention: Callable[[float], InboxStore]
+    name: str = ""
     # The shortest lease / retention (seconds) the backend honours exactly; waits are multiples.
-    time_unit: float
+    time_unit: float = 1.0
 
 
 BackendFactory = Callable[[pytest.FixtureRequest, Path], AbstractAsyncContextManager[Backend]]
@@ -122,24 +91,8 @@ async def cosmos_backend(request: pytest.FixtureRequest, tmp_path: Path) -> Asyn
 
 
 def _backend(name: str, stores: Stores, *, time_unit: float) -> Backend:
-    return Backend(
-        name=name,
-        users=stores.users,
-        conversations=stores.conversations,
-        notifications=stores.notifications,
-        inbox=stores.inbox,
-        queue=stores.queue,
-        ledger=stores.ledger,
-        bot_storage=stores.bot_storage,
-        prompts=stores.prompts,
-        subscriptions=stores.subscriptions,
-        devices=stores.devices,
-        graph_subscriptions=stores.graph_subscriptions,
-        graph_changes=stores.graph_changes,
-        graph_resources=stores.graph_resources,
-        inbox_with_retention=stores.inbox_with_retention,
-        time_unit=time_unit,
-    )
+    parts = {f.name: getattr(stores, f.name) for f in fields(stores)}
+    return Backend(**parts, name=name, time_unit=time_unit)
 
 
 async def _delete_queues(connection_string: str, name: str) -> None:
